@@ -1,0 +1,110 @@
+// rewarm convert hf MODEL --out CKPT      HF GPTNeoX safetensors + config.json -> checkpoint
+// rewarm convert to-hf CKPT --out DIR     checkpoint -> model.safetensors + config.json
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include "app/commands.hpp"
+#include "core/error.hpp"
+#include "io/checkpoint.hpp"
+#include "io/safetensors.hpp"
+#include "model/param_layout.hpp"
+
+namespace rewarm {
+namespace fs = std::filesystem;
+
+// Non-parameter buffers that old Pythia checkpoints carry.
+static bool is_buffer(const std::string& name) {
+  for (const char* suffix : {".attention.bias", ".attention.masked_bias", ".attention.rotary_emb.inv_freq"}) {
+    const std::string s(suffix);
+    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return true;
+  }
+  return false;
+}
+
+static void convert_hf(const std::string& in, const std::string& out) {
+  // A directory holds config.json and model.safetensors (or its sharded index); a file names the weights.
+  fs::path dir = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
+  std::string weights = in;
+  if (fs::is_directory(in)) {
+    weights = (dir / "model.safetensors").string();
+    if (!fs::exists(weights)) weights = (dir / "model.safetensors.index.json").string();
+    if (!fs::exists(weights)) fail(in, "has neither model.safetensors nor model.safetensors.index.json");
+  } else if (!fs::exists(in)) {
+    fail(in, "no such file or directory");
+  }
+  const std::string config_path = (dir / "config.json").string();
+  std::ifstream cf(config_path);
+  if (!cf) fail(config_path, "cannot open (the HF config.json must sit beside the weights)");
+  nlohmann::json cj;
+  try {
+    cj = nlohmann::json::parse(cf);
+  } catch (const nlohmann::json::exception&) {
+    fail(config_path, "not valid JSON");
+  }
+  const ModelConfig model = ModelConfig::from_hf_json(cj, config_path);
+  const auto index = safetensors_index(weights);
+  const ParamLayout layout(model);
+  for (const auto& [name, t] : index)
+    if (!layout.find(name) && !is_buffer(name)) fail(t.file, "unexpected tensor '" + name + "' (not a GPTNeoXForCausalLM parameter)");
+  CheckpointData c;
+  c.model = model;
+  c.config_text = "";
+  c.params.assign(layout.total, 0.0f);
+  for (const auto& e : layout.entries) {
+    auto it = index.find(e.name);
+    if (it == index.end()) fail(weights, "missing tensor '" + e.name + "'");
+    if (it->second.shape != e.shape)
+      fail(it->second.file, "tensor '" + e.name + "' has the wrong shape for " + config_path);
+    const auto v = safetensors_read_float(it->second);
+    std::copy(v.begin(), v.end(), c.params.begin() + e.offset);
+  }
+  write_checkpoint(out, c);
+  std::printf("%s: %zu tensors, %lld parameters, from %s\n", out.c_str(), layout.entries.size(),
+              static_cast<long long>(layout.total), weights.c_str());
+}
+
+static void convert_to_hf(const std::string& in, const std::string& out, const std::string& dtype) {
+  const auto c = read_checkpoint(in, nullptr, false);
+  const ParamLayout layout(c.model);
+  fs::create_directories(out);
+  std::vector<std::string> names;
+  std::vector<std::vector<std::int64_t>> shapes;
+  std::vector<const float*> data;
+  for (const auto& e : layout.entries) {
+    names.push_back(e.name);
+    shapes.push_back(e.shape);
+    data.push_back(c.params.data() + e.offset);
+  }
+  const std::string st = (fs::path(out) / "model.safetensors").string();
+  const std::string dt = dtype == "bf16" ? "BF16" : dtype == "f16" ? "F16" : dtype == "f32" ? "F32" : "";
+  if (dt.empty()) fail(dtype, "--dtype must be f32, bf16 or f16");
+  safetensors_write(st + ".tmp", names, shapes, data, dt);
+  commit_file(st + ".tmp", st);
+  auto cfg = c.model.to_hf_json();
+  cfg["torch_dtype"] = dtype == "bf16" ? "bfloat16" : dtype == "f16" ? "float16" : "float32";
+  const std::string cp = (fs::path(out) / "config.json").string();
+  std::ofstream(cp + ".tmp") << cfg.dump(2) << "\n";
+  commit_file(cp + ".tmp", cp);
+  std::printf("%s: model.safetensors (%s) + config.json from %s (step %lld)\n", out.c_str(), dt.c_str(), in.c_str(),
+              static_cast<long long>(c.state.step));
+}
+
+void register_convert(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convert", "convert models between HF and rewarm formats");
+  cmd->require_subcommand(1);
+  auto* hf = cmd->add_subcommand("hf", "HF GPTNeoX (Pythia) safetensors + config.json -> rewarm checkpoint");
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  hf->add_option("model", *in, "model directory, model.safetensors or model.safetensors.index.json")->required();
+  hf->add_option("--out", *out, "output checkpoint (.h5)")->required();
+  hf->callback([in, out] { convert_hf(*in, *out); });
+
+  auto* to_hf = cmd->add_subcommand("to-hf", "rewarm checkpoint -> HF model.safetensors + config.json");
+  auto dtype = std::make_shared<std::string>("f32");
+  to_hf->add_option("checkpoint", *in, "rewarm checkpoint (.h5)")->required();
+  to_hf->add_option("--out", *out, "output directory")->required();
+  to_hf->add_option("--dtype", *dtype, "f32, bf16 or f16")->capture_default_str();
+  to_hf->callback([in, out, dtype] { convert_to_hf(*in, *out, *dtype); });
+}
+
+}  // namespace rewarm

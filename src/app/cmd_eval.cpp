@@ -1,0 +1,27 @@
+// rewarm eval CONFIG --checkpoint CKPT: loss and perplexity on every [[data.eval]] set.
+#include <cmath>
+#include <cstdio>
+#include "app/commands.hpp"
+#include "app/trainer.hpp"
+#include "core/error.hpp"
+
+namespace rewarm {
+
+void register_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "loss/perplexity of a checkpoint on every [[data.eval]] set");
+  auto config = std::make_shared<std::string>();
+  auto ckpt = std::make_shared<std::string>();
+  auto sets = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("config", *config, "run config (TOML)")->required();
+  cmd->add_option("--checkpoint", *ckpt, "checkpoint to evaluate")->required();
+  cmd->add_option("--set", *sets, "override a config key: section.key=value (repeatable)");
+  cmd->callback([config, ckpt, sets] {
+    auto cfg = load_run_config(*config, *sets);
+    if (cfg.data.eval.empty()) fail(*config, "has no [[data.eval]] set");
+    Trainer trainer(cfg, *ckpt);
+    for (const auto& [name, loss] : trainer.evaluate())
+      std::printf("%-16s loss %.6f  perplexity %.4f\n", name.c_str(), loss, std::exp(loss));
+  });
+}
+
+}  // namespace rewarm

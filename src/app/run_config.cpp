@@ -1,0 +1,302 @@
+#include "app/run_config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+#include "core/error.hpp"
+
+namespace rewarm {
+namespace {
+
+// Reads the keys of one table; every key asked for is known, any other key is an error.
+class Section {
+ public:
+  Section(const toml::table* t, std::string prefix, const std::string& source)
+      : t_(t), prefix_(std::move(prefix)), source_(source) {}
+
+  template <class X> bool get(const std::string& key, X& out) {
+    known_.push_back(key);
+    if (!t_) return false;
+    const toml::node* n = t_->get(key);
+    if (!n) return false;
+    const std::string full = prefix_ + key;
+    if constexpr (std::is_same_v<X, bool>) {
+      if (!n->is_boolean()) type_error(full, "a boolean", *n);
+      out = n->as_boolean()->get();
+    } else if constexpr (std::is_integral_v<X>) {
+      if (!n->is_integer()) type_error(full, "an integer", *n);
+      const auto v = n->as_integer()->get();
+      if (v < 0) fail(source_, full + " = " + std::to_string(v) + " must not be negative");
+      out = X(v);
+    } else if constexpr (std::is_floating_point_v<X>) {
+      if (!n->is_number()) type_error(full, "a number", *n);
+      out = n->is_integer() ? X(n->as_integer()->get()) : X(n->as_floating_point()->get());
+    } else {
+      if (!n->is_string()) type_error(full, "a string", *n);
+      out = n->as_string()->get();
+    }
+    return true;
+  }
+  void finish() const {
+    if (!t_) return;
+    for (const auto& [k, v] : *t_) {
+      const std::string key(k.str());
+      if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+      const std::string hint = closest(key, known_);
+      fail(source_, "unknown key " + prefix_ + key + (hint.empty() ? "" : " (did you mean " + prefix_ + hint + "?)"));
+    }
+  }
+  void expect(const std::vector<std::string>& extra) { known_.insert(known_.end(), extra.begin(), extra.end()); }
+
+ private:
+  [[noreturn]] void type_error(const std::string& key, const char* want, const toml::node& n) const {
+    std::ostringstream got;
+    got << n.type();
+    fail(source_, key + " must be " + want + ", not a " + got.str());
+  }
+  const toml::table* t_;
+  std::string prefix_;
+  const std::string& source_;
+  std::vector<std::string> known_;
+};
+
+// "a.b.c=value": value is TOML if it parses as such (3e-4, true, "x", [0.9, 0.95]), else a string.
+void apply_override(toml::table& root, const std::string& spec, const std::string& source) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) fail(source, "--set " + spec + ": expected key=value");
+  const std::string key = spec.substr(0, eq), text = spec.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + text);
+  } catch (const toml::parse_error&) {
+    parsed.insert_or_assign("v", text);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  toml::node* cur = &root;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (auto* t = cur->as_table()) {
+      if (!t->contains(parts[i])) t->insert(parts[i], toml::table{});
+      cur = t->get(parts[i]);
+    } else if (auto* a = cur->as_array()) {  // data.train.0.path
+      const std::size_t idx = std::strtoul(parts[i].c_str(), nullptr, 10);
+      if (parts[i].find_first_not_of("0123456789") != std::string::npos || idx >= a->size())
+        fail(source, "--set " + key + ": no element " + parts[i]);
+      cur = a->get(idx);
+    } else {
+      fail(source, "--set " + key + ": " + parts[i] + " is not a table");
+    }
+  }
+  auto* t = cur->as_table();
+  if (!t) fail(source, "--set " + key + ": parent is not a table");
+  t->insert_or_assign(parts.back(), *parsed.get("v"));
+}
+
+std::vector<DataSet> read_sets(const toml::table* data, const char* key, const std::string& source, bool eval) {
+  std::vector<DataSet> sets;
+  if (!data || !data->get(key)) return sets;
+  const auto* arr = data->get(key)->as_array();
+  if (!arr) fail(source, std::string("data.") + key + " must be an array of tables ([[data." + key + "]])");
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string prefix = std::string("data.") + key + "[" + std::to_string(i) + "].";
+    const auto* t = arr->get(i)->as_table();
+    if (!t) fail(source, prefix.substr(0, prefix.size() - 1) + " must be a table");
+    Section s(t, prefix, source);
+    DataSet d;
+    d.name = std::string(key) + std::to_string(i);
+    s.get("name", d.name);
+    if (!s.get("path", d.path)) fail(source, prefix + "path is required");
+    if (eval) s.get("max_sequences", d.max_sequences);
+    else s.get("weight", d.weight);
+    s.finish();
+    if (d.weight <= 0) fail(source, prefix + "weight must be positive");
+    sets.push_back(d);
+  }
+  return sets;
+}
+
+}  // namespace
+
+RunConfig parse_run_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    fail(source, "line " + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  for (const auto& o : overrides) apply_override(root, o, source);
+
+  RunConfig c;
+  c.source = source;
+  auto table = [&](const char* name) -> const toml::table* {
+    const toml::node* n = root.get(name);
+    if (n && !n->is_table()) fail(source, std::string(name) + " must be a table ([" + name + "])");
+    return n ? n->as_table() : nullptr;
+  };
+  Section top(&root, "", source);
+  top.get("run_dir", c.run_dir);
+  top.expect({"model", "init", "data", "optimizer", "schedule", "train"});
+  top.finish();
+
+  const toml::table* mt = table("model");
+  c.model_given = mt != nullptr;
+  Section m(mt, "model.", source);
+  std::string preset;
+  if (m.get("preset", preset) && preset != "none") c.model = ModelConfig::preset(preset, source);
+  m.get("vocab_size", c.model.vocab_size);
+  m.get("hidden_size", c.model.hidden_size);
+  m.get("num_hidden_layers", c.model.num_hidden_layers);
+  m.get("num_attention_heads", c.model.num_attention_heads);
+  m.get("intermediate_size", c.model.intermediate_size);
+  m.get("rotary_pct", c.model.rotary_pct);
+  m.get("rotary_emb_base", c.model.rotary_emb_base);
+  m.get("max_position_embeddings", c.model.max_position_embeddings);
+  m.get("layer_norm_eps", c.model.layer_norm_eps);
+  m.get("use_parallel_residual", c.model.use_parallel_residual);
+  m.get("hidden_act", c.model.hidden_act);
+  m.finish();
+
+  Section in(table("init"), "init.", source);
+  in.get("from", c.init.from);
+  in.get("load", c.init.load);
+  in.get("seed", c.init.seed);
+  in.get("std", c.init.std);
+  in.finish();
+  if (c.init.load != "weights" && c.init.load != "full")
+    fail(source, "init.load = \"" + c.init.load + "\" must be \"weights\" or \"full\"");
+  if (c.init.from == "random" && c.init.load == "full") fail(source, "init.load = \"full\" needs init.from = a checkpoint");
+  if (c.init.from == "random" && !c.model_given) fail(source, "a [model] table is required when init.from = \"random\"");
+
+  const toml::table* dt = table("data");
+  Section d(dt, "data.", source);
+  d.get("seq_len", c.data.seq_len);
+  d.get("micro_batch", c.data.micro_batch);
+  d.get("global_batch", c.data.global_batch);
+  d.get("shuffle", c.data.shuffle);
+  d.get("seed", c.data.seed);
+  d.expect({"train", "eval"});
+  d.finish();
+  c.data.train = read_sets(dt, "train", source, false);
+  c.data.eval = read_sets(dt, "eval", source, true);
+  if (c.data.train.empty()) fail(source, "at least one [[data.train]] set is required");
+  if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
+    fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
+  if (c.data.global_batch % c.data.micro_batch != 0)
+    fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) + " is not a multiple of data.micro_batch = " +
+                     std::to_string(c.data.micro_batch));
+
+  Section o(table("optimizer"), "optimizer.", source);
+  o.get("lr", c.schedule.lr);
+  o.get("min_lr", c.schedule.min_lr);
+  std::vector<double> betas{c.optimizer.beta1, c.optimizer.beta2};
+  if (root["optimizer"]["betas"]) {
+    const auto* a = root["optimizer"]["betas"].as_array();
+    if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number())
+      fail(source, "optimizer.betas must be an array of two numbers");
+    for (int i = 0; i < 2; ++i) betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
+  }
+  o.expect({"betas"});
+  c.optimizer.beta1 = betas[0];
+  c.optimizer.beta2 = betas[1];
+  o.get("eps", c.optimizer.eps);
+  o.get("weight_decay", c.optimizer.weight_decay);
+  o.get("grad_clip", c.optimizer.grad_clip);
+  o.finish();
+  if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1))
+    fail(source, "optimizer.betas must lie in [0, 1)");
+
+  Section s(table("schedule"), "schedule.", source);
+  s.get("kind", c.schedule.kind);
+  double warmup = -1, total_tokens = -1;
+  Index warmup_steps = -1, total_steps = -1;
+  s.get("warmup", warmup);
+  s.get("warmup_steps", warmup_steps);
+  s.get("total_steps", total_steps);
+  s.get("total_tokens", total_tokens);
+  s.get("const_lr", c.schedule.const_lr);
+  s.get("cooldown", c.schedule.cooldown);
+  s.get("constant", c.schedule.constant);
+  s.get("timescale", c.schedule.timescale);
+  s.get("decay", c.schedule.decay);
+  s.finish();
+  if (total_steps >= 0 && total_tokens >= 0) fail(source, "set schedule.total_steps or schedule.total_tokens, not both");
+  if (total_tokens >= 0) total_steps = Index(std::ceil(total_tokens / double(c.tokens_per_step())));
+  if (total_steps < 0) fail(source, "schedule.total_steps (or schedule.total_tokens) is required");
+  c.schedule.total_steps = total_steps;
+  if (warmup >= 0 && warmup_steps >= 0) fail(source, "set schedule.warmup or schedule.warmup_steps, not both");
+  if (warmup > 1) fail(source, "schedule.warmup = " + std::to_string(warmup) + " is a fraction of total_steps and must be <= 1");
+  c.schedule.warmup_steps = warmup_steps >= 0 ? warmup_steps : warmup >= 0 ? Index(std::llround(warmup * total_steps)) : 0;
+  c.schedule.validate(source);
+
+  Section t(table("train"), "train.", source);
+  t.get("eval_interval", c.train.eval_interval);
+  t.get("eval_at_start", c.train.eval_at_start);
+  t.get("log_interval", c.train.log_interval);
+  t.get("checkpoint_interval", c.train.checkpoint_interval);
+  t.get("keep_checkpoints", c.train.keep_checkpoints);
+  t.finish();
+  if (c.train.log_interval < 1) fail(source, "train.log_interval must be at least 1");
+  if (c.model_given) {
+    c.model.validate(source);
+    c.validate_model();
+  }
+  return c;
+}
+
+void RunConfig::validate_model() const {
+  if (data.seq_len > model.max_position_embeddings)
+    fail(source, "data.seq_len = " + std::to_string(data.seq_len) + " exceeds model.max_position_embeddings = " +
+                     std::to_string(model.max_position_embeddings));
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream f(path);
+  if (!f) fail(path, "cannot open run config");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_run_config(ss.str(), path, overrides);
+}
+
+std::string RunConfig::to_toml() const {
+  auto sets = [](const std::vector<DataSet>& v, bool eval) {
+    toml::array a;
+    for (const auto& d : v) {
+      toml::table t{{"name", d.name}, {"path", d.path}};
+      if (eval) t.insert("max_sequences", d.max_sequences);
+      else t.insert("weight", d.weight);
+      a.push_back(t);
+    }
+    return a;
+  };
+  const auto& m = model;
+  toml::table root{
+      {"run_dir", run_dir},
+      {"model", toml::table{{"vocab_size", m.vocab_size}, {"hidden_size", m.hidden_size},
+                            {"num_hidden_layers", m.num_hidden_layers}, {"num_attention_heads", m.num_attention_heads},
+                            {"intermediate_size", m.intermediate_size}, {"rotary_pct", m.rotary_pct},
+                            {"rotary_emb_base", m.rotary_emb_base}, {"max_position_embeddings", m.max_position_embeddings},
+                            {"layer_norm_eps", m.layer_norm_eps}, {"use_parallel_residual", m.use_parallel_residual},
+                            {"hidden_act", m.hidden_act}}},
+      {"init", toml::table{{"from", init.from}, {"load", init.load}, {"seed", std::int64_t(init.seed)}, {"std", init.std}}},
+      {"data", toml::table{{"seq_len", data.seq_len}, {"micro_batch", data.micro_batch},
+                           {"global_batch", data.global_batch}, {"shuffle", data.shuffle},
+                           {"seed", std::int64_t(data.seed)}, {"train", sets(data.train, false)},
+                           {"eval", sets(data.eval, true)}}},
+      {"optimizer", toml::table{{"lr", schedule.lr}, {"min_lr", schedule.min_lr},
+                                {"betas", toml::array{optimizer.beta1, optimizer.beta2}}, {"eps", optimizer.eps},
+                                {"weight_decay", optimizer.weight_decay}, {"grad_clip", optimizer.grad_clip}}},
+      {"schedule", toml::table{{"kind", schedule.kind}, {"warmup_steps", schedule.warmup_steps},
+                               {"total_steps", schedule.total_steps}, {"const_lr", schedule.const_lr},
+                               {"cooldown", schedule.cooldown}, {"constant", schedule.constant},
+                               {"timescale", schedule.timescale}, {"decay", schedule.decay}}},
+      {"train", toml::table{{"eval_interval", train.eval_interval}, {"eval_at_start", train.eval_at_start},
+                            {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
+                            {"keep_checkpoints", train.keep_checkpoints}}}};
+  std::ostringstream ss;
+  ss << root;
+  return ss.str();
+}
+
+}  // namespace rewarm

@@ -1,0 +1,53 @@
+// The run config (DESIGN.md §2): TOML file + --set overrides, validated into typed fields.
+#pragma once
+#include <string>
+#include <vector>
+#include "model/config.hpp"
+#include "optim/adamw.hpp"
+#include "optim/schedule.hpp"
+
+namespace rewarm {
+
+struct DataSet {
+  std::string name, path;
+  double weight = 1.0;
+  Index max_sequences = 0;  // eval sets: first N windows (0 = all)
+};
+
+struct RunConfig {
+  std::string source;  // the file it came from, for error messages
+  std::string run_dir = "runs/default";
+  ModelConfig model;
+  bool model_given = false;  // false: take the model from init.from's checkpoint
+  struct {
+    std::string from = "random", load = "weights";
+    std::uint64_t seed = 1234;
+    double std = 0.02;
+  } init;
+  struct {
+    Index seq_len = 2048, micro_batch = 4, global_batch = 1024;
+    bool shuffle = true;
+    std::uint64_t seed = 1234;
+    std::vector<DataSet> train, eval;
+  } data;
+  AdamW optimizer;
+  Schedule schedule;
+  struct {
+    Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;
+    bool eval_at_start = true;
+  } train;
+
+  Index accumulation_steps() const { return data.global_batch / data.micro_batch; }
+  Index tokens_per_step() const { return data.global_batch * data.seq_len; }
+  // Resolved config as TOML (every key, defaults filled in): stored in checkpoints and metrics.
+  std::string to_toml() const;
+  // Checks that need the model (called again once a checkpoint supplied it).
+  void validate_model() const;
+};
+
+// Parses `path`, applies overrides "section.key=value", validates. Throws rewarm::Error with
+// one line naming the file and key.
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+RunConfig parse_run_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides);
+
+}  // namespace rewarm

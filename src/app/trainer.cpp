@@ -1,0 +1,179 @@
+#include "app/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include "core/error.hpp"
+#include "io/metrics.hpp"
+#include "optim/adamw.hpp"
+
+namespace rewarm {
+namespace fs = std::filesystem;
+
+std::string device_description() {
+  return std::string(ExecSpace::name()) + " x" + std::to_string(ExecSpace().concurrency());
+}
+
+template <class V> static void upload(const V& dst, const std::vector<float>& src) {
+  auto h = Kokkos::create_mirror_view(dst);
+  for (std::size_t i = 0; i < src.size(); ++i) h(i) = src[i];
+  Kokkos::deep_copy(dst, h);
+}
+template <class V> static std::vector<float> download(const V& src) {
+  auto h = host_copy(src);
+  return std::vector<float>(h.data(), h.data() + h.extent(0));
+}
+
+Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg)) {
+  // Where the weights come from: the newest checkpoint of this run (exact resume), an explicit
+  // checkpoint (eval), init.from, or a seeded random init.
+  const auto existing = weights.empty() ? list_checkpoints(cfg_.run_dir) : std::vector<std::string>{};
+  std::string from = !weights.empty() ? weights : !existing.empty() ? existing.back() : cfg_.init.from;
+  const bool resume = !existing.empty();
+  const bool full = resume || (weights.empty() && cfg_.init.load == "full");
+  CheckpointData ck;
+  if (from != "random") {
+    ck = read_checkpoint(from, cfg_.model_given ? &cfg_.model : nullptr, full);
+    cfg_.model = ck.model;
+    cfg_.validate_model();
+    if (full) state_ = ck.state;
+    std::fprintf(stderr, "rewarm: %s %s (step %lld)\n", resume ? "resuming from" : "weights from", from.c_str(),
+                 static_cast<long long>(ck.state.step));
+  }
+  config_text_ = cfg_.to_toml();
+  model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len);
+  exp_avg_ = View1<float>("rewarm::exp_avg", model_->params.extent(0));
+  exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", model_->params.extent(0));
+  if (from == "random") {
+    model_->init_random(cfg_.init.seed, cfg_.init.std);
+  } else {
+    upload(model_->params, ck.params);
+    if (full) upload(exp_avg_, ck.exp_avg), upload(exp_avg_sq_, ck.exp_avg_sq);
+  }
+  const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
+  ids_ = View1<std::int32_t>("rewarm::ids", n);
+  targets_ = View1<std::int32_t>("rewarm::targets", n);
+  h_ids_ = Kokkos::create_mirror_view(ids_);
+  h_targets_ = Kokkos::create_mirror_view(targets_);
+  window_.resize(cfg_.data.seq_len + 1);
+}
+
+void Trainer::load_batch(Index first_sample, View1<std::int32_t>& ids, View1<std::int32_t>& targets) {
+  const Index T = cfg_.data.seq_len;
+  for (Index j = 0; j < cfg_.data.micro_batch; ++j) {
+    train_shard_->read_window((*sampler_)(first_sample + j), T, cfg_.model.vocab_size, window_.data());
+    for (Index t = 0; t < T; ++t) {
+      h_ids_(j * T + t) = window_[t];
+      h_targets_(j * T + t) = window_[t + 1];
+    }
+  }
+  Kokkos::deep_copy(ids, h_ids_);
+  Kokkos::deep_copy(targets, h_targets_);
+}
+
+double Trainer::eval_set(const DataSet& set) {
+  TokenShard shard(set.path);
+  const Index T = cfg_.data.seq_len, B = cfg_.data.micro_batch;
+  Index n = shard.num_windows(T);
+  if (n == 0) fail(set.path, "has no window of seq_len + 1 = " + std::to_string(T + 1) + " tokens");
+  if (set.max_sequences > 0 && set.max_sequences < n) n = set.max_sequences;
+  double total = 0;
+  for (Index first = 0; first < n; first += B) {
+    const Index rows = std::min(B, n - first);
+    for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
+      shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, window_.data());
+      for (Index t = 0; t < T; ++t) {
+        h_ids_(j * T + t) = window_[t];
+        h_targets_(j * T + t) = window_[t + 1];
+      }
+    }
+    Kokkos::deep_copy(ids_, h_ids_);
+    Kokkos::deep_copy(targets_, h_targets_);
+    total += model_->forward(ids_, targets_, 0, rows * T);
+  }
+  return total / double(n * T);
+}
+
+std::map<std::string, double> Trainer::evaluate() {
+  std::map<std::string, double> out;
+  for (const auto& set : cfg_.data.eval) out[set.name] = eval_set(set);
+  return out;
+}
+
+void Trainer::save_checkpoint() {
+  fs::create_directories(fs::path(cfg_.run_dir) / "checkpoints");
+  CheckpointData c;
+  c.model = cfg_.model;
+  c.config_text = config_text_;
+  c.state = state_;
+  c.params = download(model_->params);
+  c.exp_avg = download(exp_avg_);
+  c.exp_avg_sq = download(exp_avg_sq_);
+  write_checkpoint(checkpoint_path(cfg_.run_dir, state_.step), c);
+  auto all = list_checkpoints(cfg_.run_dir);
+  const std::size_t keep = std::size_t(std::max<Index>(cfg_.train.keep_checkpoints, 1));
+  for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+}
+
+void Trainer::train() {
+  if (cfg_.data.train.size() != 1)
+    fail(cfg_.source, "several [[data.train]] sets (mixtures) are not supported by this version: give one");
+  const auto& set = cfg_.data.train.front();
+  train_shard_ = std::make_unique<TokenShard>(set.path);
+  sampler_ = std::make_unique<WindowSampler>(train_shard_->num_windows(cfg_.data.seq_len), cfg_.data.shuffle, cfg_.data.seed);
+  fs::create_directories(cfg_.run_dir);
+  const bool resumed = state_.step > 0;
+  Metrics metrics((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_, device_description(),
+                  resumed ? state_.step : -1);
+  auto run_eval = [&] {
+    for (const auto& e : cfg_.data.eval) {
+      const double loss = eval_set(e);
+      metrics.log_eval(e.name, state_.step, state_.tokens_seen, loss);
+      std::printf("eval  step %6lld | %-12s loss %.6f | ppl %.4f\n", static_cast<long long>(state_.step), e.name.c_str(),
+                  loss, std::exp(loss));
+    }
+    std::fflush(stdout);
+  };
+  if (!resumed && cfg_.train.eval_at_start) run_eval();
+
+  const Index accum = cfg_.accumulation_steps(), B = cfg_.data.micro_batch;
+  const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
+  const auto t_start = std::chrono::steady_clock::now();
+  while (state_.step < cfg_.schedule.total_steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Index t = state_.step + 1;
+    model_->zero_grads();
+    double loss_sum = 0;
+    for (Index u = 0; u < accum; ++u) {
+      load_batch(state_.samples_seen + u * B, ids_, targets_);
+      loss_sum += model_->forward(ids_, targets_, grad_scale);
+    }
+    const double loss = loss_sum * grad_scale;
+    if (!std::isfinite(loss))
+      fail(cfg_.run_dir, "loss became " + std::to_string(loss) + " at step " + std::to_string(t) +
+                             "; stopping, the last good checkpoint is kept");
+    const double norm = global_norm(model_->grads);
+    clip_by_global_norm(model_->grads, norm, cfg_.optimizer.grad_clip);
+    const double lr = cfg_.schedule(t);
+    adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, lr, t);
+    kx::fence("rewarm::step");
+    state_.step = t;
+    state_.samples_seen += cfg_.data.global_batch;
+    state_.tokens_seen += cfg_.tokens_per_step();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
+      const double tps = double(cfg_.tokens_per_step()) / secs;
+      metrics.log_train({t, state_.tokens_seen, lr, loss, norm, tps,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()});
+      std::printf("train step %6lld | loss %.6f | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
+                  loss, lr, norm, tps);
+      std::fflush(stdout);
+    }
+    if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps)) run_eval();
+    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || t == cfg_.schedule.total_steps)
+      save_checkpoint();
+  }
+}
+
+}  // namespace rewarm

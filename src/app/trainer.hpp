@@ -1,0 +1,44 @@
+// The training loop: data, model, AdamW, schedule, evaluation, metrics and checkpoints.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include "app/run_config.hpp"
+#include "data/sampler.hpp"
+#include "data/token_shard.hpp"
+#include "io/checkpoint.hpp"
+#include "model/gpt.hpp"
+
+namespace rewarm {
+
+class Trainer {
+ public:
+  // Sets up the model from the newest checkpoint in run_dir, else from init.from.
+  // With eval_only, `weights` (a checkpoint) supplies the model instead.
+  explicit Trainer(RunConfig cfg, const std::string& weights = "");
+  void train();
+  // Mean loss per token of every eval set (first max_sequences windows, in order).
+  std::map<std::string, double> evaluate();
+  const RunConfig& config() const { return cfg_; }
+  const TrainState& state() const { return state_; }
+
+ private:
+  void load_batch(Index first_sample, View1<std::int32_t>& ids, View1<std::int32_t>& targets);
+  void save_checkpoint();
+  double eval_set(const DataSet& set);
+
+  RunConfig cfg_;
+  std::string config_text_;
+  std::unique_ptr<Gpt<float>> model_;
+  View1<float> exp_avg_, exp_avg_sq_;
+  TrainState state_;
+  std::unique_ptr<TokenShard> train_shard_;
+  std::unique_ptr<WindowSampler> sampler_;
+  View1<std::int32_t> ids_, targets_;
+  View1<std::int32_t>::HostMirror h_ids_, h_targets_;
+  std::vector<std::int32_t> window_;
+};
+
+std::string device_description();
+
+}  // namespace rewarm

@@ -1,0 +1,39 @@
+#include "core/error.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace rewarm {
+
+void fail(const std::string& where, const std::string& what) { throw Error(where + ": " + what); }
+
+static std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string closest(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = name.size() / 2 + 2;  // farther than this is not a typo
+  for (const auto& c : candidates) {
+    std::size_t d = edit_distance(name, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+std::string closest(const std::string& name, const std::initializer_list<std::string>& candidates) {
+  return closest(name, std::vector<std::string>(candidates));
+}
+
+}  // namespace rewarm

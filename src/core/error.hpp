@@ -1,0 +1,20 @@
+// One error type: its message is the one line the user sees.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rewarm {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// "FILE: what is wrong"
+[[noreturn]] void fail(const std::string& where, const std::string& what);
+
+// Close-match suggestion for an unknown name, or "" if none is close.
+std::string closest(const std::string& name, const std::initializer_list<std::string>& candidates);
+std::string closest(const std::string& name, const std::vector<std::string>& candidates);
+
+}  // namespace rewarm

@@ -1,0 +1,36 @@
+// Everything that differs between Debian's Kokkos 3.4 and Kokkos 4.x lives here.
+#pragma once
+#include <Kokkos_Core.hpp>
+
+namespace rewarm::kx {
+
+// Math functions: Kokkos::Experimental:: before 3.7, Kokkos:: after (4.4 dropped the old names).
+#if KOKKOS_VERSION < 30700  // remove when Kokkos >= 3.7 is required
+using Kokkos::Experimental::cos;
+using Kokkos::Experimental::erf;
+using Kokkos::Experimental::exp;
+using Kokkos::Experimental::log;
+using Kokkos::Experimental::sin;
+using Kokkos::Experimental::sqrt;
+using Kokkos::Experimental::tanh;
+#else
+using Kokkos::cos;
+using Kokkos::erf;
+using Kokkos::exp;
+using Kokkos::log;
+using Kokkos::sin;
+using Kokkos::sqrt;
+using Kokkos::tanh;
+#endif
+
+// Labelled fences exist from 3.5 on.
+inline void fence(const char* label) {
+#if KOKKOS_VERSION < 30500  // remove when Kokkos >= 3.5 is required
+  (void)label;
+  Kokkos::fence();
+#else
+  Kokkos::fence(label);
+#endif
+}
+
+}  // namespace rewarm::kx

@@ -1,0 +1,54 @@
+#include "data/token_shard.hpp"
+
+#include "core/error.hpp"
+#include "io/checkpoint.hpp"
+#include "io/hdf5.hpp"
+
+namespace rewarm {
+
+TokenShard::TokenShard(const std::string& path) : path_(path), file_(std::make_unique<h5::File>(path, h5::File::ReadOnly)) {
+  if (!file_->has_attr("format") || file_->attr_string("format") != "rewarm-tokens")
+    fail(path, "not a rewarm token shard (root attribute format != \"rewarm-tokens\")");
+  const auto shape = file_->shape("/tokens");
+  if (shape.size() != 1) fail(path, "/tokens is not one-dimensional");
+  const auto type = file_->type_name("/tokens");
+  if (type != "uint16" && type != "uint32") fail(path, "/tokens has type " + type + ", expected uint16 or uint32");
+  num_tokens_ = shape[0];
+  vocab_size_ = file_->attr_int("vocab_size");
+}
+
+TokenShard::~TokenShard() = default;
+
+void TokenShard::read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const {
+  if (k < 0 || k >= num_windows(seq_len)) fail(path_, "window " + std::to_string(k) + " is out of range");
+  file_->read_range("/tokens", k * seq_len, seq_len + 1, out);
+  for (Index i = 0; i <= seq_len; ++i)
+    if (out[i] < 0 || out[i] >= model_vocab)
+      fail(path_, "token id " + std::to_string(static_cast<std::uint32_t>(out[i])) + " at position " +
+                      std::to_string(k * seq_len + i) + " is >= vocab_size " + std::to_string(model_vocab));
+}
+
+void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,
+                       Index eod_token, const std::string& tokenizer, const std::string& source, double entropy_rate) {
+  const std::string tmp = path + ".tmp";
+  {
+    h5::File f(tmp, h5::File::Create);
+    f.set_attr("format", std::string("rewarm-tokens"));
+    f.set_attr("format_version", std::int64_t(1));
+    f.set_attr("vocab_size", std::int64_t(vocab_size));
+    f.set_attr("eod_token", std::int64_t(eod_token));
+    f.set_attr("tokenizer", tokenizer);
+    f.set_attr("source", source);
+    if (entropy_rate >= 0) f.set_attr("entropy_rate", entropy_rate);
+    const std::vector<std::int64_t> shape{std::int64_t(tokens.size())};
+    if (vocab_size <= 65536) {
+      std::vector<std::uint16_t> t16(tokens.begin(), tokens.end());
+      f.write("/tokens", t16.data(), shape, 1 << 20);
+    } else {
+      f.write("/tokens", tokens.data(), shape, 1 << 20);
+    }
+  }
+  commit_file(tmp, path);
+}
+
+}  // namespace rewarm

@@ -1,0 +1,34 @@
+// Token shards (DESIGN.md §3): /tokens, documents concatenated; window k is tokens
+// [k·seq_len, k·seq_len + seq_len + 1).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+#include "core/types.hpp"
+
+namespace rewarm {
+namespace h5 { class File; }
+
+class TokenShard {
+ public:
+  explicit TokenShard(const std::string& path);
+  ~TokenShard();
+  const std::string& path() const { return path_; }
+  Index num_tokens() const { return num_tokens_; }
+  Index vocab_size() const { return vocab_size_; }
+  Index num_windows(Index seq_len) const { return num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0; }
+  // Reads window k (seq_len + 1 tokens); every id must be < model_vocab.
+  void read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const;
+
+ private:
+  std::string path_;
+  std::unique_ptr<h5::File> file_;
+  Index num_tokens_ = 0, vocab_size_ = 0;
+};
+
+// Writes a token shard (uint16 when vocab ≤ 65536, else uint32), atomically.
+void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,
+                       Index eod_token, const std::string& tokenizer, const std::string& source,
+                       double entropy_rate = -1);
+
+}  // namespace rewarm

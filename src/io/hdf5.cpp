@@ -1,0 +1,227 @@
+#include "io/hdf5.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <typeinfo>
+#include "core/error.hpp"
+
+namespace rewarm::h5 {
+
+template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
+template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
+template <> hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
+template <> hid_t native_type<std::uint32_t>() { return H5T_NATIVE_UINT32; }
+template <> hid_t native_type<std::uint16_t>() { return H5T_NATIVE_UINT16; }
+template <> hid_t native_type<std::uint64_t>() { return H5T_NATIVE_UINT64; }
+
+void File::fail(const std::string& what) const { rewarm::fail(path_, what); }
+
+File::File(const std::string& path, Mode mode) : path_(path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
+  hid_t id;
+  if (mode == Create) {
+    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (id < 0) fail("cannot create HDF5 file");
+  } else {
+    if (H5Fis_hdf5(path.c_str()) <= 0) {
+      FILE* f = std::fopen(path.c_str(), "rb");
+      if (!f) fail("cannot open (no such file or not readable)");
+      std::fclose(f);
+      fail("not an HDF5 file");
+    }
+    id = H5Fopen(path.c_str(), mode == ReadOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT);
+    if (id < 0) fail("cannot open HDF5 file");
+  }
+  file_ = Id(id, H5Fclose);
+}
+
+bool File::has_attr(const std::string& name) const { return H5Aexists(file_, name.c_str()) > 0; }
+
+static Id open_attr(const File& f, hid_t file, const std::string& name) {
+  if (!f.has_attr(name)) rewarm::fail(f.path(), "missing attribute '" + name + "'");
+  return Id(H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose);
+}
+
+std::string File::attr_string(const std::string& name) const {
+  Id a = open_attr(*this, file_, name);
+  Id t(H5Aget_type(a), H5Tclose);
+  if (H5Tget_class(t) != H5T_STRING) fail("attribute '" + name + "' is not a string");
+  if (H5Tis_variable_str(t) > 0) {
+    Id mt(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    char* s = nullptr;
+    if (H5Aread(a, mt, &s) < 0) fail("cannot read attribute '" + name + "'");
+    std::string out = s ? s : "";
+    H5free_memory(s);
+    return out;
+  }
+  std::string out(H5Tget_size(t), '\0');
+  if (H5Aread(a, t, out.data()) < 0) fail("cannot read attribute '" + name + "'");
+  while (!out.empty() && out.back() == '\0') out.pop_back();
+  return out;
+}
+
+std::int64_t File::attr_int(const std::string& name) const {
+  Id a = open_attr(*this, file_, name);
+  std::int64_t v = 0;
+  if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0) fail("attribute '" + name + "' is not an integer");
+  return v;
+}
+
+double File::attr_double(const std::string& name) const {
+  Id a = open_attr(*this, file_, name);
+  double v = 0;
+  if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) fail("attribute '" + name + "' is not a number");
+  return v;
+}
+
+static void write_attr(const File& f, hid_t file, const std::string& name, hid_t type, const void* data) {
+  if (H5Aexists(file, name.c_str()) > 0) H5Adelete(file, name.c_str());
+  Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Id a(H5Acreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (a < 0 || H5Awrite(a, type, data) < 0) rewarm::fail(f.path(), "cannot write attribute '" + name + "'");
+}
+
+void File::set_attr(const std::string& name, const std::string& value) {
+  Id t(H5Tcopy(H5T_C_S1), H5Tclose);  // variable-length UTF-8: what h5py reads as str
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  const char* p = value.c_str();
+  write_attr(*this, file_, name, t, &p);
+}
+void File::set_attr(const std::string& name, std::int64_t value) { write_attr(*this, file_, name, H5T_NATIVE_INT64, &value); }
+void File::set_attr(const std::string& name, double value) { write_attr(*this, file_, name, H5T_NATIVE_DOUBLE, &value); }
+
+bool File::exists(const std::string& name) const {
+  // check each path component, as H5Lexists requires
+  std::size_t pos = 0;
+  while ((pos = name.find('/', pos + 1)) != std::string::npos)
+    if (H5Lexists(file_, name.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+Id File::open_dataset(const std::string& name) const {
+  if (!exists(name)) fail("missing dataset '" + name + "'");
+  hid_t d = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
+  if (d < 0) fail("'" + name + "' is not a dataset");
+  return Id(d, H5Dclose);
+}
+
+std::vector<std::int64_t> File::shape(const std::string& name) const {
+  Id d = open_dataset(name);
+  Id s(H5Dget_space(d), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(s);
+  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
+  H5Sget_simple_extent_dims(s, dims.data(), nullptr);
+  return std::vector<std::int64_t>(dims.begin(), dims.end());
+}
+
+std::string File::type_name(const std::string& name) const {
+  Id d = open_dataset(name);
+  Id t(H5Dget_type(d), H5Tclose);
+  const auto size = H5Tget_size(t) * 8;
+  switch (H5Tget_class(t)) {
+    case H5T_INTEGER: return (H5Tget_sign(t) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(size);
+    case H5T_FLOAT: return "float" + std::to_string(size);
+    default: return "other";
+  }
+}
+
+template <class T>
+void File::write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk,
+                 int deflate) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (chunk > 0 && dims.size() == 1 && dims[0] > 0) {
+    hsize_t c = std::min<hsize_t>(hsize_t(chunk), dims[0]);
+    H5Pset_chunk(dcpl, 1, &c);
+    if (deflate > 0) H5Pset_deflate(dcpl, unsigned(deflate));
+  }
+  Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
+  if (d < 0) fail("cannot create dataset '" + name + "'");
+  if (H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) fail("cannot write dataset '" + name + "'");
+}
+
+template <class T> std::vector<T> File::read(const std::string& name) const {
+  Id d = open_dataset(name);
+  Id s(H5Dget_space(d), H5Sclose);
+  std::vector<T> out(std::size_t(H5Sget_simple_extent_npoints(s)));
+  if (!out.empty() && H5Dread(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+    fail("cannot read dataset '" + name + "' as " + typeid(T).name());
+  return out;
+}
+
+template <class T>
+void File::read_range(const std::string& name, std::int64_t offset, std::int64_t count, T* out) const {
+  Id d = open_dataset(name);
+  Id fs(H5Dget_space(d), H5Sclose);
+  hsize_t off = hsize_t(offset), cnt = hsize_t(count);
+  if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, nullptr, &cnt, nullptr) < 0) fail("bad range in '" + name + "'");
+  Id ms(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
+  if (H5Dread(d, native_type<T>(), ms, fs, H5P_DEFAULT, out) < 0)
+    fail("cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ") of '" + name + "'");
+}
+
+template <class T> void File::append(const std::string& name, const T* data, std::int64_t count) {
+  if (!exists(name)) {
+    hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 1024;
+    Id space(H5Screate_simple(1, &zero, &unlimited), H5Sclose);
+    Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
+    if (d < 0) fail("cannot create series '" + name + "'");
+  }
+  Id d = open_dataset(name);
+  hsize_t old = hsize_t(shape(name).at(0)), n = hsize_t(count), total = old + n;
+  if (H5Dset_extent(d, &total) < 0) fail("cannot extend '" + name + "'");
+  Id fs(H5Dget_space(d), H5Sclose);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, nullptr, &n, nullptr);
+  Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (H5Dwrite(d, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) fail("cannot append to '" + name + "'");
+}
+
+void File::truncate(const std::string& name, std::int64_t length) {
+  Id d = open_dataset(name);
+  hsize_t n = hsize_t(length);
+  if (H5Dset_extent(d, &n) < 0) fail("cannot truncate '" + name + "'");
+}
+
+std::vector<std::string> File::list(const std::string& group) const {
+  std::vector<std::string> names;
+  if (!exists(group)) return names;
+  Id g(H5Gopen2(file_, group.c_str(), H5P_DEFAULT), H5Gclose);
+  H5G_info_t info;
+  H5Gget_info(g, &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    std::string s(std::size_t(len), '\0');
+    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), std::size_t(len) + 1, H5P_DEFAULT);
+    names.push_back(s);
+  }
+  return names;
+}
+
+void File::flush() {
+  if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) fail("cannot flush");
+}
+
+#define REWARM_H5_INSTANTIATE(T)                                                                               \
+  template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
+  template std::vector<T> File::read<T>(const std::string&) const;                                            \
+  template void File::read_range<T>(const std::string&, std::int64_t, std::int64_t, T*) const;                \
+  template void File::append<T>(const std::string&, const T*, std::int64_t);
+REWARM_H5_INSTANTIATE(float)
+REWARM_H5_INSTANTIATE(double)
+REWARM_H5_INSTANTIATE(std::int64_t)
+REWARM_H5_INSTANTIATE(std::int32_t)
+REWARM_H5_INSTANTIATE(std::uint32_t)
+REWARM_H5_INSTANTIATE(std::uint16_t)
+
+}  // namespace rewarm::h5

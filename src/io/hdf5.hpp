@@ -1,0 +1,73 @@
+// Thin RAII layer over the HDF5 C API: files, attributes, whole and partial datasets,
+// extendible 1-D series. Every failure throws rewarm::Error naming the file and object.
+#pragma once
+#include <hdf5.h>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rewarm::h5 {
+
+class Id {  // owns one hid_t
+ public:
+  Id() = default;
+  Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Id(Id&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Id& operator=(Id&& o) noexcept {
+    std::swap(id_, o.id_);
+    std::swap(close_, o.close_);
+    return *this;
+  }
+  ~Id() {
+    if (id_ >= 0 && close_) close_(id_);
+  }
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+template <class T> hid_t native_type();
+
+class File {
+ public:
+  enum Mode { ReadOnly, ReadWrite, Create };
+  File(const std::string& path, Mode mode);
+  const std::string& path() const { return path_; }
+
+  bool has_attr(const std::string& name) const;
+  std::string attr_string(const std::string& name) const;
+  std::int64_t attr_int(const std::string& name) const;
+  double attr_double(const std::string& name) const;
+  void set_attr(const std::string& name, const std::string& value);
+  void set_attr(const std::string& name, std::int64_t value);
+  void set_attr(const std::string& name, double value);
+
+  bool exists(const std::string& dataset) const;  // also true for groups
+  std::vector<std::int64_t> shape(const std::string& dataset) const;
+  std::string type_name(const std::string& dataset) const;  // "uint16", "float32", ...
+
+  // Whole datasets; groups on the path are created.
+  template <class T>
+  void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape,
+             std::int64_t chunk = 0, int deflate = 0);
+  template <class T> std::vector<T> read(const std::string& name) const;
+  // Elements [offset, offset + count) of a 1-D dataset, converted to T by HDF5.
+  template <class T> void read_range(const std::string& name, std::int64_t offset, std::int64_t count, T* out) const;
+
+  // Extendible 1-D series.
+  template <class T> void append(const std::string& name, const T* data, std::int64_t count);
+  void truncate(const std::string& name, std::int64_t length);
+  std::vector<std::string> list(const std::string& group) const;  // member names
+
+  void flush();
+
+ private:
+  Id open_dataset(const std::string& name) const;
+  [[noreturn]] void fail(const std::string& what) const;
+  std::string path_;
+  Id file_;
+};
+
+}  // namespace rewarm::h5

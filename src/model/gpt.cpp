@@ -1,0 +1,207 @@
+#include "model/gpt.hpp"
+
+#include <cmath>
+#include "model/layers/attention.hpp"
+#include "model/layers/cross_entropy.hpp"
+#include "model/layers/elementwise.hpp"
+#include "model/layers/embedding.hpp"
+#include "model/layers/gelu.hpp"
+#include "model/layers/layernorm.hpp"
+#include "model/layers/linear.hpp"
+
+namespace rewarm {
+using namespace layers;
+
+template <class T> static Matrix<T> M(const View2<T>& v) { return Matrix<T>(v.data(), v.extent(0), v.extent(1)); }
+template <class T> static Vector<T> V(const View1<T>& v) { return Vector<T>(v.data(), v.extent(0)); }
+template <class T> static Vector<T> V(const View2<T>& v) { return Vector<T>(v.data(), v.size()); }
+
+template <class T> ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
+  auto mat = [&](const std::string& n) {
+    const auto& e = layout.at(n);
+    return as_matrix(base + e.offset, e.shape[0], e.shape[1]);
+  };
+  auto vec = [&](const std::string& n) {
+    const auto& e = layout.at(n);
+    return as_vector(base + e.offset, e.shape[0]);
+  };
+  ModelTensors<T> t;
+  t.embed_in = mat("gpt_neox.embed_in.weight");
+  t.embed_out = mat("embed_out.weight");
+  t.lnf_w = vec("gpt_neox.final_layer_norm.weight");
+  t.lnf_b = vec("gpt_neox.final_layer_norm.bias");
+  for (Index i = 0; i < c.num_hidden_layers; ++i) {
+    const auto p = layer_prefix(i);
+    LayerTensors<T> l;
+    l.ln1_w = vec(p + "input_layernorm.weight");
+    l.ln1_b = vec(p + "input_layernorm.bias");
+    l.ln2_w = vec(p + "post_attention_layernorm.weight");
+    l.ln2_b = vec(p + "post_attention_layernorm.bias");
+    l.qkv_w = mat(p + "attention.query_key_value.weight");
+    l.qkv_b = vec(p + "attention.query_key_value.bias");
+    l.dense_w = mat(p + "attention.dense.weight");
+    l.dense_b = vec(p + "attention.dense.bias");
+    l.fc1_w = mat(p + "mlp.dense_h_to_4h.weight");
+    l.fc1_b = vec(p + "mlp.dense_h_to_4h.bias");
+    l.fc2_w = mat(p + "mlp.dense_4h_to_h.weight");
+    l.fc2_b = vec(p + "mlp.dense_4h_to_h.bias");
+    t.layers.push_back(l);
+  }
+  return t;
+}
+
+template <class T>
+Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
+    : params("rewarm::params", ParamLayout(cfg).total),
+      grads("rewarm::grads", ParamLayout(cfg).total),
+      cfg_(cfg),
+      layout_(cfg),
+      B_(batch),
+      T_(seq_len),
+      P_(bind_tensors(layout_, cfg, params.data())),
+      G_(bind_tensors(layout_, cfg, grads.data())),
+      rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)) {
+  const Index N = B_ * T_, d = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
+  const Index BHT = B_ * cfg.num_attention_heads * T_;
+  auto mat = [&](const char* name, Index r, Index c) { return View2<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), r, c); };
+  auto vec = [&](const char* name, Index n) { return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n); };
+  for (Index l = 0; l <= L; ++l) h_.push_back(mat("rewarm::h", N, d));
+  for (Index l = 0; l < L; ++l) {
+    LayerActs a;
+    a.ln1 = mat("rewarm::ln1", N, d);
+    a.qkv = mat("rewarm::qkv", N, 3 * d);
+    a.attn = mat("rewarm::attn", N, d);
+    if (!cfg.use_parallel_residual) a.hmid = mat("rewarm::hmid", N, d);
+    a.ln2 = mat("rewarm::ln2", N, d);
+    a.fc1 = mat("rewarm::fc1", N, I);
+    a.act = mat("rewarm::act", N, I);
+    a.ln1_mean = vec("rewarm::ln1_mean", N);
+    a.ln1_rstd = vec("rewarm::ln1_rstd", N);
+    a.ln2_mean = vec("rewarm::ln2_mean", N);
+    a.ln2_rstd = vec("rewarm::ln2_rstd", N);
+    a.lse = vec("rewarm::lse", BHT);
+    acts_.push_back(a);
+  }
+  lnf_ = mat("rewarm::lnf", N, d);
+  lnf_mean_ = vec("rewarm::lnf_mean", N);
+  lnf_rstd_ = vec("rewarm::lnf_rstd", N);
+  logits_ = mat("rewarm::logits", N, cfg.vocab_size);
+  tmp_a_ = mat("rewarm::attn_proj", N, d);
+  tmp_m_ = mat("rewarm::mlp_out", N, d);
+  dh_ = mat("rewarm::dh", N, d);
+  dln1_ = mat("rewarm::dln1", N, d);
+  dln2_ = mat("rewarm::dln2", N, d);
+  dattn_ = mat("rewarm::dattn", N, d);
+  dqkv_ = mat("rewarm::dqkv", N, 3 * d);
+  dact_ = mat("rewarm::dact", N, I);
+  delta_ = vec("rewarm::attn_delta", BHT);
+  losses_ = View1<double>("rewarm::losses", N);
+}
+
+// splitmix64: a tiny, portable, seedable generator (std:: distributions differ between libraries).
+static std::uint64_t splitmix64(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+template <class T> void Gpt<T>::init_random(std::uint64_t seed, double std) {
+  auto h = Kokkos::create_mirror_view(params);
+  Kokkos::deep_copy(h, T(0));
+  std::uint64_t s = seed;
+  auto uniform = [&] { return (double(splitmix64(s) >> 11) + 0.5) * 0x1.0p-53; };
+  for (const auto& e : layout_.entries) {
+    const bool is_ln = e.name.find("layernorm") != std::string::npos;
+    const bool is_bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
+    for (Index i = 0; i < e.size(); ++i) {
+      T v = 0;
+      if (is_ln && !is_bias) v = 1;
+      else if (!is_bias) v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
+      h(e.offset + i) = v;
+    }
+  }
+  Kokkos::deep_copy(params, h);
+}
+
+template <class T> void Gpt<T>::zero_grads() { Kokkos::deep_copy(grads, T(0)); }
+
+template <class T>
+double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count) {
+  const auto& c = cfg_;
+  const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
+  const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
+  embedding_forward(M(h_[0]), ids, P_.embed_in);
+  for (Index l = 0; l < c.num_hidden_layers; ++l) {
+    const auto& p = P_.layers[l];
+    auto& a = acts_[l];
+    const auto h = M(h_[l]), hout = M(h_[l + 1]);
+    // attention branch: dense(attn(rotary(qkv(LN1 h))))
+    layernorm_forward(M(a.ln1), V(a.ln1_mean), V(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
+    linear_forward(M(a.qkv), M(a.ln1), p.qkv_w, p.qkv_b);
+    rotary_apply(M(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
+    attention_forward(M(a.attn), V(a.lse), M(a.qkv), shape);
+    linear_forward(M(tmp_a_), M(a.attn), p.dense_w, p.dense_b);
+    // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
+    const auto mlp_in = par ? h : M(a.hmid);
+    if (!par) add(V(a.hmid), V(h_[l]), V(tmp_a_));
+    layernorm_forward(M(a.ln2), V(a.ln2_mean), V(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
+    linear_forward(M(a.fc1), M(a.ln2), p.fc1_w, p.fc1_b);
+    gelu_forward(V(a.act), V(a.fc1), tanh_gelu);
+    linear_forward(M(tmp_m_), M(a.act), p.fc2_w, p.fc2_b);
+    if (par) {
+      add(V(h_[l + 1]), V(h_[l]), V(tmp_a_));
+      add(flat(hout), flat(hout), V(tmp_m_));
+    } else {
+      add(V(h_[l + 1]), V(a.hmid), V(tmp_m_));
+    }
+  }
+  layernorm_forward(M(lnf_), V(lnf_mean_), V(lnf_rstd_), M(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
+  linear_forward(M(logits_), M(lnf_), P_.embed_out, Vector<T>());
+  cross_entropy(losses_, M(logits_), targets, grad_scale);
+  double total = 0;
+  auto losses = losses_;
+  Kokkos::parallel_reduce("rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
+                          KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
+  if (grad_scale != 0) backward(ids);
+  return total;
+}
+
+// Gradients flow from the logits back to the embedding, layer by layer; dh_ holds ∂L/∂h.
+template <class T> void Gpt<T>::backward(const View1<int32_t>& ids) {
+  const auto& c = cfg_;
+  const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
+  const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
+  const auto dh = M(dh_);
+  linear_backward(M(dln1_), G_.embed_out, Vector<T>(), M(logits_), M(lnf_), P_.embed_out);
+  Kokkos::deep_copy(dh_, T(0));
+  layernorm_backward(dh, G_.lnf_w, G_.lnf_b, M(dln1_), M(h_.back()), V(lnf_mean_), V(lnf_rstd_), P_.lnf_w);
+  for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
+    const auto &p = P_.layers[l], &g = G_.layers[l];
+    auto& a = acts_[l];
+    const auto h = M(h_[l]);
+    const auto mlp_in = par ? h : M(a.hmid);
+    // MLP branch: its output gradient is dh in both variants
+    linear_backward(M(dact_), g.fc2_w, g.fc2_b, dh, M(a.act), p.fc2_w);
+    gelu_backward(V(dact_), V(dact_), V(a.fc1), tanh_gelu);
+    linear_backward(M(dln2_), g.fc1_w, g.fc1_b, M(dact_), M(a.ln2), p.fc1_w);
+    if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
+      layernorm_backward(dh, g.ln2_w, g.ln2_b, M(dln2_), mlp_in, V(a.ln2_mean), V(a.ln2_rstd), p.ln2_w);
+    // attention branch
+    linear_backward(M(dattn_), g.dense_w, g.dense_b, dh, M(a.attn), p.dense_w);
+    attention_backward(M(dqkv_), V(delta_), M(dattn_), M(a.attn), V(a.lse), M(a.qkv), shape);
+    rotary_apply(M(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
+    linear_backward(M(dln1_), g.qkv_w, g.qkv_b, M(dqkv_), M(a.ln1), p.qkv_w);
+    // residual: dh (identity path) += LayerNorm backward of each branch
+    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, M(dln2_), h, V(a.ln2_mean), V(a.ln2_rstd), p.ln2_w);
+    layernorm_backward(dh, g.ln1_w, g.ln1_b, M(dln1_), h, V(a.ln1_mean), V(a.ln1_rstd), p.ln1_w);
+  }
+  embedding_backward(G_.embed_in, ids, dh);
+}
+
+template class Gpt<float>;
+template class Gpt<double>;
+template ModelTensors<float> bind_tensors(const ParamLayout&, const ModelConfig&, float*);
+template ModelTensors<double> bind_tensors(const ParamLayout&, const ModelConfig&, double*);
+
+}  // namespace rewarm

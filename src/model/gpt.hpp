@@ -1,0 +1,63 @@
+// GPT-NeoX forward and backward on flat parameter/gradient buffers (DESIGN.md §4).
+// Templated on the scalar so every layer and the whole model can be checked in double.
+#pragma once
+#include <vector>
+#include "model/config.hpp"
+#include "model/layers/rotary.hpp"
+#include "model/param_layout.hpp"
+
+namespace rewarm {
+
+// The tensors of one layer inside a flat buffer (parameters or gradients).
+template <class T> struct LayerTensors {
+  Vector<T> ln1_w, ln1_b, ln2_w, ln2_b, qkv_b, dense_b, fc1_b, fc2_b;
+  Matrix<T> qkv_w, dense_w, fc1_w, fc2_w;
+};
+template <class T> struct ModelTensors {
+  Matrix<T> embed_in, embed_out;
+  Vector<T> lnf_w, lnf_b;
+  std::vector<LayerTensors<T>> layers;
+};
+template <class T> ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
+
+template <class T> class Gpt {
+ public:
+  // Activations are sized for `batch` sequences of `seq_len` tokens.
+  Gpt(const ModelConfig& cfg, Index batch, Index seq_len);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  View1<T> params, grads;  // flat, layout() offsets; grads accumulate until zero_grads()
+
+  void init_random(std::uint64_t seed, double std);  // normal(0,std) matrices, zero bias, LN 1/0
+  void zero_grads();
+
+  // ids, targets [batch·seq_len]. Returns Σ token losses over the first `count` tokens (all by
+  // default). With grad_scale != 0 also accumulates grad_scale·∂(Σ losses)/∂params into grads.
+  double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
+
+  Index tokens() const { return B_ * T_; }
+
+ private:
+  struct LayerActs {
+    View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;
+    View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
+  };
+  void backward(const View1<int32_t>& ids);
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  Index B_, T_;
+  ModelTensors<T> P_, G_;
+  layers::RotaryTables rope_;
+  std::vector<View2<T>> h_;  // residual stream entering each layer, h_[L] leaves the last
+  std::vector<LayerActs> acts_;
+  View2<T> lnf_, logits_, tmp_a_, tmp_m_, dh_, dln1_, dln2_, dattn_, dqkv_, dact_;
+  View1<T> lnf_mean_, lnf_rstd_, delta_;
+  View1<double> losses_;
+};
+
+extern template class Gpt<float>;
+extern template class Gpt<double>;
+
+}  // namespace rewarm

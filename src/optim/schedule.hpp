@@ -1,0 +1,24 @@
+// Learning-rate schedules: pure functions of the optimizer step t = 1, 2, ... (DESIGN.md §4).
+#pragma once
+#include <string>
+#include <vector>
+#include "core/types.hpp"
+
+namespace rewarm {
+
+struct Schedule {
+  std::string kind = "cosine";
+  double lr = 3e-4, min_lr = 3e-5;
+  Index warmup_steps = 0, total_steps = 1;
+  double const_lr = 0;      // infinite_*: LR of the constant phase
+  double cooldown = 0.6;    // infinite_*: cooldown to const_lr ends at this fraction of total
+  double constant = 0.85;   // infinite_*: constant phase ends here
+  double timescale = 10.0;  // infinite_inv_sqrt: alpha
+  double decay = 0.2;       // wsd: final fraction that decays linearly to min_lr
+
+  static const std::vector<std::string>& kinds();
+  void validate(const std::string& where) const;  // unknown kind, bad fractions
+  double operator()(Index t) const;               // LR used by optimizer step t
+};
+
+}  // namespace rewarm

@@ -1,0 +1,69 @@
+// Samplers, synthetic sources and token shards.
+#include <filesystem>
+#include <map>
+#include <set>
+#include "data/sampler.hpp"
+#include "data/synth.hpp"
+#include "data/token_shard.hpp"
+#include "testing.hpp"
+
+using namespace rewarm;
+
+TEST_CASE("the shuffle is a bijection per epoch and differs between epochs", "[data]") {
+  for (Index n : {1, 2, 3, 17, 64, 1000, 4097}) {
+    WindowSampler s(n, true, 1234);
+    std::set<Index> e0, e1;
+    bool differs = false;
+    for (Index k = 0; k < n; ++k) {
+      e0.insert(s(k));
+      e1.insert(s(n + k));
+      differs |= s(k) != s(n + k);
+    }
+    CHECK(Index(e0.size()) == n);
+    CHECK(Index(e1.size()) == n);
+    CHECK(*e0.rbegin() == n - 1);
+    if (n > 16) CHECK(differs);
+  }
+  WindowSampler in_order(10, false, 1);
+  CHECK(in_order(13) == 3);
+  CHECK(WindowSampler(100, true, 1)(5) != WindowSampler(100, true, 2)(5));
+}
+
+TEST_CASE("synthetic source has the stated entropy rate", "[data]") {
+  SynthSpec s;
+  s.vocab = 8;
+  s.tokens = 400000;
+  s.decay = 0.4;
+  const auto p = synth_distribution(s);
+  double h = 0;
+  for (double x : p) h -= x * std::log(x);
+  CHECK(synth_entropy_rate(s) == Approx(h));
+  // empirical conditional entropy of token t given (t-2, t-1)
+  const auto tok = synth_tokens(s);
+  std::map<std::pair<int, int>, std::map<int, double>> counts;
+  for (std::size_t i = 2; i < tok.size(); ++i) counts[{int(tok[i - 2]), int(tok[i - 1])}][int(tok[i])] += 1;
+  double H = 0, total = double(tok.size() - 2);
+  for (auto& [ctx, next] : counts) {
+    double n = 0;
+    for (auto& [t, c] : next) n += c;
+    for (auto& [t, c] : next) H -= c / total * std::log(c / n);
+  }
+  CHECK(H == Approx(h).epsilon(0.02));
+}
+
+TEST_CASE("token shards give windows of seq_len + 1 and reject ids >= vocab", "[data]") {
+  const auto path = (std::filesystem::temp_directory_path() / "rewarm_test_shard.h5").string();
+  std::vector<std::uint32_t> tok(101);
+  for (std::size_t i = 0; i < tok.size(); ++i) tok[i] = std::uint32_t(i % 50);
+  tok[77] = 70;
+  write_token_shard(path, tok, 64, 0, "test", "unit test");
+  TokenShard s(path);
+  CHECK(s.num_tokens() == 101);
+  CHECK(s.num_windows(10) == 10);
+  std::vector<std::int32_t> w(11);
+  s.read_window(2, 10, 64, w.data());
+  CHECK(w.front() == 20);
+  CHECK(w.back() == 30);
+  CHECK_THROWS_WITH(s.read_window(7, 10, 64, w.data()), Catch::Contains("token id 70 at position 77 is >= vocab_size 64") && Catch::Contains(path));
+  CHECK_THROWS_WITH(TokenShard("/nonexistent.h5"), Catch::Contains("/nonexistent.h5: cannot open"));
+}

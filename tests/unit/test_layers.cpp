@@ -1,0 +1,175 @@
+// Every layer's backward against central finite differences in double precision, on odd sizes.
+#include "model/layers/attention.hpp"
+#include "model/layers/cross_entropy.hpp"
+#include "model/layers/embedding.hpp"
+#include "model/layers/gelu.hpp"
+#include "model/layers/layernorm.hpp"
+#include "model/layers/linear.hpp"
+#include "model/layers/rotary.hpp"
+#include "testing.hpp"
+
+using namespace rewarm;
+using namespace rewarm::layers;
+using namespace rewarm::testing;
+
+TEST_CASE("linear backward matches finite differences", "[layers]") {
+  const Index N = 5, in = 7, out = 3;
+  auto x = random_view(N * in, 1), W = random_view(out * in, 2), b = random_view(out, 3), R = random_view(N * out, 4);
+  View1<double> y("y", N * out), dx("dx", N * in), dW("dW", out * in), db("db", out);
+  auto loss = [&] {
+    linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), vec(b));
+    return dot(y, R);
+  };
+  loss();
+  linear_backward(mat(dx, N, in), mat(dW, out, in), vec(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
+  CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
+  // the forward value itself against a naive loop
+  auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
+  for (Index n = 0; n < N; ++n)
+    for (Index o = 0; o < out; ++o) {
+      double s = bs[o];
+      for (Index i = 0; i < in; ++i) s += xs[n * in + i] * Ws[o * in + i];
+      CHECK(ys[n * out + o] == Approx(s).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("layernorm backward matches finite differences", "[layers]") {
+  const Index N = 4, d = 9;
+  auto x = random_view(N * d, 5, -2, 2), w = random_view(d, 6, 0.5, 1.5), b = random_view(d, 7), R = random_view(N * d, 8);
+  View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
+  auto loss = [&] {
+    layernorm_forward(mat(y, N, d), vec(mean), vec(rstd), mat(x, N, d), vec(w), vec(b), 1e-5);
+    return dot(y, R);
+  };
+  loss();
+  layernorm_backward(mat(dx, N, d), vec(dw), vec(db), mat(R, N, d), mat(x, N, d), vec(mean), vec(rstd), vec(w));
+  CHECK(max_fd_error(loss, {{x, dx}, {w, dw}, {b, db}}) < 1e-7);
+  // normalised rows have mean b and (for w = 1) unit variance
+  auto ys = to_vec(y), ws = to_vec(w), bs = to_vec(b);
+  double m = 0;
+  for (Index j = 0; j < d; ++j) m += (ys[j] - bs[j]) / ws[j];
+  CHECK(std::abs(m / d) < 1e-12);
+}
+
+TEST_CASE("gelu (erf and tanh) backward matches finite differences", "[layers]") {
+  for (bool tanh_approx : {false, true}) {
+    const Index n = 11;
+    auto x = random_view(n, 9, -4, 4), R = random_view(n, 10), y = View1<double>("y", n), dx = View1<double>("dx", n);
+    auto loss = [&] {
+      gelu_forward(vec(y), vec(x), tanh_approx);
+      return dot(y, R);
+    };
+    loss();
+    gelu_backward(vec(dx), vec(R), vec(x), tanh_approx);
+    CHECK(max_fd_error(loss, {{x, dx}}) < 1e-7);
+  }
+  // reference values: torch.nn.functional.gelu(1.0) and gelu(1.0, approximate="tanh")
+  CHECK(gelu(1.0, false) == Approx(0.8413447460685429).epsilon(1e-14));
+  CHECK(gelu(1.0, true) == Approx(0.8411919906082768).epsilon(1e-14));
+}
+
+TEST_CASE("rotary backward is the transpose rotation", "[layers]") {
+  const Index B = 2, T = 5, H = 3, hd = 6, rd = 4, d = H * hd, N = B * T;
+  const auto tab = make_rotary_tables(T, rd, 10000.0);
+  auto qkv = random_view(N * 3 * d, 11), R = random_view(N * 3 * d, 12);
+  View1<double> y("y", N * 3 * d);
+  auto loss = [&] {
+    Kokkos::deep_copy(y, qkv);
+    rotary_apply(mat(y, N, 3 * d), tab, T, H, hd, rd, false);
+    return dot(y, R);
+  };
+  loss();
+  View1<double> dq("dq", N * 3 * d);
+  Kokkos::deep_copy(dq, R);
+  rotary_apply(mat(dq, N, 3 * d), tab, T, H, hd, rd, true);
+  CHECK(max_fd_error(loss, {{qkv, dq}}) < 1e-7);
+  // position 0 is the identity; v and the non-rotary dims are untouched everywhere
+  auto a = to_vec(qkv), r = to_vec(y);
+  for (Index c = 0; c < 3 * d; ++c) CHECK(r[c] == Approx(a[c]).epsilon(1e-7));
+  for (Index n = 0; n < N; ++n)
+    for (Index h = 0; h < H; ++h)
+      for (Index c = rd; c < 3 * hd; ++c)
+        if (c < hd || (c >= hd + rd)) CHECK(r[n * 3 * d + h * 3 * hd + c] == a[n * 3 * d + h * 3 * hd + c]);
+}
+
+TEST_CASE("streamed causal attention matches a naive softmax and finite differences", "[layers]") {
+  const Index B = 2, T = 7, H = 3, hd = 5, d = H * hd, N = B * T;
+  const AttentionShape s{B, T, H, hd};
+  auto qkv = random_view(N * 3 * d, 13, -2, 2), R = random_view(N * d, 14);
+  View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d), delta("delta", B * H * T);
+  auto loss = [&] {
+    attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s);
+    return dot(out, R);
+  };
+  loss();
+  attention_backward(mat(dqkv, N, 3 * d), vec(delta), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s);
+  CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
+  // naive reference: full score matrix, masked, softmax
+  auto q = to_vec(qkv), o = to_vec(out);
+  for (Index b = 0; b < B; ++b)
+    for (Index h = 0; h < H; ++h)
+      for (Index t = 0; t < T; ++t) {
+        std::vector<double> sc(t + 1);
+        double mx = -1e300, z = 0;
+        for (Index k = 0; k <= t; ++k) {
+          double v = 0;
+          for (Index j = 0; j < hd; ++j) v += q[(b * T + t) * 3 * d + h * 3 * hd + j] * q[(b * T + k) * 3 * d + h * 3 * hd + hd + j];
+          sc[k] = v / std::sqrt(double(hd));
+          mx = std::max(mx, sc[k]);
+        }
+        for (auto& v : sc) z += (v = std::exp(v - mx));
+        for (Index j = 0; j < hd; ++j) {
+          double ref = 0;
+          for (Index k = 0; k <= t; ++k) ref += sc[k] / z * q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j];
+          CHECK(o[(b * T + t) * d + h * hd + j] == Approx(ref).epsilon(1e-12));
+        }
+      }
+}
+
+TEST_CASE("embedding backward accumulates repeated ids", "[layers]") {
+  const Index V = 6, d = 5, N = 7;
+  View1<int32_t> ids("ids", N);
+  auto hid = Kokkos::create_mirror_view(ids);
+  const int32_t id_list[] = {3, 1, 3, 0, 5, 3, 1};
+  for (Index i = 0; i < N; ++i) hid(i) = id_list[i];
+  Kokkos::deep_copy(ids, hid);
+  auto E = random_view(V * d, 15), R = random_view(N * d, 16);
+  View1<double> y("y", N * d), dE("dE", V * d);
+  auto loss = [&] {
+    embedding_forward(mat(y, N, d), ids, mat(E, V, d));
+    return dot(y, R);
+  };
+  loss();
+  embedding_backward(mat(dE, V, d), ids, mat(R, N, d));
+  CHECK(max_fd_error(loss, {{E, dE}}) < 1e-7);
+}
+
+TEST_CASE("cross entropy and its fused gradient", "[layers]") {
+  const Index N = 4, V = 13;
+  auto logits = random_view(N * V, 17, -3, 3);
+  View1<int32_t> tg("tg", N);
+  auto ht = Kokkos::create_mirror_view(tg);
+  for (Index i = 0; i < N; ++i) ht(i) = int32_t((i * 5 + 2) % V);
+  Kokkos::deep_copy(tg, ht);
+  View1<double> losses("losses", N), work("work", N * V);
+  auto loss = [&] {
+    Kokkos::deep_copy(work, logits);
+    cross_entropy(losses, mat(work, N, V), tg, 0.0);
+    double s = 0;
+    for (double l : to_vec(losses)) s += l;
+    return s;
+  };
+  const double l0 = loss();
+  Kokkos::deep_copy(work, logits);
+  cross_entropy(losses, mat(work, N, V), tg, 1.0);  // work now holds ∂(Σ losses)/∂logits
+  CHECK(max_fd_error(loss, {{logits, work}}) < 1e-7);
+  // naive value
+  auto lg = to_vec(logits);
+  double ref = 0;
+  for (Index n = 0; n < N; ++n) {
+    double z = 0;
+    for (Index v = 0; v < V; ++v) z += std::exp(lg[n * V + v]);
+    ref += std::log(z) - lg[n * V + ht(n)];
+  }
+  CHECK(l0 == Approx(ref).epsilon(1e-12));
+}

@@ -1,0 +1,12 @@
+// Catch2 main: Kokkos is initialised once for all tests; invalid FP operations trap, so a NaN
+// produced anywhere fails loudly instead of propagating.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+#include <fenv.h>
+#include "core/types.hpp"
+
+int main(int argc, char** argv) {
+  Kokkos::ScopeGuard kokkos(argc, argv);
+  feenableexcept(FE_INVALID);
+  return Catch::Session().run(argc, argv);
+}

@@ -1,0 +1,85 @@
+// The whole GPT-NeoX model's gradient against finite differences in double precision, for
+// both residual variants, both GELUs and partial rotary; and float against double.
+#include "model/gpt.hpp"
+#include "testing.hpp"
+
+using namespace rewarm;
+using namespace rewarm::testing;
+
+static ModelConfig tiny(bool parallel, const std::string& act, double rotary_pct) {
+  ModelConfig c;
+  c.vocab_size = 11;  // not a multiple of anything
+  c.hidden_size = 12;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 3;  // head_dim 4
+  c.intermediate_size = 20;
+  c.rotary_pct = rotary_pct;
+  c.max_position_embeddings = 16;
+  c.use_parallel_residual = parallel;
+  c.hidden_act = act;
+  return c;
+}
+
+static void set_tokens(View1<int32_t>& ids, View1<int32_t>& tg, Index V) {
+  auto hi = Kokkos::create_mirror_view(ids);
+  auto ht = Kokkos::create_mirror_view(tg);
+  for (Index i = 0; i < Index(ids.extent(0)); ++i) hi(i) = int32_t((i * 7 + 3) % V), ht(i) = int32_t((i * 5 + 1) % V);
+  Kokkos::deep_copy(ids, hi);
+  Kokkos::deep_copy(tg, ht);
+}
+
+TEST_CASE("GPT-NeoX gradient matches finite differences", "[model]") {
+  const Index B = 2, T = 5;
+  for (bool parallel : {true, false})
+    for (const char* act : {"gelu", "gelu_fast"})
+      for (double rotary_pct : {0.5, 1.0}) {
+        const auto cfg = tiny(parallel, act, rotary_pct);
+        Gpt<double> model(cfg, B, T);
+        auto p = random_vec(model.params.extent(0), 42, -0.5, 0.5);
+        for (const auto& e : model.layout().entries)  // LayerNorm weights near 1, as after training
+          if (e.name.find("layernorm.weight") != std::string::npos)
+            for (Index i = 0; i < e.size(); ++i) p[e.offset + i] += 1;
+        from_vec(model.params, p);
+        View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+        set_tokens(ids, tg, cfg.vocab_size);
+        model.zero_grads();
+        model.forward(ids, tg, 1.0);
+        View1<double> grads("g", model.grads.extent(0));
+        Kokkos::deep_copy(grads, model.grads);
+        const double err = max_fd_error([&] { return model.forward(ids, tg); }, {{model.params, grads}});
+        INFO("parallel=" << parallel << " act=" << act << " rotary_pct=" << rotary_pct);
+        CHECK(err < 1e-6);
+      }
+}
+
+TEST_CASE("float model agrees with the double model", "[model]") {
+  const Index B = 2, T = 6;
+  const auto cfg = tiny(true, "gelu", 0.25 * 2);
+  Gpt<double> md(cfg, B, T);
+  Gpt<float> mf(cfg, B, T);
+  md.init_random(7, 0.2);
+  mf.init_random(7, 0.2);
+  View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+  set_tokens(ids, tg, cfg.vocab_size);
+  md.zero_grads();
+  mf.zero_grads();
+  const double ld = md.forward(ids, tg, 1.0), lf = mf.forward(ids, tg, 1.0);
+  CHECK(lf == Approx(ld).epsilon(1e-5));
+  auto gd = to_vec(md.grads);
+  auto gf = to_vec(mf.grads);
+  double worst = 0;
+  for (std::size_t i = 0; i < gd.size(); ++i) worst = std::max(worst, std::abs(gd[i] - gf[i]));
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("evaluation over a prefix counts only those tokens", "[model]") {
+  const Index B = 3, T = 4;
+  const auto cfg = tiny(true, "gelu", 0.5);
+  Gpt<double> m(cfg, B, T);
+  m.init_random(3, 0.1);
+  View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+  set_tokens(ids, tg, cfg.vocab_size);
+  const double all = m.forward(ids, tg), first_two = m.forward(ids, tg, 0, 2 * T);
+  CHECK(first_two < all);
+  CHECK(first_two > 0);
+}

@@ -1,0 +1,67 @@
+// Helpers for kernel tests: random views, host copies, and a central finite-difference
+// gradient check in double precision.
+#pragma once
+#include <catch2/catch.hpp>
+#include <functional>
+#include <random>
+#include <vector>
+#include "core/types.hpp"
+
+namespace rewarm::testing {
+
+template <class T> std::vector<T> to_vec(const View1<T>& v) {
+  auto h = host_copy(v);
+  return std::vector<T>(h.data(), h.data() + h.extent(0));
+}
+template <class T> void from_vec(const View1<T>& v, const std::vector<T>& x) {
+  auto h = Kokkos::create_mirror_view(v);
+  for (std::size_t i = 0; i < x.size(); ++i) h(i) = x[i];
+  Kokkos::deep_copy(v, h);
+}
+inline std::vector<double> random_vec(std::size_t n, unsigned seed, double lo = -1, double hi = 1) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> x(n);
+  for (auto& v : x) v = u(g);
+  return x;
+}
+inline View1<double> random_view(std::size_t n, unsigned seed, double lo = -1, double hi = 1) {
+  View1<double> v("test", n);
+  from_vec(v, random_vec(n, seed, lo, hi));
+  return v;
+}
+inline Matrix<double> mat(const View1<double>& v, Index r, Index c) { return Matrix<double>(v.data(), r, c); }
+inline Vector<double> vec(const View1<double>& v) { return Vector<double>(v.data(), v.extent(0)); }
+inline double dot(const View1<double>& a, const View1<double>& b) {
+  auto x = to_vec(a), y = to_vec(b);
+  double s = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) s += x[i] * y[i];
+  return s;
+}
+
+// For each (input, analytic gradient) pair, compares every element of the gradient with
+// (loss(x + h) − loss(x − h)) / 2h. Returns the largest error relative to max(1, |fd|).
+inline double max_fd_error(const std::function<double()>& loss,
+                           const std::vector<std::pair<View1<double>, View1<double>>>& pairs, double h = 1e-6) {
+  double worst = 0;
+  for (const auto& [x, g] : pairs) {
+    auto xs = to_vec(x), gs = to_vec(g);
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const double x0 = xs[i];
+      xs[i] = x0 + h;
+      from_vec(x, xs);
+      const double lp = loss();
+      xs[i] = x0 - h;
+      from_vec(x, xs);
+      const double lm = loss();
+      xs[i] = x0;
+      from_vec(x, xs);
+      const double fd = (lp - lm) / (2 * h);
+      worst = std::max(worst, std::abs(fd - gs[i]) / std::max(1.0, std::abs(fd)));
+    }
+  }
+  loss();  // leave the outputs at the unperturbed point
+  return worst;
+}
+
+}  // namespace rewarm::testing
