@@ -167,7 +167,6 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
   if (c.init.load != "weights" && c.init.load != "full")
     fail(source, "init.load = \"" + c.init.load + "\" must be \"weights\" or \"full\"");
   if (c.init.from == "random" && c.init.load == "full") fail(source, "init.load = \"full\" needs init.from = a checkpoint");
-  if (c.init.from == "random" && !c.model_given) fail(source, "a [model] table is required when init.from = \"random\"");
 
   const toml::table* dt = table("data");
   Section d(dt, "data.", source);

@@ -33,6 +33,7 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   const bool resume = !existing.empty();
   const bool full = resume || (weights.empty() && cfg_.init.load == "full");
   CheckpointData ck;
+  if (from == "random" && !cfg_.model_given) fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
   if (from != "random") {
     ck = read_checkpoint(from, cfg_.model_given ? &cfg_.model : nullptr, full);
     cfg_.model = ck.model;
@@ -116,7 +117,7 @@ void Trainer::save_checkpoint() {
   for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
 }
 
-void Trainer::train() {
+void Trainer::train(Index stop_at) {
   if (cfg_.data.train.size() != 1)
     fail(cfg_.source, "several [[data.train]] sets (mixtures) are not supported by this version: give one");
   const auto& set = cfg_.data.train.front();
@@ -150,10 +151,11 @@ void Trainer::train() {
       loss_sum += model_->forward(ids_, targets_, grad_scale);
     }
     const double loss = loss_sum * grad_scale;
-    if (!std::isfinite(loss))
-      fail(cfg_.run_dir, "loss became " + std::to_string(loss) + " at step " + std::to_string(t) +
-                             "; stopping, the last good checkpoint is kept");
     const double norm = global_norm(model_->grads);
+    if (!std::isfinite(loss) || !std::isfinite(norm))  // before the update: nothing bad is saved
+      fail(cfg_.run_dir, std::string(std::isfinite(loss) ? "gradient norm" : "loss") + " became " +
+                             (std::isnan(loss) || std::isnan(norm) ? "NaN" : "infinite") + " at step " + std::to_string(t) +
+                             "; stopped, earlier checkpoints are kept");
     clip_by_global_norm(model_->grads, norm, cfg_.optimizer.grad_clip);
     const double lr = cfg_.schedule(t);
     adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, lr, t);
@@ -171,8 +173,13 @@ void Trainer::train() {
       std::fflush(stdout);
     }
     if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps)) run_eval();
-    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || t == cfg_.schedule.total_steps)
+    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || t == cfg_.schedule.total_steps ||
+        t == stop_at)
       save_checkpoint();
+    if (t == stop_at) {
+      std::printf("stopped after step %lld (--stop-at); rerun the same command to resume\n", static_cast<long long>(t));
+      return;
+    }
   }
 }
 

@@ -16,7 +16,9 @@ class Trainer {
   // Sets up the model from the newest checkpoint in run_dir, else from init.from.
   // With eval_only, `weights` (a checkpoint) supplies the model instead.
   explicit Trainer(RunConfig cfg, const std::string& weights = "");
-  void train();
+  // Trains to schedule.total_steps, or stops after step `stop_at` (> 0) with a checkpoint, so a
+  // job with a time limit can end cleanly and the next one resume.
+  void train(Index stop_at = -1);
   // Mean loss per token of every eval set (first max_sequences windows, in order).
   std::map<std::string, double> evaluate();
   const RunConfig& config() const { return cfg_; }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what rewarm needs from Debian/Ubuntu packages (only what is missing), then
+# configures and builds it into build/. `--tests` also installs the Python test oracles.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(cmake g++ make pkg-config
+          libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev
+          libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
+          libtomlplusplus-dev libcli11-dev nlohmann-json3-dev catch2)
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -B build -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"

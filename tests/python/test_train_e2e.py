@@ -1,0 +1,138 @@
+"""End-to-end training: learning to the known entropy floor, exact resume, init.load modes,
+eval and info."""
+import os
+import h5py
+import numpy as np
+
+from helpers import ROOT, rewarm, write_toml
+
+TINY = """
+run_dir = "{run}"
+[model]
+vocab_size = 13
+hidden_size = 16
+num_hidden_layers = 2
+num_attention_heads = 2
+intermediate_size = 24
+max_position_embeddings = 32
+[data]
+seq_len = 16
+micro_batch = 2
+global_batch = 4
+shuffle = true
+[[data.train]]
+path = "{data}/train.h5"
+[[data.eval]]
+name = "val"
+path = "{data}/val.h5"
+max_sequences = 5
+[optimizer]
+lr = 1e-2
+[schedule]
+kind = "cosine"
+warmup_steps = 2
+total_steps = 8
+[train]
+eval_interval = 3
+log_interval = 1
+checkpoint_interval = 4
+"""
+
+
+def make_data(d, vocab=13):
+    rewarm("synth", "--out", d / "train.h5", "--vocab", vocab, "--tokens", 5000, "--stream-seed", 2)
+    rewarm("synth", "--out", d / "val.h5", "--vocab", vocab, "--tokens", 1000, "--stream-seed", 3)
+
+
+def read_all(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        out["@step"] = f.attrs["step"]
+    return out
+
+
+def assert_identical(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_learns_to_the_entropy_floor(tmp_path):
+    rewarm("synth", "--out", tmp_path / "train.h5", "--vocab", 8, "--decay", 0.5, "--tokens", 2000000, "--stream-seed", 2)
+    p = rewarm("synth", "--out", tmp_path / "val.h5", "--vocab", 8, "--decay", 0.5, "--tokens", 100000, "--stream-seed", 3)
+    with h5py.File(tmp_path / "val.h5", "r") as f:
+        entropy = f.attrs["entropy_rate"]
+    assert abs(entropy - 1.3606) < 1e-4, p.stdout
+    rewarm("train", os.path.join(ROOT, "inputs", "demo.toml"), "--set", f"run_dir={tmp_path}/run",
+           "--set", f"data.train.0.path={tmp_path}/train.h5", "--set", f"data.eval.0.path={tmp_path}/val.h5",
+           "--set", "train.log_interval=50")
+    with h5py.File(tmp_path / "run" / "metrics.h5", "r") as m:
+        final = m["eval/synth/loss"][-1]
+        first = m["eval/synth/loss"][0]
+        assert m["eval/synth/step"][0] == 0 and m["eval/synth/step"][-1] == 600
+    assert abs(first - np.log(8)) < 0.05  # starts at chance
+    assert final < 1.05 * entropy, f"final eval loss {final} vs entropy rate {entropy}"
+
+
+def test_resume_is_bit_exact(tmp_path):
+    make_data(tmp_path)
+    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    write_toml(tmp_path / "b.toml", TINY.format(run=tmp_path / "b", data=tmp_path))
+    rewarm("train", tmp_path / "a.toml", "--set", "train.keep_checkpoints=1")
+    p = rewarm("train", tmp_path / "b.toml", "--stop-at", 5)
+    assert "stopped after step 5" in p.stdout
+    ck = tmp_path / "b" / "checkpoints"
+    assert sorted(os.listdir(ck)) == ["step_00000004.h5", "step_00000005.h5"]
+    (ck / "step_00000007.h5.tmp").write_bytes(b"a crash while writing")  # must be ignored
+    p = rewarm("train", tmp_path / "b.toml")
+    assert "resuming from" in p.stderr and "step_00000005.h5" in p.stderr
+    final = "checkpoints/step_00000008.h5"
+    assert_identical(read_all(tmp_path / "a" / final), read_all(tmp_path / "b" / final))
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as a, h5py.File(tmp_path / "b" / "metrics.h5", "r") as b:
+        np.testing.assert_array_equal(b["train/step"][:], np.arange(1, 9))  # no duplicated steps
+        np.testing.assert_array_equal(a["train/loss"][:], b["train/loss"][:])
+        np.testing.assert_array_equal(a["eval/val/step"][:], [0, 3, 6, 8])
+        np.testing.assert_array_equal(a["eval/val/loss"][:], b["eval/val/loss"][:])
+    # keep_checkpoints keeps the newest: 1 in run a, 3 (the default) in run b
+    assert os.listdir(tmp_path / "a" / "checkpoints") == ["step_00000008.h5"]
+    assert sorted(f for f in os.listdir(ck) if f.endswith(".h5")) == ["step_00000004.h5", "step_00000005.h5", "step_00000008.h5"]
+
+
+def test_init_load_full_and_weights(tmp_path):
+    make_data(tmp_path)
+    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    rewarm("train", tmp_path / "a.toml")
+    start = tmp_path / "a" / "checkpoints" / "step_00000004.h5"
+    # "full": the exact state, so the run ends where run a ended
+    write_toml(tmp_path / "f.toml", TINY.format(run=tmp_path / "f", data=tmp_path) + f'[init]\nfrom = "{start}"\nload = "full"\n')
+    rewarm("train", tmp_path / "f.toml")
+    assert_identical(read_all(tmp_path / "a" / "checkpoints" / "step_00000008.h5"),
+                     read_all(tmp_path / "f" / "checkpoints" / "step_00000008.h5"))
+    # "weights": the paper's setup — same weights, fresh optimizer at step 0, eval at step 0 first
+    write_toml(tmp_path / "w.toml", TINY.format(run=tmp_path / "w", data=tmp_path) + f'[init]\nfrom = "{start}"\nload = "weights"\n')
+    rewarm("train", tmp_path / "w.toml")
+    with h5py.File(tmp_path / "w" / "metrics.h5", "r") as m, h5py.File(tmp_path / "a" / "metrics.h5", "r") as a:
+        np.testing.assert_array_equal(m["train/step"][:], np.arange(1, 9))
+        assert m["eval/val/step"][0] == 0
+        assert abs(m["eval/val/loss"][0] - a["eval/val/loss"][1]) > 0  # not the random init
+        assert m["train/lr"][0] == a["train/lr"][0]  # warmup restarts
+    with h5py.File(start, "r") as s, h5py.File(tmp_path / "w" / "checkpoints" / "step_00000008.h5", "r") as w:
+        assert w.attrs["step"] == 8 and w.attrs["tokens_seen"] == 8 * 4 * 16
+
+
+def test_eval_and_info(tmp_path):
+    make_data(tmp_path)
+    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    rewarm("train", tmp_path / "a.toml")
+    ck = tmp_path / "a" / "checkpoints" / "step_00000008.h5"
+    p = rewarm("eval", tmp_path / "a.toml", "--checkpoint", ck)
+    loss = float(p.stdout.split()[2])
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
+        assert loss == float(f"{m['eval/val/loss'][-1]:.6f}")  # the same windows as during training
+    out = rewarm("info", tmp_path / "val.h5").stdout
+    assert "token shard, 1000 tokens" in out and "entropy_rate" in out
+    out = rewarm("info", ck).stdout
+    assert "checkpoint at step 8" in out and "optimizer state yes" in out
+    out = rewarm("info", tmp_path / "a" / "metrics.h5").stdout
+    assert "last step 8" in out and "eval val" in out
