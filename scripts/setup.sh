@@ -9,7 +9,7 @@ packages=(cmake g++ make pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
           libtomlplusplus-dev libcli11-dev nlohmann-json3-dev catch2)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-torch)
+  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-pandas python3-torch)
 fi
 
 missing=()
