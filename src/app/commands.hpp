@@ -8,4 +8,5 @@ void register_eval(CLI::App& app);
 void register_info(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_synth(CLI::App& app);
+void register_bench(CLI::App& app);
 }  // namespace rewarm

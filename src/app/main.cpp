@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   rewarm::register_info(app);
   rewarm::register_convert(app);
   rewarm::register_synth(app);
+  rewarm::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 #include "model/config.hpp"
-#include "optim/adamw.hpp"
+#include "optim/adamw_config.hpp"
 #include "optim/schedule.hpp"
 
 namespace rewarm {

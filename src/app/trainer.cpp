@@ -28,7 +28,8 @@ template <class V> static std::vector<float> download(const V& src) {
 Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg)) {
   // Where the weights come from: the newest checkpoint of this run (exact resume), an explicit
   // checkpoint (eval), init.from, or a seeded random init.
-  const auto existing = weights.empty() ? list_checkpoints(cfg_.run_dir) : std::vector<std::string>{};
+  const bool may_resume = weights.empty() && !cfg_.run_dir.empty();  // bench and eval resume nothing
+  const auto existing = may_resume ? list_checkpoints(cfg_.run_dir) : std::vector<std::string>{};
   std::string from = !weights.empty() ? weights : !existing.empty() ? existing.back() : cfg_.init.from;
   const bool resume = !existing.empty();
   const bool full = resume || (weights.empty() && cfg_.init.load == "full");
@@ -117,12 +118,43 @@ void Trainer::save_checkpoint() {
   for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
 }
 
-void Trainer::train(Index stop_at) {
+void Trainer::open_train_data() {
   if (cfg_.data.train.size() != 1)
     fail(cfg_.source, "several [[data.train]] sets (mixtures) are not supported by this version: give one");
-  const auto& set = cfg_.data.train.front();
-  train_shard_ = std::make_unique<TokenShard>(set.path);
+  train_shard_ = std::make_unique<TokenShard>(cfg_.data.train.front().path);
   sampler_ = std::make_unique<WindowSampler>(train_shard_->num_windows(cfg_.data.seq_len), cfg_.data.shuffle, cfg_.data.seed);
+}
+
+StepResult Trainer::step() {
+  const Index t = state_.step + 1, accum = cfg_.accumulation_steps(), B = cfg_.data.micro_batch;
+  const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
+  StepResult r{};
+  model_->zero_grads();
+  double loss_sum = 0;
+  for (Index u = 0; u < accum; ++u) {
+    const auto d0 = std::chrono::steady_clock::now();
+    load_batch(state_.samples_seen + u * B, ids_, targets_);
+    r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
+    loss_sum += model_->forward(ids_, targets_, grad_scale);
+  }
+  r.loss = loss_sum * grad_scale;
+  r.grad_norm = global_norm(model_->grads);
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))  // before the update: nothing bad is saved
+    fail(cfg_.run_dir, std::string(std::isfinite(r.loss) ? "gradient norm" : "loss") + " became " +
+                           (std::isnan(r.loss) || std::isnan(r.grad_norm) ? "NaN" : "infinite") + " at step " +
+                           std::to_string(t) + "; stopped, earlier checkpoints are kept");
+  clip_by_global_norm(model_->grads, r.grad_norm, cfg_.optimizer.grad_clip);
+  r.lr = cfg_.schedule(t);
+  adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, r.lr, t);
+  kx::fence("rewarm::step");  // the step is done when the timer is read
+  state_.step = t;
+  state_.samples_seen += cfg_.data.global_batch;
+  state_.tokens_seen += cfg_.tokens_per_step();
+  return r;
+}
+
+void Trainer::train(Index stop_at) {
+  open_train_data();
   fs::create_directories(cfg_.run_dir);
   const bool resumed = state_.step > 0;
   Metrics metrics((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_, device_description(),
@@ -138,38 +170,18 @@ void Trainer::train(Index stop_at) {
   };
   if (!resumed && cfg_.train.eval_at_start) run_eval();
 
-  const Index accum = cfg_.accumulation_steps(), B = cfg_.data.micro_batch;
-  const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
   const auto t_start = std::chrono::steady_clock::now();
   while (state_.step < cfg_.schedule.total_steps) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Index t = state_.step + 1;
-    model_->zero_grads();
-    double loss_sum = 0;
-    for (Index u = 0; u < accum; ++u) {
-      load_batch(state_.samples_seen + u * B, ids_, targets_);
-      loss_sum += model_->forward(ids_, targets_, grad_scale);
-    }
-    const double loss = loss_sum * grad_scale;
-    const double norm = global_norm(model_->grads);
-    if (!std::isfinite(loss) || !std::isfinite(norm))  // before the update: nothing bad is saved
-      fail(cfg_.run_dir, std::string(std::isfinite(loss) ? "gradient norm" : "loss") + " became " +
-                             (std::isnan(loss) || std::isnan(norm) ? "NaN" : "infinite") + " at step " + std::to_string(t) +
-                             "; stopped, earlier checkpoints are kept");
-    clip_by_global_norm(model_->grads, norm, cfg_.optimizer.grad_clip);
-    const double lr = cfg_.schedule(t);
-    adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, lr, t);
-    kx::fence("rewarm::step");
-    state_.step = t;
-    state_.samples_seen += cfg_.data.global_batch;
-    state_.tokens_seen += cfg_.tokens_per_step();
+    const StepResult r = step();
+    const Index t = state_.step;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
       const double tps = double(cfg_.tokens_per_step()) / secs;
-      metrics.log_train({t, state_.tokens_seen, lr, loss, norm, tps,
+      metrics.log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()});
       std::printf("train step %6lld | loss %.6f | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
-                  loss, lr, norm, tps);
+                  r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);
     }
     if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps)) run_eval();

@@ -11,6 +11,11 @@
 
 namespace rewarm {
 
+struct StepResult {
+  double loss = 0, grad_norm = 0, lr = 0;
+  double data_seconds = 0;  // host time spent reading and uploading batches
+};
+
 class Trainer {
  public:
   // Sets up the model from the newest checkpoint in run_dir, else from init.from.
@@ -19,6 +24,9 @@ class Trainer {
   // Trains to schedule.total_steps, or stops after step `stop_at` (> 0) with a checkpoint, so a
   // job with a time limit can end cleanly and the next one resume.
   void train(Index stop_at = -1);
+  // The pieces of train(), for benchmarks: open the training set, take one optimizer step.
+  void open_train_data();
+  StepResult step();
   // Mean loss per token of every eval set (first max_sequences windows, in order).
   std::map<std::string, double> evaluate();
   const RunConfig& config() const { return cfg_; }

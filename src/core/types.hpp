@@ -1,6 +1,7 @@
 // Scalar and View aliases used across rewarm.
 #pragma once
 #include <cstdint>
+#include "core/index.hpp"
 #include "core/kokkos_compat.hpp"
 
 namespace rewarm {
@@ -16,7 +17,6 @@ using Matrix = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTr
 template <class T>
 using Vector = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 
-using Index = std::int64_t;
 using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<Index>>;
 
 // Host copy of a device view, uninitialised (spelt so that 3.4 and 4.x both accept it).

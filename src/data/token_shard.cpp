@@ -15,13 +15,14 @@ TokenShard::TokenShard(const std::string& path) : path_(path), file_(std::make_u
   if (type != "uint16" && type != "uint32") fail(path, "/tokens has type " + type + ", expected uint16 or uint32");
   num_tokens_ = shape[0];
   vocab_size_ = file_->attr_int("vocab_size");
+  tokens_ = std::make_unique<h5::RangeReader>(*file_, "/tokens");
 }
 
 TokenShard::~TokenShard() = default;
 
 void TokenShard::read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const {
   if (k < 0 || k >= num_windows(seq_len)) fail(path_, "window " + std::to_string(k) + " is out of range");
-  file_->read_range("/tokens", k * seq_len, seq_len + 1, out);
+  tokens_->read(k * seq_len, seq_len + 1, out);
   for (Index i = 0; i <= seq_len; ++i)
     if (out[i] < 0 || out[i] >= model_vocab)
       fail(path_, "token id " + std::to_string(static_cast<std::uint32_t>(out[i])) + " at position " +

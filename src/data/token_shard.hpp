@@ -7,7 +7,10 @@
 #include "core/types.hpp"
 
 namespace rewarm {
-namespace h5 { class File; }
+namespace h5 {
+class File;
+class RangeReader;
+}  // namespace h5
 
 class TokenShard {
  public:
@@ -23,6 +26,7 @@ class TokenShard {
  private:
   std::string path_;
   std::unique_ptr<h5::File> file_;
+  std::unique_ptr<h5::RangeReader> tokens_;
   Index num_tokens_ = 0, vocab_size_ = 0;
 };
 

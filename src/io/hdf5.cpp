@@ -156,15 +156,15 @@ template <class T> std::vector<T> File::read(const std::string& name) const {
   return out;
 }
 
-template <class T>
-void File::read_range(const std::string& name, std::int64_t offset, std::int64_t count, T* out) const {
-  Id d = open_dataset(name);
-  Id fs(H5Dget_space(d), H5Sclose);
+RangeReader::RangeReader(const File& file, const std::string& name)
+    : where_(file.path() + ": '" + name + "'"), dataset_(file.open_dataset(name)), space_(H5Dget_space(dataset_), H5Sclose) {}
+
+template <class T> void RangeReader::read(std::int64_t offset, std::int64_t count, T* out) const {
   hsize_t off = hsize_t(offset), cnt = hsize_t(count);
-  if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, nullptr, &cnt, nullptr) < 0) fail("bad range in '" + name + "'");
+  if (H5Sselect_hyperslab(space_, H5S_SELECT_SET, &off, nullptr, &cnt, nullptr) < 0) throw Error(where_ + ": bad range");
   Id ms(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
-  if (H5Dread(d, native_type<T>(), ms, fs, H5P_DEFAULT, out) < 0)
-    fail("cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ") of '" + name + "'");
+  if (H5Dread(dataset_, native_type<T>(), ms, space_, H5P_DEFAULT, out) < 0)
+    throw Error(where_ + ": cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ")");
 }
 
 template <class T> void File::append(const std::string& name, const T* data, std::int64_t count) {
@@ -215,7 +215,7 @@ void File::flush() {
 #define REWARM_H5_INSTANTIATE(T)                                                                               \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
   template std::vector<T> File::read<T>(const std::string&) const;                                            \
-  template void File::read_range<T>(const std::string&, std::int64_t, std::int64_t, T*) const;                \
+  template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;                                  \
   template void File::append<T>(const std::string&, const T*, std::int64_t);
 REWARM_H5_INSTANTIATE(float)
 REWARM_H5_INSTANTIATE(double)

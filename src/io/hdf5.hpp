@@ -53,8 +53,6 @@ class File {
   void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape,
              std::int64_t chunk = 0, int deflate = 0);
   template <class T> std::vector<T> read(const std::string& name) const;
-  // Elements [offset, offset + count) of a 1-D dataset, converted to T by HDF5.
-  template <class T> void read_range(const std::string& name, std::int64_t offset, std::int64_t count, T* out) const;
 
   // Extendible 1-D series.
   template <class T> void append(const std::string& name, const T* data, std::int64_t count);
@@ -62,12 +60,25 @@ class File {
   std::vector<std::string> list(const std::string& group) const;  // member names
 
   void flush();
+  Id open_dataset(const std::string& name) const;
 
  private:
-  Id open_dataset(const std::string& name) const;
   [[noreturn]] void fail(const std::string& what) const;
   std::string path_;
   Id file_;
+};
+
+// Repeated reads of element ranges of one 1-D dataset, which stays open (the hot path of
+// data loading: no lookup per read).
+class RangeReader {
+ public:
+  RangeReader(const File& file, const std::string& name);
+  // Elements [offset, offset + count), converted to T by HDF5.
+  template <class T> void read(std::int64_t offset, std::int64_t count, T* out) const;
+
+ private:
+  std::string where_;
+  Id dataset_, space_;
 };
 
 }  // namespace rewarm::h5

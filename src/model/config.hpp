@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 #include <nlohmann/json.hpp>
-#include "core/types.hpp"
+#include "core/index.hpp"
 
 namespace rewarm {
 

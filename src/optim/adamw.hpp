@@ -2,12 +2,9 @@
 #pragma once
 #include <cmath>
 #include "core/types.hpp"
+#include "optim/adamw_config.hpp"
 
 namespace rewarm {
-
-struct AdamW {
-  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
-};
 
 // ‖g‖₂ over the whole buffer, accumulated in double.
 template <class T> double global_norm(const View1<T>& g) {

@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 #include <vector>
-#include "core/types.hpp"
+#include "core/index.hpp"
 
 namespace rewarm {
 

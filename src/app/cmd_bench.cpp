@@ -1,0 +1,76 @@
+// rewarm bench CONFIG [--steps N]: training throughput (tokens/s), model FLOP/s, and MFU
+// against the fp32 GEMM rate of KokkosBlas::gemm measured in the same run on the same device.
+#include <chrono>
+#include <cstdio>
+#include "app/commands.hpp"
+#include "app/trainer.hpp"
+#include "core/gemm.hpp"
+
+namespace rewarm {
+
+// Best of `reps` square fp32 GEMMs of size n: the peak that MFU is measured against.
+static double gemm_peak_flops(Index n, int reps) {
+  View2<float> a("rewarm::bench_a", n, n), b("rewarm::bench_b", n, n), c("rewarm::bench_c", n, n);
+  Kokkos::deep_copy(a, 1.0f);
+  Kokkos::deep_copy(b, 0.5f);
+  const Matrix<float> A(a.data(), n, n), B(b.data(), n, n), C(c.data(), n, n);
+  double best = 1e30;
+  for (int r = 0; r <= reps; ++r) {  // the first is a warm-up
+    kx::fence("rewarm::bench_gemm_start");
+    const auto t0 = std::chrono::steady_clock::now();
+    gemm<float>('N', 'T', 1, A, B, 0, C);
+    kx::fence("rewarm::bench_gemm_end");
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) best = std::min(best, s);
+  }
+  return 2.0 * double(n) * double(n) * double(n) / best;
+}
+
+// Training FLOPs per token (PaLM convention): 6 per weight of every matrix product (forward
+// + backward) plus 12·L·d·T for the attention scores and values.
+static double flops_per_token(const ModelConfig& c, Index seq_len) {
+  double matmul = 0;
+  for (const auto& e : ParamLayout(c).entries)
+    if (e.shape.size() == 2 && e.name != "gpt_neox.embed_in.weight") matmul += double(e.size());
+  return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
+}
+
+void register_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "training tokens/s, model FLOP/s and MFU against a measured GEMM peak");
+  auto config = std::make_shared<std::string>();
+  auto sets = std::make_shared<std::vector<std::string>>();
+  auto steps = std::make_shared<Index>(5);
+  auto gemm_n = std::make_shared<Index>(2048);
+  cmd->add_option("config", *config, "run config (TOML); its model and data are used, nothing is written")->required();
+  cmd->add_option("--set", *sets, "override a config key: section.key=value (repeatable)");
+  cmd->add_option("--steps", *steps, "timed optimizer steps (after one warm-up step)")->capture_default_str();
+  cmd->add_option("--gemm-size", *gemm_n, "size n of the n×n×n GEMM that measures the peak")->capture_default_str();
+  cmd->callback([=] {
+    auto cfg = load_run_config(*config, *sets);
+    cfg.run_dir = "";  // a benchmark resumes nothing and writes nothing
+    Trainer trainer(cfg);
+    trainer.open_train_data();
+    const auto& c = trainer.config();
+    const double peak = gemm_peak_flops(*gemm_n, 3);
+    trainer.step();  // warm-up
+    double data = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (Index s = 0; s < *steps; ++s) data += trainer.step().data_seconds;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
+    const double model_flops = tps * flops_per_token(c.model, c.data.seq_len);
+    std::printf("device          %s\n", device_description().c_str());
+    std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld)\n", peak / 1e9, static_cast<long long>(*gemm_n));
+    std::printf("model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, global_batch %lld\n",
+                static_cast<long long>(c.model.hidden_size), static_cast<long long>(c.model.num_hidden_layers),
+                static_cast<long long>(c.model.num_attention_heads), static_cast<long long>(c.model.vocab_size),
+                static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
+                static_cast<long long>(c.data.global_batch));
+    std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step)\n", tps, static_cast<long long>(*steps), secs / double(*steps));
+    std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9, flops_per_token(c.model, c.data.seq_len));
+    std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
+    std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
+  });
+}
+
+}  // namespace rewarm
