@@ -1,7 +1,6 @@
 #include "model/gpt.hpp"
 
 #include <cmath>
-#include "model/layers/attention.hpp"
 #include "model/layers/cross_entropy.hpp"
 #include "model/layers/elementwise.hpp"
 #include "model/layers/embedding.hpp"
@@ -94,7 +93,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
   dattn_ = mat("rewarm::dattn", N, d);
   dqkv_ = mat("rewarm::dqkv", N, 3 * d);
   dact_ = mat("rewarm::dact", N, I);
-  delta_ = vec("rewarm::attn_delta", BHT);
+  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()});
   losses_ = View1<double>("rewarm::losses", N);
 }
 
@@ -140,7 +139,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     layernorm_forward(M(a.ln1), V(a.ln1_mean), V(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
     linear_forward(M(a.qkv), M(a.ln1), p.qkv_w, p.qkv_b);
     rotary_apply(M(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
-    attention_forward(M(a.attn), V(a.lse), M(a.qkv), shape);
+    attention_forward(M(a.attn), V(a.lse), M(a.qkv), shape, attn_ws_);
     linear_forward(M(tmp_a_), M(a.attn), p.dense_w, p.dense_b);
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : M(a.hmid);
@@ -189,7 +188,7 @@ template <class T> void Gpt<T>::backward(const View1<int32_t>& ids) {
       layernorm_backward(dh, g.ln2_w, g.ln2_b, M(dln2_), mlp_in, V(a.ln2_mean), V(a.ln2_rstd), p.ln2_w);
     // attention branch
     linear_backward(M(dattn_), g.dense_w, g.dense_b, dh, M(a.attn), p.dense_w);
-    attention_backward(M(dqkv_), V(delta_), M(dattn_), M(a.attn), V(a.lse), M(a.qkv), shape);
+    attention_backward(M(dqkv_), M(dattn_), M(a.attn), V(a.lse), M(a.qkv), shape, attn_ws_);
     rotary_apply(M(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
     linear_backward(M(dln1_), g.qkv_w, g.qkv_b, M(dqkv_), M(a.ln1), p.qkv_w);
     // residual: dh (identity path) += LayerNorm backward of each branch

@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 #include "model/config.hpp"
+#include "model/layers/attention.hpp"
 #include "model/layers/rotary.hpp"
 #include "model/param_layout.hpp"
 
@@ -53,7 +54,8 @@ template <class T> class Gpt {
   std::vector<View2<T>> h_;  // residual stream entering each layer, h_[L] leaves the last
   std::vector<LayerActs> acts_;
   View2<T> lnf_, logits_, tmp_a_, tmp_m_, dh_, dln1_, dln2_, dattn_, dqkv_, dact_;
-  View1<T> lnf_mean_, lnf_rstd_, delta_;
+  View1<T> lnf_mean_, lnf_rstd_;
+  layers::AttentionWorkspace<T> attn_ws_;
   View1<double> losses_;
 };
 

@@ -96,13 +96,14 @@ TEST_CASE("streamed causal attention matches a naive softmax and finite differen
   const Index B = 2, T = 7, H = 3, hd = 5, d = H * hd, N = B * T;
   const AttentionShape s{B, T, H, hd};
   auto qkv = random_view(N * 3 * d, 13, -2, 2), R = random_view(N * d, 14);
-  View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d), delta("delta", B * H * T);
+  View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d);
+  const AttentionWorkspace<double> ws(s);
   auto loss = [&] {
-    attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s);
+    attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
     return dot(out, R);
   };
   loss();
-  attention_backward(mat(dqkv, N, 3 * d), vec(delta), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s);
+  attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
   CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
   // naive reference: full score matrix, masked, softmax
   auto q = to_vec(qkv), o = to_vec(out);

@@ -1,9 +1,10 @@
-// Causal multi-head attention, streamed: one thread per (batch, head, query) walks the keys
-// with an online softmax, so no T×T matrix is ever stored (memory O(B·H·T) beyond q, k, v).
-// The backward pass recomputes probabilities from the saved log-sum-exp, without atomics.
+// Causal multi-head attention, one (batch, head) at a time: S = Q·Kᵀ and O = P·V are GEMMs,
+// the masked softmax a row kernel. Only one T×T score matrix (two in the backward pass) exists
+// at any time, whatever the batch and head count; the backward pass recomputes the
+// probabilities from the saved log-sum-exp instead of storing them.
 #pragma once
 #include <cmath>
-#include "core/types.hpp"
+#include "core/gemm.hpp"
 
 namespace rewarm::layers {
 
@@ -11,78 +12,134 @@ struct AttentionShape {
   Index batch, seq, heads, hd;
 };
 
+// Scratch shared by all layers: heads split out of qkv ([B,H,T,hd] each) and T×T scores.
+template <class T> struct AttentionWorkspace {
+  View1<T> q, k, v, o, s, p, delta, qk;
+  AttentionWorkspace() = default;
+  explicit AttentionWorkspace(AttentionShape a) {
+    const Index n = a.batch * a.heads * a.seq * a.hd;
+    auto buf = [](const char* name, Index len) {
+      return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
+    };
+    q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n), o = buf("rewarm::attn_o", n);
+    s = buf("rewarm::attn_s", a.seq * a.seq), p = buf("rewarm::attn_p", a.seq * a.seq);
+    delta = buf("rewarm::attn_delta", a.batch * a.heads * a.seq);
+    qk = buf("rewarm::attn_qk_head", 2 * a.seq * a.hd);
+  }
+};
+
 namespace detail {
+// The head-major index of element j of head h at row n = b·T + t.
+KOKKOS_INLINE_FUNCTION Index head_index(Index n, Index h, Index j, Index Tn, Index H, Index hd) {
+  return (((n / Tn) * H + h) * Tn + n % Tn) * hd + j;
+}
+
+// qkv[N,3d] (per head [q|k|v]) <-> q, k, v [B,H,T,hd]. to_heads = false adds back into qkv's layout.
 template <class T>
-KOKKOS_INLINE_FUNCTION T dot(const Matrix<T>& a, Index ra, Index ca, const Matrix<T>& b, Index rb, Index cb, Index n) {
-  T s = 0;
-  for (Index j = 0; j < n; ++j) s += a(ra, ca + j) * b(rb, cb + j);
-  return s;
+void split_heads(const Matrix<T>& qkv, const AttentionWorkspace<T>& w, AttentionShape s, bool to_heads) {
+  const Index Tn = s.seq, H = s.heads, hd = s.hd, per_row = H * hd;
+  auto q = w.q, k = w.k, v = w.v;
+  Kokkos::parallel_for("rewarm::attn_split_heads", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
+    const Index n = i / per_row, h = (i % per_row) / hd, j = i % hd, c = h * 3 * hd + j;
+    const Index x = head_index(n, h, j, Tn, H, hd);
+    if (to_heads) {
+      q(x) = qkv(n, c), k(x) = qkv(n, c + hd), v(x) = qkv(n, c + 2 * hd);
+    } else {
+      qkv(n, c) = q(x), qkv(n, c + hd) = k(x), qkv(n, c + 2 * hd) = v(x);
+    }
+  });
+}
+
+// p[T,T] = causal softmax of scale·s by rows (zero above the diagonal). With `save`, the row
+// log-sum-exp is stored in lse; otherwise lse is read (the backward pass's recomputation).
+template <class T>
+void causal_softmax(const View1<T>& p, const View1<T>& s, const Vector<T>& lse, Index Tn, T scale, bool save) {
+  Kokkos::parallel_for("rewarm::attn_softmax", Range(0, Tn), KOKKOS_LAMBDA(Index t) {
+    T L;
+    if (save) {
+      T m = s(t * Tn) * scale;
+      for (Index k = 1; k <= t; ++k) m = s(t * Tn + k) * scale > m ? s(t * Tn + k) * scale : m;
+      T z = 0;
+      for (Index k = 0; k <= t; ++k) z += kx::exp(s(t * Tn + k) * scale - m);
+      L = m + kx::log(z);
+      lse(t) = L;
+    } else {
+      L = lse(t);
+    }
+    for (Index k = 0; k < Tn; ++k) p(t * Tn + k) = k <= t ? kx::exp(s(t * Tn + k) * scale - L) : T(0);
+  });
+}
+
+template <class T> Matrix<T> block(const View1<T>& v, Index offset, Index rows, Index cols) {
+  return Matrix<T>(v.data() + offset, rows, cols);
 }
 }  // namespace detail
 
 // qkv[N,3d] (after rotary) -> out[N,d] (heads merged), lse[B·H·T]
 template <class T>
-void attention_forward(const Matrix<T>& out, const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s) {
-  const Index Tn = s.seq, H = s.heads, hd = s.hd;
+void attention_forward(const Matrix<T>& out, const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s,
+                       const AttentionWorkspace<T>& w) {
+  using detail::block;
+  const Index Tn = s.seq, hd = s.hd;
   const T scale = T(1.0 / std::sqrt(double(hd)));
-  Kokkos::parallel_for("rewarm::attention_fwd", Range(0, s.batch * H * Tn), KOKKOS_LAMBDA(Index i) {
-    const Index t = i % Tn, h = (i / Tn) % H, b = i / (Tn * H);
-    const Index nq = b * Tn + t, cq = h * 3 * hd, ck = cq + hd, cv = cq + 2 * hd, co = h * hd;
-    T m = detail::dot(qkv, nq, cq, qkv, b * Tn, ck, hd) * scale, l = 1;
-    for (Index k = 1; k <= t; ++k) {  // pass 1: running max and normaliser
-      const T sc = detail::dot(qkv, nq, cq, qkv, b * Tn + k, ck, hd) * scale;
-      if (sc > m) {
-        l = l * kx::exp(m - sc) + T(1);
-        m = sc;
-      } else {
-        l += kx::exp(sc - m);
-      }
-    }
-    const T L = m + kx::log(l);
-    lse(i) = L;
-    for (Index j = 0; j < hd; ++j) out(nq, co + j) = 0;
-    for (Index k = 0; k <= t; ++k) {  // pass 2: probability-weighted values
-      const T p = kx::exp(detail::dot(qkv, nq, cq, qkv, b * Tn + k, ck, hd) * scale - L);
-      for (Index j = 0; j < hd; ++j) out(nq, co + j) += p * qkv(b * Tn + k, cv + j);
-    }
+  detail::split_heads(qkv, w, s, true);
+  for (Index bh = 0; bh < s.batch * s.heads; ++bh) {
+    const Index off = bh * Tn * hd;
+    gemm<T>('N', 'T', 1, block(w.q, off, Tn, hd), block(w.k, off, Tn, hd), 0, block(w.s, 0, Tn, Tn));
+    detail::causal_softmax(w.p, w.s, Vector<T>(lse.data() + bh * Tn, Tn), Tn, scale, true);
+    gemm<T>('N', 'N', 1, block(w.p, 0, Tn, Tn), block(w.v, off, Tn, hd), 0, block(w.o, off, Tn, hd));
+  }
+  const Index H = s.heads, d = H * hd;
+  auto o = w.o;
+  Kokkos::parallel_for("rewarm::attn_merge_heads", Range(0, out.extent(0) * d), KOKKOS_LAMBDA(Index i) {
+    const Index n = i / d, h = (i % d) / hd, j = i % hd;
+    out(n, h * hd + j) = o(detail::head_index(n, h, j, Tn, H, hd));
   });
 }
 
-// dqkv[N,3d] = ∂L/∂qkv given dout[N,d]; delta[B·H·T] is scratch (Σ dout·out per query).
+// dqkv[N,3d] = ∂L/∂qkv given dout[N,d], the forward's out and lse, and qkv.
+// dS = P∘(dP − δ)·scale with dP = dO·Vᵀ and δ_t = dO_t·O_t; dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO.
 template <class T>
-void attention_backward(const Matrix<T>& dqkv, const Vector<T>& delta, const Matrix<T>& dout, const Matrix<T>& out,
-                        const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s) {
+void attention_backward(const Matrix<T>& dqkv, const Matrix<T>& dout, const Matrix<T>& out, const Vector<T>& lse,
+                        const Matrix<T>& qkv, AttentionShape s, const AttentionWorkspace<T>& w) {
+  using detail::block;
   const Index Tn = s.seq, H = s.heads, hd = s.hd;
   const T scale = T(1.0 / std::sqrt(double(hd)));
-  // dq_t = scale·Σ_k p_tk (dout_t·v_k − δ_t) k_k
-  Kokkos::parallel_for("rewarm::attention_bwd_q", Range(0, s.batch * H * Tn), KOKKOS_LAMBDA(Index i) {
-    const Index t = i % Tn, h = (i / Tn) % H, b = i / (Tn * H);
-    const Index nq = b * Tn + t, cq = h * 3 * hd, ck = cq + hd, cv = cq + 2 * hd, co = h * hd;
-    const T dl = detail::dot(dout, nq, co, out, nq, co, hd);
-    delta(i) = dl;
-    for (Index j = 0; j < hd; ++j) dqkv(nq, cq + j) = 0;
-    for (Index k = 0; k <= t; ++k) {
-      const Index nk = b * Tn + k;
-      const T p = kx::exp(detail::dot(qkv, nq, cq, qkv, nk, ck, hd) * scale - lse(i));
-      const T ds = p * (detail::dot(dout, nq, co, qkv, nk, cv, hd) - dl) * scale;
-      for (Index j = 0; j < hd; ++j) dqkv(nq, cq + j) += ds * qkv(nk, ck + j);
+  detail::split_heads(qkv, w, s, true);  // q, k, v of this layer
+  auto o = w.o, delta = w.delta;         // o holds dO by heads; δ per (b, h, t)
+  Kokkos::parallel_for("rewarm::attn_delta", Range(0, out.extent(0) * H), KOKKOS_LAMBDA(Index i) {
+    const Index n = i / H, h = i % H;
+    T dl = 0;
+    for (Index j = 0; j < hd; ++j) {
+      o(detail::head_index(n, h, j, Tn, H, hd)) = dout(n, h * hd + j);
+      dl += dout(n, h * hd + j) * out(n, h * hd + j);
     }
+    delta(((n / Tn) * H + h) * Tn + n % Tn) = dl;
   });
-  // dk_k = scale·Σ_{t≥k} p_tk (dout_t·v_k − δ_t) q_t;  dv_k = Σ_{t≥k} p_tk dout_t
-  Kokkos::parallel_for("rewarm::attention_bwd_kv", Range(0, s.batch * H * Tn), KOKKOS_LAMBDA(Index i) {
-    const Index k = i % Tn, h = (i / Tn) % H, b = i / (Tn * H);
-    const Index nk = b * Tn + k, cq = h * 3 * hd, ck = cq + hd, cv = cq + 2 * hd, co = h * hd;
-    for (Index j = 0; j < hd; ++j) dqkv(nk, ck + j) = dqkv(nk, cv + j) = 0;
-    for (Index t = k; t < Tn; ++t) {
-      const Index nq = b * Tn + t, iq = (b * H + h) * Tn + t;
-      const T p = kx::exp(detail::dot(qkv, nq, cq, qkv, nk, ck, hd) * scale - lse(iq));
-      const T ds = p * (detail::dot(dout, nq, co, qkv, nk, cv, hd) - delta(iq)) * scale;
-      for (Index j = 0; j < hd; ++j) {
-        dqkv(nk, ck + j) += ds * qkv(nq, cq + j);
-        dqkv(nk, cv + j) += p * dout(nq, co + j);
-      }
-    }
-  });
+  // dq, dk, dv overwrite q, k, v head by head once their inputs are used: dV needs P and dO,
+  // dQ needs K, dK needs Q, so this head's Q and K are copied aside first.
+  const auto qk_copy = w.qk;
+  for (Index bh = 0; bh < s.batch * H; ++bh) {
+    const Index off = bh * Tn * hd;
+    const auto Q = block(w.q, off, Tn, hd), K = block(w.k, off, Tn, hd), V = block(w.v, off, Tn, hd);
+    const auto dO = block(w.o, off, Tn, hd), S = block(w.s, 0, Tn, Tn), P = block(w.p, 0, Tn, Tn);
+    gemm<T>('N', 'T', 1, Q, K, 0, S);
+    detail::causal_softmax(w.p, w.s, Vector<T>(lse.data() + bh * Tn, Tn), Tn, scale, false);
+    gemm<T>('N', 'T', 1, dO, V, 0, S);  // S now holds dP
+    gemm<T>('T', 'N', 1, P, dO, 0, V);  // V now holds dV
+    auto sv = w.s, pv = w.p;
+    const Index dbase = bh * Tn;
+    Kokkos::parallel_for("rewarm::attn_dscores", Range(0, Tn * Tn), KOKKOS_LAMBDA(Index i) {
+      sv(i) = pv(i) * (sv(i) - delta(dbase + i / Tn)) * scale;  // S now holds dS
+    });
+    Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Index(0), Tn * hd)),
+                      Kokkos::subview(w.q, std::make_pair(off, off + Tn * hd)));
+    Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Tn * hd, 2 * Tn * hd)),
+                      Kokkos::subview(w.k, std::make_pair(off, off + Tn * hd)));
+    gemm<T>('N', 'N', 1, S, block(qk_copy, Tn * hd, Tn, hd), 0, Q);  // Q now holds dQ
+    gemm<T>('T', 'N', 1, S, block(qk_copy, 0, Tn, hd), 0, K);        // K now holds dK
+  }
+  detail::split_heads(dqkv, w, s, false);
 }
 
 }  // namespace rewarm::layers
