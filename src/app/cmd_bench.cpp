@@ -2,6 +2,7 @@
 // against the fp32 GEMM rate of KokkosBlas::gemm measured in the same run on the same device.
 #include <chrono>
 #include <cstdio>
+
 #include "app/commands.hpp"
 #include "app/trainer.hpp"
 #include "core/gemm.hpp"
@@ -60,14 +61,19 @@ void register_bench(CLI::App& app) {
     const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
     const double model_flops = tps * flops_per_token(c.model, c.data.seq_len);
     std::printf("device          %s\n", device_description().c_str());
-    std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld)\n", peak / 1e9, static_cast<long long>(*gemm_n));
-    std::printf("model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, global_batch %lld\n",
-                static_cast<long long>(c.model.hidden_size), static_cast<long long>(c.model.num_hidden_layers),
-                static_cast<long long>(c.model.num_attention_heads), static_cast<long long>(c.model.vocab_size),
-                static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
-                static_cast<long long>(c.data.global_batch));
-    std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step)\n", tps, static_cast<long long>(*steps), secs / double(*steps));
-    std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9, flops_per_token(c.model, c.data.seq_len));
+    std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld)\n", peak / 1e9,
+                static_cast<long long>(*gemm_n));
+    std::printf(
+        "model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, "
+        "global_batch %lld\n",
+        static_cast<long long>(c.model.hidden_size), static_cast<long long>(c.model.num_hidden_layers),
+        static_cast<long long>(c.model.num_attention_heads), static_cast<long long>(c.model.vocab_size),
+        static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
+        static_cast<long long>(c.data.global_batch));
+    std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step)\n", tps, static_cast<long long>(*steps),
+                secs / double(*steps));
+    std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9,
+                flops_per_token(c.model, c.data.seq_len));
     std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
     std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
   });

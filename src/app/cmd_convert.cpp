@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "io/checkpoint.hpp"
@@ -45,7 +46,8 @@ static void convert_hf(const std::string& in, const std::string& out) {
   const auto index = safetensors_index(weights);
   const ParamLayout layout(model);
   for (const auto& [name, t] : index)
-    if (!layout.find(name) && !is_buffer(name)) fail(t.file, "unexpected tensor '" + name + "' (not a GPTNeoXForCausalLM parameter)");
+    if (!layout.find(name) && !is_buffer(name))
+      fail(t.file, "unexpected tensor '" + name + "' (not a GPTNeoXForCausalLM parameter)");
   CheckpointData c;
   c.model = model;
   c.config_text = "";

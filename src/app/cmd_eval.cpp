@@ -1,6 +1,7 @@
 // rewarm eval CONFIG --checkpoint CKPT: loss and perplexity on every [[data.eval]] set.
 #include <cmath>
 #include <cstdio>
+
 #include "app/commands.hpp"
 #include "app/trainer.hpp"
 #include "core/error.hpp"

@@ -1,6 +1,7 @@
 // rewarm info FILE.h5: a few lines about a token shard, checkpoint or metrics file.
 #include <cmath>
 #include <cstdio>
+
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "io/hdf5.hpp"
@@ -15,10 +16,11 @@ static void info(const std::string& path) {
   if (format == "rewarm-tokens") {
     const auto n = f.shape("/tokens").at(0);
     std::printf("%s: token shard, %lld tokens (%s), vocab_size %lld, eod_token %lld\n", path.c_str(),
-                static_cast<long long>(n), f.type_name("/tokens").c_str(), static_cast<long long>(f.attr_int("vocab_size")),
-                static_cast<long long>(f.attr_int("eod_token")));
+                static_cast<long long>(n), f.type_name("/tokens").c_str(),
+                static_cast<long long>(f.attr_int("vocab_size")), static_cast<long long>(f.attr_int("eod_token")));
     std::printf("  tokenizer: %s\n  source: %s\n", f.attr_string("tokenizer").c_str(), f.attr_string("source").c_str());
-    if (f.exists("/document_offsets")) std::printf("  documents: %lld\n", static_cast<long long>(f.shape("/document_offsets").at(0)));
+    if (f.exists("/document_offsets"))
+      std::printf("  documents: %lld\n", static_cast<long long>(f.shape("/document_offsets").at(0)));
     if (f.has_attr("entropy_rate")) std::printf("  entropy_rate: %.6f nats/token\n", f.attr_double("entropy_rate"));
     std::printf("  windows: %lld at seq_len 2048\n", static_cast<long long>(n > 0 ? (n - 1) / 2048 : 0));
   } else if (format == "rewarm-checkpoint") {
@@ -28,11 +30,12 @@ static void info(const std::string& path) {
     std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s\n", path.c_str(),
                 static_cast<long long>(f.attr_int("step")), static_cast<long long>(f.attr_int("tokens_seen")),
                 f.exists("/optimizer/exp_avg") ? "yes" : "no");
-    std::printf("  model: GPT-NeoX, %lld parameters, hidden %lld, layers %lld, heads %lld, vocab %lld, %s residual, %s\n",
-                static_cast<long long>(params), static_cast<long long>(model.hidden_size),
-                static_cast<long long>(model.num_hidden_layers), static_cast<long long>(model.num_attention_heads),
-                static_cast<long long>(model.vocab_size), model.use_parallel_residual ? "parallel" : "sequential",
-                model.hidden_act.c_str());
+    std::printf(
+        "  model: GPT-NeoX, %lld parameters, hidden %lld, layers %lld, heads %lld, vocab %lld, %s residual, %s\n",
+        static_cast<long long>(params), static_cast<long long>(model.hidden_size),
+        static_cast<long long>(model.num_hidden_layers), static_cast<long long>(model.num_attention_heads),
+        static_cast<long long>(model.vocab_size), model.use_parallel_residual ? "parallel" : "sequential",
+        model.hidden_act.c_str());
   } else if (format == "rewarm-metrics") {
     std::printf("%s: metrics, device %s, world_size %lld\n", path.c_str(), f.attr_string("device").c_str(),
                 static_cast<long long>(f.attr_int("world_size")));
@@ -40,7 +43,8 @@ static void info(const std::string& path) {
       const auto steps = f.read<std::int64_t>("/train/step");
       const auto loss = f.read<double>("/train/loss");
       if (!steps.empty())
-        std::printf("  train: %zu rows, last step %lld, loss %.6f\n", steps.size(), static_cast<long long>(steps.back()), loss.back());
+        std::printf("  train: %zu rows, last step %lld, loss %.6f\n", steps.size(),
+                    static_cast<long long>(steps.back()), loss.back());
     }
     for (const auto& set : f.list("/eval")) {
       const auto steps = f.read<std::int64_t>("/eval/" + set + "/step");

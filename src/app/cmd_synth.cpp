@@ -1,5 +1,6 @@
 // rewarm synth --out FILE: a synthetic token shard with an exactly known entropy rate.
 #include <cstdio>
+
 #include "app/commands.hpp"
 #include "data/synth.hpp"
 #include "data/token_shard.hpp"
@@ -19,8 +20,8 @@ void register_synth(CLI::App& app) {
   cmd->callback([out, spec] {
     const double h = synth_entropy_rate(*spec);
     write_token_shard(*out, synth_tokens(*spec), spec->vocab, -1, "synthetic",
-                      "rewarm synth order-2 vocab=" + std::to_string(spec->vocab) + " decay=" + std::to_string(spec->decay) +
-                          " seed=" + std::to_string(spec->seed),
+                      "rewarm synth order-2 vocab=" + std::to_string(spec->vocab) +
+                          " decay=" + std::to_string(spec->decay) + " seed=" + std::to_string(spec->seed),
                       h);
     std::printf("%s: %lld tokens, vocab %lld, entropy rate %.6f nats/token\n", out->c_str(),
                 static_cast<long long>(spec->tokens), static_cast<long long>(spec->vocab), h);

@@ -1,8 +1,10 @@
 // rewarm: continual pre-training of GPT-NeoX models. `rewarm --help` lists the subcommands.
 #include <cstdio>
+
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "core/types.hpp"
+#include "core/version.hpp"
 
 int main(int argc, char** argv) {
   Kokkos::ScopeGuard kokkos(argc, argv);  // takes its --kokkos-* options out of argv

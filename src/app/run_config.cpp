@@ -1,9 +1,11 @@
 #include "app/run_config.hpp"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
+
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -15,7 +17,8 @@ class Section {
   Section(const toml::table* t, std::string prefix, const std::string& source)
       : t_(t), prefix_(std::move(prefix)), source_(source) {}
 
-  template <class X> bool get(const std::string& key, X& out) {
+  template <class X>
+  bool get(const std::string& key, X& out) {
     known_.push_back(key);
     if (!t_) return false;
     const toml::node* n = t_->get(key);
@@ -108,8 +111,10 @@ std::vector<DataSet> read_sets(const toml::table* data, const char* key, const s
     d.name = std::string(key) + std::to_string(i);
     s.get("name", d.name);
     if (!s.get("path", d.path)) fail(source, prefix + "path is required");
-    if (eval) s.get("max_sequences", d.max_sequences);
-    else s.get("weight", d.weight);
+    if (eval)
+      s.get("max_sequences", d.max_sequences);
+    else
+      s.get("weight", d.weight);
     s.finish();
     if (d.weight <= 0) fail(source, prefix + "weight must be positive");
     sets.push_back(d);
@@ -119,7 +124,8 @@ std::vector<DataSet> read_sets(const toml::table* data, const char* key, const s
 
 }  // namespace
 
-RunConfig parse_run_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+RunConfig parse_run_config(const std::string& text, const std::string& source,
+                           const std::vector<std::string>& overrides) {
   toml::table root;
   try {
     root = toml::parse(text, source);
@@ -166,7 +172,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
   in.finish();
   if (c.init.load != "weights" && c.init.load != "full")
     fail(source, "init.load = \"" + c.init.load + "\" must be \"weights\" or \"full\"");
-  if (c.init.from == "random" && c.init.load == "full") fail(source, "init.load = \"full\" needs init.from = a checkpoint");
+  if (c.init.from == "random" && c.init.load == "full")
+    fail(source, "init.load = \"full\" needs init.from = a checkpoint");
 
   const toml::table* dt = table("data");
   Section d(dt, "data.", source);
@@ -183,8 +190,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
   if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
     fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
   if (c.data.global_batch % c.data.micro_batch != 0)
-    fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) + " is not a multiple of data.micro_batch = " +
-                     std::to_string(c.data.micro_batch));
+    fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) +
+                     " is not a multiple of data.micro_batch = " + std::to_string(c.data.micro_batch));
 
   Section o(table("optimizer"), "optimizer.", source);
   o.get("lr", c.schedule.lr);
@@ -194,7 +201,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
     const auto* a = root["optimizer"]["betas"].as_array();
     if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number())
       fail(source, "optimizer.betas must be an array of two numbers");
-    for (int i = 0; i < 2; ++i) betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
+    for (int i = 0; i < 2; ++i)
+      betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
   }
   o.expect({"betas"});
   c.optimizer.beta1 = betas[0];
@@ -220,13 +228,17 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
   s.get("timescale", c.schedule.timescale);
   s.get("decay", c.schedule.decay);
   s.finish();
-  if (total_steps >= 0 && total_tokens >= 0) fail(source, "set schedule.total_steps or schedule.total_tokens, not both");
+  if (total_steps >= 0 && total_tokens >= 0)
+    fail(source, "set schedule.total_steps or schedule.total_tokens, not both");
   if (total_tokens >= 0) total_steps = Index(std::ceil(total_tokens / double(c.tokens_per_step())));
   if (total_steps < 0) fail(source, "schedule.total_steps (or schedule.total_tokens) is required");
   c.schedule.total_steps = total_steps;
   if (warmup >= 0 && warmup_steps >= 0) fail(source, "set schedule.warmup or schedule.warmup_steps, not both");
-  if (warmup > 1) fail(source, "schedule.warmup = " + std::to_string(warmup) + " is a fraction of total_steps and must be <= 1");
-  c.schedule.warmup_steps = warmup_steps >= 0 ? warmup_steps : warmup >= 0 ? Index(std::llround(warmup * total_steps)) : 0;
+  if (warmup > 1)
+    fail(source, "schedule.warmup = " + std::to_string(warmup) + " is a fraction of total_steps and must be <= 1");
+  c.schedule.warmup_steps = warmup_steps >= 0 ? warmup_steps
+                            : warmup >= 0     ? Index(std::llround(warmup * total_steps))
+                                              : 0;
   c.schedule.validate(source);
 
   Section t(table("train"), "train.", source);
@@ -246,8 +258,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source, c
 
 void RunConfig::validate_model() const {
   if (data.seq_len > model.max_position_embeddings)
-    fail(source, "data.seq_len = " + std::to_string(data.seq_len) + " exceeds model.max_position_embeddings = " +
-                     std::to_string(model.max_position_embeddings));
+    fail(source, "data.seq_len = " + std::to_string(data.seq_len) +
+                     " exceeds model.max_position_embeddings = " + std::to_string(model.max_position_embeddings));
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -263,8 +275,10 @@ std::string RunConfig::to_toml() const {
     toml::array a;
     for (const auto& d : v) {
       toml::table t{{"name", d.name}, {"path", d.path}};
-      if (eval) t.insert("max_sequences", d.max_sequences);
-      else t.insert("weight", d.weight);
+      if (eval)
+        t.insert("max_sequences", d.max_sequences);
+      else
+        t.insert("weight", d.weight);
       a.push_back(t);
     }
     return a;
@@ -272,26 +286,44 @@ std::string RunConfig::to_toml() const {
   const auto& m = model;
   toml::table root{
       {"run_dir", run_dir},
-      {"model", toml::table{{"vocab_size", m.vocab_size}, {"hidden_size", m.hidden_size},
-                            {"num_hidden_layers", m.num_hidden_layers}, {"num_attention_heads", m.num_attention_heads},
-                            {"intermediate_size", m.intermediate_size}, {"rotary_pct", m.rotary_pct},
-                            {"rotary_emb_base", m.rotary_emb_base}, {"max_position_embeddings", m.max_position_embeddings},
-                            {"layer_norm_eps", m.layer_norm_eps}, {"use_parallel_residual", m.use_parallel_residual},
+      {"model", toml::table{{"vocab_size", m.vocab_size},
+                            {"hidden_size", m.hidden_size},
+                            {"num_hidden_layers", m.num_hidden_layers},
+                            {"num_attention_heads", m.num_attention_heads},
+                            {"intermediate_size", m.intermediate_size},
+                            {"rotary_pct", m.rotary_pct},
+                            {"rotary_emb_base", m.rotary_emb_base},
+                            {"max_position_embeddings", m.max_position_embeddings},
+                            {"layer_norm_eps", m.layer_norm_eps},
+                            {"use_parallel_residual", m.use_parallel_residual},
                             {"hidden_act", m.hidden_act}}},
-      {"init", toml::table{{"from", init.from}, {"load", init.load}, {"seed", std::int64_t(init.seed)}, {"std", init.std}}},
-      {"data", toml::table{{"seq_len", data.seq_len}, {"micro_batch", data.micro_batch},
-                           {"global_batch", data.global_batch}, {"shuffle", data.shuffle},
-                           {"seed", std::int64_t(data.seed)}, {"train", sets(data.train, false)},
+      {"init",
+       toml::table{{"from", init.from}, {"load", init.load}, {"seed", std::int64_t(init.seed)}, {"std", init.std}}},
+      {"data", toml::table{{"seq_len", data.seq_len},
+                           {"micro_batch", data.micro_batch},
+                           {"global_batch", data.global_batch},
+                           {"shuffle", data.shuffle},
+                           {"seed", std::int64_t(data.seed)},
+                           {"train", sets(data.train, false)},
                            {"eval", sets(data.eval, true)}}},
-      {"optimizer", toml::table{{"lr", schedule.lr}, {"min_lr", schedule.min_lr},
-                                {"betas", toml::array{optimizer.beta1, optimizer.beta2}}, {"eps", optimizer.eps},
-                                {"weight_decay", optimizer.weight_decay}, {"grad_clip", optimizer.grad_clip}}},
-      {"schedule", toml::table{{"kind", schedule.kind}, {"warmup_steps", schedule.warmup_steps},
-                               {"total_steps", schedule.total_steps}, {"const_lr", schedule.const_lr},
-                               {"cooldown", schedule.cooldown}, {"constant", schedule.constant},
-                               {"timescale", schedule.timescale}, {"decay", schedule.decay}}},
-      {"train", toml::table{{"eval_interval", train.eval_interval}, {"eval_at_start", train.eval_at_start},
-                            {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
+      {"optimizer", toml::table{{"lr", schedule.lr},
+                                {"min_lr", schedule.min_lr},
+                                {"betas", toml::array{optimizer.beta1, optimizer.beta2}},
+                                {"eps", optimizer.eps},
+                                {"weight_decay", optimizer.weight_decay},
+                                {"grad_clip", optimizer.grad_clip}}},
+      {"schedule", toml::table{{"kind", schedule.kind},
+                               {"warmup_steps", schedule.warmup_steps},
+                               {"total_steps", schedule.total_steps},
+                               {"const_lr", schedule.const_lr},
+                               {"cooldown", schedule.cooldown},
+                               {"constant", schedule.constant},
+                               {"timescale", schedule.timescale},
+                               {"decay", schedule.decay}}},
+      {"train", toml::table{{"eval_interval", train.eval_interval},
+                            {"eval_at_start", train.eval_at_start},
+                            {"log_interval", train.log_interval},
+                            {"checkpoint_interval", train.checkpoint_interval},
                             {"keep_checkpoints", train.keep_checkpoints}}}};
   std::ostringstream ss;
   ss << root;

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <vector>
+
 #include "model/config.hpp"
 #include "optim/adamw_config.hpp"
 #include "optim/schedule.hpp"
@@ -48,6 +49,7 @@ struct RunConfig {
 // Parses `path`, applies overrides "section.key=value", validates. Throws rewarm::Error with
 // one line naming the file and key.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
-RunConfig parse_run_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides);
+RunConfig parse_run_config(const std::string& text, const std::string& source,
+                           const std::vector<std::string>& overrides);
 
 }  // namespace rewarm

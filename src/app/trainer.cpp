@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+
 #include "core/error.hpp"
 #include "io/metrics.hpp"
 #include "optim/adamw.hpp"
@@ -15,12 +16,14 @@ std::string device_description() {
   return std::string(ExecSpace::name()) + " x" + std::to_string(ExecSpace().concurrency());
 }
 
-template <class V> static void upload(const V& dst, const std::vector<float>& src) {
+template <class V>
+static void upload(const V& dst, const std::vector<float>& src) {
   auto h = Kokkos::create_mirror_view(dst);
   for (std::size_t i = 0; i < src.size(); ++i) h(i) = src[i];
   Kokkos::deep_copy(dst, h);
 }
-template <class V> static std::vector<float> download(const V& src) {
+template <class V>
+static std::vector<float> download(const V& src) {
   auto h = host_copy(src);
   return std::vector<float>(h.data(), h.data() + h.extent(0));
 }
@@ -34,7 +37,8 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   const bool resume = !existing.empty();
   const bool full = resume || (weights.empty() && cfg_.init.load == "full");
   CheckpointData ck;
-  if (from == "random" && !cfg_.model_given) fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
+  if (from == "random" && !cfg_.model_given)
+    fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
   if (from != "random") {
     ck = read_checkpoint(from, cfg_.model_given ? &cfg_.model : nullptr, full);
     cfg_.model = ck.model;
@@ -122,7 +126,8 @@ void Trainer::open_train_data() {
   if (cfg_.data.train.size() != 1)
     fail(cfg_.source, "several [[data.train]] sets (mixtures) are not supported by this version: give one");
   train_shard_ = std::make_unique<TokenShard>(cfg_.data.train.front().path);
-  sampler_ = std::make_unique<WindowSampler>(train_shard_->num_windows(cfg_.data.seq_len), cfg_.data.shuffle, cfg_.data.seed);
+  sampler_ =
+      std::make_unique<WindowSampler>(train_shard_->num_windows(cfg_.data.seq_len), cfg_.data.shuffle, cfg_.data.seed);
 }
 
 StepResult Trainer::step() {
@@ -163,8 +168,8 @@ void Trainer::train(Index stop_at) {
     for (const auto& e : cfg_.data.eval) {
       const double loss = eval_set(e);
       metrics.log_eval(e.name, state_.step, state_.tokens_seen, loss);
-      std::printf("eval  step %6lld | %-12s loss %.6f | ppl %.4f\n", static_cast<long long>(state_.step), e.name.c_str(),
-                  loss, std::exp(loss));
+      std::printf("eval  step %6lld | %-12s loss %.6f | ppl %.4f\n", static_cast<long long>(state_.step),
+                  e.name.c_str(), loss, std::exp(loss));
     }
     std::fflush(stdout);
   };
@@ -184,9 +189,10 @@ void Trainer::train(Index stop_at) {
                   r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);
     }
-    if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps)) run_eval();
-    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || t == cfg_.schedule.total_steps ||
-        t == stop_at)
+    if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps))
+      run_eval();
+    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) ||
+        t == cfg_.schedule.total_steps || t == stop_at)
       save_checkpoint();
     if (t == stop_at) {
       std::printf("stopped after step %lld (--stop-at); rerun the same command to resume\n", static_cast<long long>(t));

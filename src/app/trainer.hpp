@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <string>
+
 #include "app/run_config.hpp"
 #include "data/sampler.hpp"
 #include "data/token_shard.hpp"

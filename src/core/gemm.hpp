@@ -2,6 +2,7 @@
 // KokkosBlas::gemm dispatches to OpenBLAS on the host and cuBLAS/rocBLAS on GPUs.
 #pragma once
 #include <KokkosBlas3_gemm.hpp>
+
 #include "core/types.hpp"
 
 namespace rewarm {

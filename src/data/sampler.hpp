@@ -2,6 +2,7 @@
 // (seed, k) — no state to save, O(1) memory for any shard size, identical on every rank.
 #pragma once
 #include <cstdint>
+
 #include "core/types.hpp"
 
 namespace rewarm {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numeric>
+
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -14,7 +15,8 @@ static std::uint64_t next(std::uint64_t& s) {  // splitmix64
 }
 
 std::vector<double> synth_distribution(const SynthSpec& s) {
-  if (s.vocab < 2 || s.vocab > 256) throw Error("synth: --vocab must lie in [2, 256] (one permutation per context pair)");
+  if (s.vocab < 2 || s.vocab > 256)
+    throw Error("synth: --vocab must lie in [2, 256] (one permutation per context pair)");
   if (!(s.decay > 0 && s.decay <= 1)) throw Error("synth: decay must lie in (0, 1]");
   std::vector<double> p(s.vocab);
   for (Index i = 0; i < s.vocab; ++i) p[i] = std::pow(s.decay, double(i));

@@ -4,15 +4,16 @@
 #pragma once
 #include <cstdint>
 #include <vector>
+
 #include "core/types.hpp"
 
 namespace rewarm {
 
 struct SynthSpec {
-  Index vocab = 16;        // token ids [0, vocab)
-  Index tokens = 1 << 20;  // length of the stream
-  double decay = 0.5;      // p_i ∝ decay^i: smaller is more predictable
-  std::uint64_t seed = 1;  // picks the permutations (the "language")
+  Index vocab = 16;               // token ids [0, vocab)
+  Index tokens = 1 << 20;         // length of the stream
+  double decay = 0.5;             // p_i ∝ decay^i: smaller is more predictable
+  std::uint64_t seed = 1;         // picks the permutations (the "language")
   std::uint64_t stream_seed = 2;  // picks the sampled text
 };
 

@@ -6,7 +6,8 @@
 
 namespace rewarm {
 
-TokenShard::TokenShard(const std::string& path) : path_(path), file_(std::make_unique<h5::File>(path, h5::File::ReadOnly)) {
+TokenShard::TokenShard(const std::string& path)
+    : path_(path), file_(std::make_unique<h5::File>(path, h5::File::ReadOnly)) {
   if (!file_->has_attr("format") || file_->attr_string("format") != "rewarm-tokens")
     fail(path, "not a rewarm token shard (root attribute format != \"rewarm-tokens\")");
   const auto shape = file_->shape("/tokens");

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
+
 #include "core/error.hpp"
 #include "io/hdf5.hpp"
 #include "model/param_layout.hpp"

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <vector>
+
 #include "model/config.hpp"
 
 namespace rewarm {
@@ -14,9 +15,9 @@ struct TrainState {
 
 struct CheckpointData {
   ModelConfig model;
-  std::string config_text;         // resolved run config (TOML)
+  std::string config_text;  // resolved run config (TOML)
   TrainState state;
-  std::vector<float> params;       // flat, ParamLayout(model) offsets
+  std::vector<float> params;               // flat, ParamLayout(model) offsets
   std::vector<float> exp_avg, exp_avg_sq;  // empty when the checkpoint has no optimizer state
 };
 

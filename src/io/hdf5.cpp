@@ -3,17 +3,39 @@
 #include <algorithm>
 #include <cstdio>
 #include <typeinfo>
+
 #include "core/error.hpp"
 
 namespace rewarm::h5 {
 
-template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
-template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
-template <> hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t native_type<std::uint32_t>() { return H5T_NATIVE_UINT32; }
-template <> hid_t native_type<std::uint16_t>() { return H5T_NATIVE_UINT16; }
-template <> hid_t native_type<std::uint64_t>() { return H5T_NATIVE_UINT64; }
+template <>
+hid_t native_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+hid_t native_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
+template <>
+hid_t native_type<std::int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+hid_t native_type<std::int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t native_type<std::uint32_t>() {
+  return H5T_NATIVE_UINT32;
+}
+template <>
+hid_t native_type<std::uint16_t>() {
+  return H5T_NATIVE_UINT16;
+}
+template <>
+hid_t native_type<std::uint64_t>() {
+  return H5T_NATIVE_UINT64;
+}
 
 void File::fail(const std::string& what) const { rewarm::fail(path_, what); }
 
@@ -91,8 +113,12 @@ void File::set_attr(const std::string& name, const std::string& value) {
   const char* p = value.c_str();
   write_attr(*this, file_, name, t, &p);
 }
-void File::set_attr(const std::string& name, std::int64_t value) { write_attr(*this, file_, name, H5T_NATIVE_INT64, &value); }
-void File::set_attr(const std::string& name, double value) { write_attr(*this, file_, name, H5T_NATIVE_DOUBLE, &value); }
+void File::set_attr(const std::string& name, std::int64_t value) {
+  write_attr(*this, file_, name, H5T_NATIVE_INT64, &value);
+}
+void File::set_attr(const std::string& name, double value) {
+  write_attr(*this, file_, name, H5T_NATIVE_DOUBLE, &value);
+}
 
 bool File::exists(const std::string& name) const {
   // check each path component, as H5Lexists requires
@@ -123,9 +149,12 @@ std::string File::type_name(const std::string& name) const {
   Id t(H5Dget_type(d), H5Tclose);
   const auto size = H5Tget_size(t) * 8;
   switch (H5Tget_class(t)) {
-    case H5T_INTEGER: return (H5Tget_sign(t) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(size);
-    case H5T_FLOAT: return "float" + std::to_string(size);
-    default: return "other";
+    case H5T_INTEGER:
+      return (H5Tget_sign(t) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(size);
+    case H5T_FLOAT:
+      return "float" + std::to_string(size);
+    default:
+      return "other";
   }
 }
 
@@ -144,10 +173,12 @@ void File::write(const std::string& name, const T* data, const std::vector<std::
   }
   Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
   if (d < 0) fail("cannot create dataset '" + name + "'");
-  if (H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) fail("cannot write dataset '" + name + "'");
+  if (H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail("cannot write dataset '" + name + "'");
 }
 
-template <class T> std::vector<T> File::read(const std::string& name) const {
+template <class T>
+std::vector<T> File::read(const std::string& name) const {
   Id d = open_dataset(name);
   Id s(H5Dget_space(d), H5Sclose);
   std::vector<T> out(std::size_t(H5Sget_simple_extent_npoints(s)));
@@ -157,17 +188,23 @@ template <class T> std::vector<T> File::read(const std::string& name) const {
 }
 
 RangeReader::RangeReader(const File& file, const std::string& name)
-    : where_(file.path() + ": '" + name + "'"), dataset_(file.open_dataset(name)), space_(H5Dget_space(dataset_), H5Sclose) {}
+    : where_(file.path() + ": '" + name + "'"),
+      dataset_(file.open_dataset(name)),
+      space_(H5Dget_space(dataset_), H5Sclose) {}
 
-template <class T> void RangeReader::read(std::int64_t offset, std::int64_t count, T* out) const {
+template <class T>
+void RangeReader::read(std::int64_t offset, std::int64_t count, T* out) const {
   hsize_t off = hsize_t(offset), cnt = hsize_t(count);
-  if (H5Sselect_hyperslab(space_, H5S_SELECT_SET, &off, nullptr, &cnt, nullptr) < 0) throw Error(where_ + ": bad range");
+  if (H5Sselect_hyperslab(space_, H5S_SELECT_SET, &off, nullptr, &cnt, nullptr) < 0)
+    throw Error(where_ + ": bad range");
   Id ms(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
   if (H5Dread(dataset_, native_type<T>(), ms, space_, H5P_DEFAULT, out) < 0)
-    throw Error(where_ + ": cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ")");
+    throw Error(where_ + ": cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
+                ")");
 }
 
-template <class T> void File::append(const std::string& name, const T* data, std::int64_t count) {
+template <class T>
+void File::append(const std::string& name, const T* data, std::int64_t count) {
   if (!exists(name)) {
     hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 1024;
     Id space(H5Screate_simple(1, &zero, &unlimited), H5Sclose);
@@ -212,10 +249,10 @@ void File::flush() {
   if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) fail("cannot flush");
 }
 
-#define REWARM_H5_INSTANTIATE(T)                                                                               \
+#define REWARM_H5_INSTANTIATE(T)                                                                                   \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
-  template std::vector<T> File::read<T>(const std::string&) const;                                            \
-  template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;                                  \
+  template std::vector<T> File::read<T>(const std::string&) const;                                                 \
+  template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;                                        \
   template void File::append<T>(const std::string&, const T*, std::int64_t);
 REWARM_H5_INSTANTIATE(float)
 REWARM_H5_INSTANTIATE(double)

@@ -2,6 +2,7 @@
 // extendible 1-D series. Every failure throws rewarm::Error naming the file and object.
 #pragma once
 #include <hdf5.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +29,8 @@ class Id {  // owns one hid_t
   herr_t (*close_)(hid_t) = nullptr;
 };
 
-template <class T> hid_t native_type();
+template <class T>
+hid_t native_type();
 
 class File {
  public:
@@ -50,12 +52,14 @@ class File {
 
   // Whole datasets; groups on the path are created.
   template <class T>
-  void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape,
-             std::int64_t chunk = 0, int deflate = 0);
-  template <class T> std::vector<T> read(const std::string& name) const;
+  void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk = 0,
+             int deflate = 0);
+  template <class T>
+  std::vector<T> read(const std::string& name) const;
 
   // Extendible 1-D series.
-  template <class T> void append(const std::string& name, const T* data, std::int64_t count);
+  template <class T>
+  void append(const std::string& name, const T* data, std::int64_t count);
   void truncate(const std::string& name, std::int64_t length);
   std::vector<std::string> list(const std::string& group) const;  // member names
 
@@ -74,7 +78,8 @@ class RangeReader {
  public:
   RangeReader(const File& file, const std::string& name);
   // Elements [offset, offset + count), converted to T by HDF5.
-  template <class T> void read(std::int64_t offset, std::int64_t count, T* out) const;
+  template <class T>
+  void read(std::int64_t offset, std::int64_t count, T* out) const;
 
  private:
   std::string where_;

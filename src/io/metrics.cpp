@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <filesystem>
+
+#include "core/version.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {

@@ -3,10 +3,13 @@
 #pragma once
 #include <memory>
 #include <string>
+
 #include "core/types.hpp"
 
 namespace rewarm {
-namespace h5 { class File; }
+namespace h5 {
+class File;
+}
 
 struct TrainRecord {
   Index step, tokens;

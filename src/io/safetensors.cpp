@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -26,7 +27,8 @@ static std::map<std::string, SafeTensor> index_one(const std::string& path) {
   f.read(reinterpret_cast<char*>(len_bytes), 8);
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
-  if (n > file_size - 8) fail(path, "header length " + std::to_string(n) + " exceeds the file size " + std::to_string(file_size));
+  if (n > file_size - 8)
+    fail(path, "header length " + std::to_string(n) + " exceeds the file size " + std::to_string(file_size));
   if (n > (std::uint64_t(100) << 20)) fail(path, "header length " + std::to_string(n) + " is over 100 MB");
   std::string header(n, '\0');
   f.read(header.data(), std::streamsize(n));
@@ -65,7 +67,9 @@ static std::map<std::string, SafeTensor> index_one(const std::string& path) {
       fail(path, where + ": data_offsets is not two non-negative integers");
     const std::uint64_t b = off[0], en = off[1];
     if (b > en) fail(path, where + ": data_offsets begin > end");
-    if (en > data_size) fail(path, where + ": data_offsets end " + std::to_string(en) + " is past the data (" + std::to_string(data_size) + " bytes)");
+    if (en > data_size)
+      fail(path, where + ": data_offsets end " + std::to_string(en) + " is past the data (" +
+                     std::to_string(data_size) + " bytes)");
     if (en - b != count * esize)
       fail(path, where + ": " + std::to_string(en - b) + " bytes do not hold shape × " + t.dtype + " = " +
                      std::to_string(count * esize) + " bytes");
@@ -92,7 +96,8 @@ std::map<std::string, SafeTensor> safetensors_index(const std::string& path) {
   } catch (const nlohmann::json::exception&) {
     fail(path, "not valid JSON");
   }
-  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) fail(path, "has no weight_map object");
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    fail(path, "has no weight_map object");
   const auto slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   std::map<std::string, std::map<std::string, SafeTensor>> shards;
@@ -133,7 +138,7 @@ static std::uint16_t float_to_bf16(float f) {
   std::uint32_t b;
   std::memcpy(&b, &f, 4);
   if ((b & 0x7FFFFFFFu) > 0x7F800000u) return std::uint16_t((b >> 16) | 0x40);  // quiet NaN
-  b += 0x7FFFu + ((b >> 16) & 1);                                              // round to nearest even
+  b += 0x7FFFu + ((b >> 16) & 1);                                               // round to nearest even
   return std::uint16_t(b >> 16);
 }
 
@@ -211,7 +216,8 @@ void safetensors_write(const std::string& path, const std::vector<std::string>& 
       continue;
     }
     std::vector<std::uint16_t> buf(counts[i]);
-    for (std::size_t k = 0; k < counts[i]; ++k) buf[k] = dtype == "BF16" ? float_to_bf16(data[i][k]) : float_to_half(data[i][k]);
+    for (std::size_t k = 0; k < counts[i]; ++k)
+      buf[k] = dtype == "BF16" ? float_to_bf16(data[i][k]) : float_to_half(data[i][k]);
     f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size() * 2));
   }
   if (!f) fail(path, "write failed");

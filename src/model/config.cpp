@@ -11,8 +11,8 @@ void ModelConfig::validate(const std::string& where) const {
   need(vocab_size > 0, "vocab_size must be positive");
   need(hidden_size > 0 && num_hidden_layers > 0 && intermediate_size > 0, "sizes must be positive");
   need(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
-       "num_attention_heads = " + std::to_string(num_attention_heads) + " does not divide hidden_size = " +
-           std::to_string(hidden_size));
+       "num_attention_heads = " + std::to_string(num_attention_heads) +
+           " does not divide hidden_size = " + std::to_string(hidden_size));
   need(rotary_pct >= 0 && rotary_pct <= 1, "rotary_pct must be in [0, 1]");
   need(rotary_dims() % 2 == 0, "head_dim * rotary_pct = " + std::to_string(rotary_dims()) + " must be even");
   need(head_dim() <= 1024, "head_dim above 1024 is not supported");
@@ -74,10 +74,13 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
 }
 
 ModelConfig ModelConfig::preset(const std::string& name, const std::string& where) {
-  struct Size { const char* name; Index d, layers, heads; };
-  static const Size sizes[] = {{"pythia-14m", 128, 6, 4},     {"pythia-70m", 512, 6, 8},
-                               {"pythia-160m", 768, 12, 12},  {"pythia-410m", 1024, 24, 16},
-                               {"pythia-1b", 2048, 16, 8},    {"pythia-1.4b", 2048, 24, 16}};
+  struct Size {
+    const char* name;
+    Index d, layers, heads;
+  };
+  static const Size sizes[] = {{"pythia-14m", 128, 6, 4},    {"pythia-70m", 512, 6, 8},
+                               {"pythia-160m", 768, 12, 12}, {"pythia-410m", 1024, 24, 16},
+                               {"pythia-1b", 2048, 16, 8},   {"pythia-1.4b", 2048, 24, 16}};
   std::vector<std::string> names;
   for (const auto& s : sizes) {
     names.push_back(s.name);

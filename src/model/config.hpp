@@ -1,7 +1,8 @@
 // GPT-NeoX hyper-parameters, named as in HF config.json.
 #pragma once
-#include <string>
 #include <nlohmann/json.hpp>
+#include <string>
+
 #include "core/index.hpp"
 
 namespace rewarm {

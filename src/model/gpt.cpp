@@ -1,6 +1,7 @@
 #include "model/gpt.hpp"
 
 #include <cmath>
+
 #include "model/layers/cross_entropy.hpp"
 #include "model/layers/elementwise.hpp"
 #include "model/layers/embedding.hpp"
@@ -11,11 +12,21 @@
 namespace rewarm {
 using namespace layers;
 
-template <class T> static Matrix<T> M(const View2<T>& v) { return Matrix<T>(v.data(), v.extent(0), v.extent(1)); }
-template <class T> static Vector<T> V(const View1<T>& v) { return Vector<T>(v.data(), v.extent(0)); }
-template <class T> static Vector<T> V(const View2<T>& v) { return Vector<T>(v.data(), v.size()); }
+template <class T>
+static Matrix<T> M(const View2<T>& v) {
+  return Matrix<T>(v.data(), v.extent(0), v.extent(1));
+}
+template <class T>
+static Vector<T> V(const View1<T>& v) {
+  return Vector<T>(v.data(), v.extent(0));
+}
+template <class T>
+static Vector<T> V(const View2<T>& v) {
+  return Vector<T>(v.data(), v.size());
+}
 
-template <class T> ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
+template <class T>
+ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
   auto mat = [&](const std::string& n) {
     const auto& e = layout.at(n);
     return as_matrix(base + e.offset, e.shape[0], e.shape[1]);
@@ -62,8 +73,12 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
       rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)) {
   const Index N = B_ * T_, d = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
   const Index BHT = B_ * cfg.num_attention_heads * T_;
-  auto mat = [&](const char* name, Index r, Index c) { return View2<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), r, c); };
-  auto vec = [&](const char* name, Index n) { return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n); };
+  auto mat = [&](const char* name, Index r, Index c) {
+    return View2<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), r, c);
+  };
+  auto vec = [&](const char* name, Index n) {
+    return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
+  };
   for (Index l = 0; l <= L; ++l) h_.push_back(mat("rewarm::h", N, d));
   for (Index l = 0; l < L; ++l) {
     LayerActs a;
@@ -105,7 +120,8 @@ static std::uint64_t splitmix64(std::uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-template <class T> void Gpt<T>::init_random(std::uint64_t seed, double std) {
+template <class T>
+void Gpt<T>::init_random(std::uint64_t seed, double std) {
   auto h = Kokkos::create_mirror_view(params);
   Kokkos::deep_copy(h, T(0));
   std::uint64_t s = seed;
@@ -115,15 +131,20 @@ template <class T> void Gpt<T>::init_random(std::uint64_t seed, double std) {
     const bool is_bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
     for (Index i = 0; i < e.size(); ++i) {
       T v = 0;
-      if (is_ln && !is_bias) v = 1;
-      else if (!is_bias) v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
+      if (is_ln && !is_bias)
+        v = 1;
+      else if (!is_bias)
+        v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
       h(e.offset + i) = v;
     }
   }
   Kokkos::deep_copy(params, h);
 }
 
-template <class T> void Gpt<T>::zero_grads() { Kokkos::deep_copy(grads, T(0)); }
+template <class T>
+void Gpt<T>::zero_grads() {
+  Kokkos::deep_copy(grads, T(0));
+}
 
 template <class T>
 double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count) {
@@ -160,14 +181,16 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   cross_entropy(losses_, M(logits_), targets, grad_scale);
   double total = 0;
   auto losses = losses_;
-  Kokkos::parallel_reduce("rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
-                          KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
+  Kokkos::parallel_reduce(
+      "rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
+      KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
   if (grad_scale != 0) backward(ids);
   return total;
 }
 
 // Gradients flow from the logits back to the embedding, layer by layer; dh_ holds ∂L/∂h.
-template <class T> void Gpt<T>::backward(const View1<int32_t>& ids) {
+template <class T>
+void Gpt<T>::backward(const View1<int32_t>& ids) {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};

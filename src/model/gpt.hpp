@@ -2,6 +2,7 @@
 // Templated on the scalar so every layer and the whole model can be checked in double.
 #pragma once
 #include <vector>
+
 #include "model/config.hpp"
 #include "model/layers/attention.hpp"
 #include "model/layers/rotary.hpp"
@@ -10,18 +11,22 @@
 namespace rewarm {
 
 // The tensors of one layer inside a flat buffer (parameters or gradients).
-template <class T> struct LayerTensors {
+template <class T>
+struct LayerTensors {
   Vector<T> ln1_w, ln1_b, ln2_w, ln2_b, qkv_b, dense_b, fc1_b, fc2_b;
   Matrix<T> qkv_w, dense_w, fc1_w, fc2_w;
 };
-template <class T> struct ModelTensors {
+template <class T>
+struct ModelTensors {
   Matrix<T> embed_in, embed_out;
   Vector<T> lnf_w, lnf_b;
   std::vector<LayerTensors<T>> layers;
 };
-template <class T> ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
+template <class T>
+ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
 
-template <class T> class Gpt {
+template <class T>
+class Gpt {
  public:
   // Activations are sized for `batch` sequences of `seq_len` tokens.
   Gpt(const ModelConfig& cfg, Index batch, Index seq_len);

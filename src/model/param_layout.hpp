@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 #include <vector>
+
 #include "model/config.hpp"
 
 namespace rewarm {

@@ -1,26 +1,31 @@
 // AdamW (torch.optim.AdamW semantics) and global-norm clipping on flat buffers.
 #pragma once
 #include <cmath>
+
 #include "core/types.hpp"
 #include "optim/adamw_config.hpp"
 
 namespace rewarm {
 
 // ‖g‖₂ over the whole buffer, accumulated in double.
-template <class T> double global_norm(const View1<T>& g) {
+template <class T>
+double global_norm(const View1<T>& g) {
   double s = 0;
-  Kokkos::parallel_reduce("rewarm::grad_norm", Range(0, g.extent(0)),
-                          KOKKOS_LAMBDA(Index i, double& acc) { acc += double(g(i)) * double(g(i)); }, s);
+  Kokkos::parallel_reduce(
+      "rewarm::grad_norm", Range(0, g.extent(0)),
+      KOKKOS_LAMBDA(Index i, double& acc) { acc += double(g(i)) * double(g(i)); }, s);
   return std::sqrt(s);
 }
 
 // torch.nn.utils.clip_grad_norm_: g *= min(1, clip/(‖g‖ + 1e-6)). Returns the factor used.
-template <class T> double clip_by_global_norm(const View1<T>& g, double norm, double clip) {
+template <class T>
+double clip_by_global_norm(const View1<T>& g, double norm, double clip) {
   if (clip <= 0) return 1;
   const double coef = clip / (norm + 1e-6);
   if (coef >= 1) return 1;
   const T c = T(coef);
-  Kokkos::parallel_for("rewarm::clip", Range(0, g.extent(0)), KOKKOS_LAMBDA(Index i) { g(i) *= c; });
+  Kokkos::parallel_for(
+      "rewarm::clip", Range(0, g.extent(0)), KOKKOS_LAMBDA(Index i) { g(i) *= c; });
   return coef;
 }
 
@@ -33,12 +38,13 @@ void adamw_step(const View1<T>& p, const View1<T>& g, const View1<T>& m, const V
   const T one_m_b1 = T(1 - o.beta1), one_m_b2 = T(1 - o.beta2);
   const T step_size = T(lr / (1 - std::pow(o.beta1, double(t))));
   const T bc2_sqrt = T(std::sqrt(1 - std::pow(o.beta2, double(t))));
-  Kokkos::parallel_for("rewarm::adamw", Range(0, p.extent(0)), KOKKOS_LAMBDA(Index i) {
-    if (i < decay_end) p(i) *= decay;
-    m(i) += one_m_b1 * (g(i) - m(i));  // torch lerp with weight < 0.5
-    v(i) = v(i) * b2 + one_m_b2 * g(i) * g(i);
-    p(i) -= step_size * m(i) / (kx::sqrt(v(i)) / bc2_sqrt + eps);
-  });
+  Kokkos::parallel_for(
+      "rewarm::adamw", Range(0, p.extent(0)), KOKKOS_LAMBDA(Index i) {
+        if (i < decay_end) p(i) *= decay;
+        m(i) += one_m_b1 * (g(i) - m(i));  // torch lerp with weight < 0.5
+        v(i) = v(i) * b2 + one_m_b2 * g(i) * g(i);
+        p(i) -= step_size * m(i) / (kx::sqrt(v(i)) / bc2_sqrt + eps);
+      });
 }
 
 }  // namespace rewarm

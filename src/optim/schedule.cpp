@@ -2,20 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
+
 #include "core/error.hpp"
 
 namespace rewarm {
 
 const std::vector<std::string>& Schedule::kinds() {
-  static const std::vector<std::string> k{"constant", "cosine", "linear", "inverse_sqrt", "wsd",
-                                          "infinite_cosine", "infinite_inv_sqrt", "infinite_linear"};
+  static const std::vector<std::string> k{
+      "constant", "cosine", "linear", "inverse_sqrt", "wsd", "infinite_cosine", "infinite_inv_sqrt", "infinite_linear"};
   return k;
 }
 
 void Schedule::validate(const std::string& where) const {
   if (std::find(kinds().begin(), kinds().end(), kind) == kinds().end()) {
     auto hint = closest(kind, kinds());
-    fail(where, "schedule.kind = \"" + kind + "\" is unknown" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+    fail(where,
+         "schedule.kind = \"" + kind + "\" is unknown" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
   }
   if (total_steps < 1) fail(where, "schedule.total_steps must be at least 1");
   if (warmup_steps < 0 || warmup_steps > total_steps) fail(where, "schedule warmup must lie in [0, total_steps]");

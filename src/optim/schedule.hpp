@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <vector>
+
 #include "core/index.hpp"
 
 namespace rewarm {

@@ -64,11 +64,15 @@ TEST_CASE("--set overrides any key with a TOML value", "[config]") {
 
 TEST_CASE("bad configs fail with one line naming the key", "[config]") {
   using Catch::Contains;
-  CHECK_THROWS_WITH(parse({"model.hiden_size=3"}), Contains("run.toml: unknown key model.hiden_size (did you mean model.hidden_size?)"));
+  CHECK_THROWS_WITH(parse({"model.hiden_size=3"}),
+                    Contains("run.toml: unknown key model.hiden_size (did you mean model.hidden_size?)"));
   CHECK_THROWS_WITH(parse({}, "[train]\neval_intervall = 3\n"), Contains("did you mean train.eval_interval?"));
-  CHECK_THROWS_WITH(parse({"model.hidden_size=\"big\""}), Contains("model.hidden_size must be an integer, not a string"));
-  CHECK_THROWS_WITH(parse({"data.global_batch=7"}), Contains("data.global_batch = 7 is not a multiple of data.micro_batch = 2"));
-  CHECK_THROWS_WITH(parse({"data.seq_len=256"}), Contains("data.seq_len = 256 exceeds model.max_position_embeddings = 128"));
+  CHECK_THROWS_WITH(parse({"model.hidden_size=\"big\""}),
+                    Contains("model.hidden_size must be an integer, not a string"));
+  CHECK_THROWS_WITH(parse({"data.global_batch=7"}),
+                    Contains("data.global_batch = 7 is not a multiple of data.micro_batch = 2"));
+  CHECK_THROWS_WITH(parse({"data.seq_len=256"}),
+                    Contains("data.seq_len = 256 exceeds model.max_position_embeddings = 128"));
   CHECK_THROWS_WITH(parse({"model.num_attention_heads=5"}), Contains("does not divide hidden_size"));
   CHECK_THROWS_WITH(parse({"schedule.kind=cosin"}), Contains("did you mean \"cosine\""));
   CHECK_THROWS_WITH(parse({"init.load=partial"}), Contains("init.load"));
@@ -78,9 +82,10 @@ TEST_CASE("bad configs fail with one line naming the key", "[config]") {
 }
 
 TEST_CASE("presets give Pythia sizes; explicit keys override", "[config]") {
-  const auto c = parse_run_config("[model]\npreset = \"pythia-410m\"\nnum_hidden_layers = 2\n[data]\nseq_len = 2048\n"
-                                  "[[data.train]]\npath = \"x.h5\"\n[schedule]\ntotal_steps = 10\n",
-                                  "p.toml", {});
+  const auto c = parse_run_config(
+      "[model]\npreset = \"pythia-410m\"\nnum_hidden_layers = 2\n[data]\nseq_len = 2048\n"
+      "[[data.train]]\npath = \"x.h5\"\n[schedule]\ntotal_steps = 10\n",
+      "p.toml", {});
   CHECK(c.model.hidden_size == 1024);
   CHECK(c.model.num_attention_heads == 16);
   CHECK(c.model.num_hidden_layers == 2);

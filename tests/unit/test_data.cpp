@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+
 #include "data/sampler.hpp"
 #include "data/synth.hpp"
 #include "data/token_shard.hpp"
@@ -64,6 +65,7 @@ TEST_CASE("token shards give windows of seq_len + 1 and reject ids >= vocab", "[
   s.read_window(2, 10, 64, w.data());
   CHECK(w.front() == 20);
   CHECK(w.back() == 30);
-  CHECK_THROWS_WITH(s.read_window(7, 10, 64, w.data()), Catch::Contains("token id 70 at position 77 is >= vocab_size 64") && Catch::Contains(path));
+  CHECK_THROWS_WITH(s.read_window(7, 10, 64, w.data()),
+                    Catch::Contains("token id 70 at position 77 is >= vocab_size 64") && Catch::Contains(path));
   CHECK_THROWS_WITH(TokenShard("/nonexistent.h5"), Catch::Contains("/nonexistent.h5: cannot open"));
 }

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 #include "io/metrics.hpp"
@@ -67,7 +68,10 @@ TEST_CASE("safetensors headers that lie are rejected with the file named", "[io]
   rejects("past the data");
   write_raw(p, R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", 16);
   rejects("do not hold");
-  write_raw(p, R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 16);
+  write_raw(
+      p,
+      R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      16);
   rejects("overlap");
   write_raw(p, R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8);
   rejects("unknown dtype");
@@ -115,7 +119,8 @@ TEST_CASE("checkpoints round trip and are written atomically", "[io]") {
   ModelConfig other = m;
   other.hidden_size = 10;
   other.num_attention_heads = 2;
-  CHECK_THROWS_WITH(read_checkpoint(path, &other, false), Catch::Contains("has shape [17,8]") && Catch::Contains("needs [17,10]"));
+  CHECK_THROWS_WITH(read_checkpoint(path, &other, false),
+                    Catch::Contains("has shape [17,8]") && Catch::Contains("needs [17,10]"));
 }
 
 TEST_CASE("metrics drop the steps a resumed run redoes", "[io]") {

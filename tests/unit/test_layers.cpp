@@ -13,29 +13,34 @@ using namespace rewarm::layers;
 using namespace rewarm::testing;
 
 TEST_CASE("linear backward matches finite differences", "[layers]") {
-  const Index N = 5, in = 7, out = 3;
-  auto x = random_view(N * in, 1), W = random_view(out * in, 2), b = random_view(out, 3), R = random_view(N * out, 4);
-  View1<double> y("y", N * out), dx("dx", N * in), dW("dW", out * in), db("db", out);
-  auto loss = [&] {
-    linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), vec(b));
-    return dot(y, R);
-  };
-  loss();
-  linear_backward(mat(dx, N, in), mat(dW, out, in), vec(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
-  CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
-  // the forward value itself against a naive loop
-  auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
-  for (Index n = 0; n < N; ++n)
-    for (Index o = 0; o < out; ++o) {
-      double s = bs[o];
-      for (Index i = 0; i < in; ++i) s += xs[n * in + i] * Ws[o * in + i];
-      CHECK(ys[n * out + o] == Approx(s).epsilon(1e-12));
-    }
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 3; ++trial) {  // random odd shapes
+    const Index N = 1 + rng() % 9, in = 1 + rng() % 9, out = 1 + rng() % 9;
+    INFO("N=" << N << " in=" << in << " out=" << out);
+    auto x = random_view(N * in, 1), W = random_view(out * in, 2), b = random_view(out, 3), R = random_view(N * out, 4);
+    View1<double> y("y", N * out), dx("dx", N * in), dW("dW", out * in), db("db", out);
+    auto loss = [&] {
+      linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), vec(b));
+      return dot(y, R);
+    };
+    loss();
+    linear_backward(mat(dx, N, in), mat(dW, out, in), vec(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
+    CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
+    // the forward value itself against a naive loop
+    auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
+    for (Index n = 0; n < N; ++n)
+      for (Index o = 0; o < out; ++o) {
+        double s = bs[o];
+        for (Index i = 0; i < in; ++i) s += xs[n * in + i] * Ws[o * in + i];
+        CHECK(ys[n * out + o] == Approx(s).epsilon(1e-12));
+      }
+  }
 }
 
 TEST_CASE("layernorm backward matches finite differences", "[layers]") {
   const Index N = 4, d = 9;
-  auto x = random_view(N * d, 5, -2, 2), w = random_view(d, 6, 0.5, 1.5), b = random_view(d, 7), R = random_view(N * d, 8);
+  auto x = random_view(N * d, 5, -2, 2), w = random_view(d, 6, 0.5, 1.5), b = random_view(d, 7),
+       R = random_view(N * d, 8);
   View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
   auto loss = [&] {
     layernorm_forward(mat(y, N, d), vec(mean), vec(rstd), mat(x, N, d), vec(w), vec(b), 1e-5);
@@ -92,39 +97,45 @@ TEST_CASE("rotary backward is the transpose rotation", "[layers]") {
         if (c < hd || (c >= hd + rd)) CHECK(r[n * 3 * d + h * 3 * hd + c] == a[n * 3 * d + h * 3 * hd + c]);
 }
 
-TEST_CASE("streamed causal attention matches a naive softmax and finite differences", "[layers]") {
-  const Index B = 2, T = 7, H = 3, hd = 5, d = H * hd, N = B * T;
-  const AttentionShape s{B, T, H, hd};
-  auto qkv = random_view(N * 3 * d, 13, -2, 2), R = random_view(N * d, 14);
-  View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d);
-  const AttentionWorkspace<double> ws(s);
-  auto loss = [&] {
-    attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
-    return dot(out, R);
-  };
-  loss();
-  attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
-  CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
-  // naive reference: full score matrix, masked, softmax
-  auto q = to_vec(qkv), o = to_vec(out);
-  for (Index b = 0; b < B; ++b)
-    for (Index h = 0; h < H; ++h)
-      for (Index t = 0; t < T; ++t) {
-        std::vector<double> sc(t + 1);
-        double mx = -1e300, z = 0;
-        for (Index k = 0; k <= t; ++k) {
-          double v = 0;
-          for (Index j = 0; j < hd; ++j) v += q[(b * T + t) * 3 * d + h * 3 * hd + j] * q[(b * T + k) * 3 * d + h * 3 * hd + hd + j];
-          sc[k] = v / std::sqrt(double(hd));
-          mx = std::max(mx, sc[k]);
+TEST_CASE("causal attention matches a naive softmax and finite differences", "[layers]") {
+  std::mt19937 rng(2024);
+  for (int trial = 0; trial < 4; ++trial) {  // random shapes, odd sizes included, T = 1 once
+    const Index B = 1 + rng() % 3, T = trial == 0 ? 1 : 2 + rng() % 8, H = 1 + rng() % 3, hd = 1 + rng() % 6;
+    const Index d = H * hd, N = B * T;
+    INFO("B=" << B << " T=" << T << " H=" << H << " hd=" << hd);
+    const AttentionShape s{B, T, H, hd};
+    auto qkv = random_view(N * 3 * d, 13 + trial, -2, 2), R = random_view(N * d, 14 + trial);
+    View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d);
+    const AttentionWorkspace<double> ws(s);
+    auto loss = [&] {
+      attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
+      return dot(out, R);
+    };
+    loss();
+    attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
+    CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
+    // naive reference: full score matrix, masked, softmax
+    auto q = to_vec(qkv), o = to_vec(out);
+    for (Index b = 0; b < B; ++b)
+      for (Index h = 0; h < H; ++h)
+        for (Index t = 0; t < T; ++t) {
+          std::vector<double> sc(t + 1);
+          double mx = -1e300, z = 0;
+          for (Index k = 0; k <= t; ++k) {
+            double v = 0;
+            for (Index j = 0; j < hd; ++j)
+              v += q[(b * T + t) * 3 * d + h * 3 * hd + j] * q[(b * T + k) * 3 * d + h * 3 * hd + hd + j];
+            sc[k] = v / std::sqrt(double(hd));
+            mx = std::max(mx, sc[k]);
+          }
+          for (auto& v : sc) z += (v = std::exp(v - mx));
+          for (Index j = 0; j < hd; ++j) {
+            double ref = 0;
+            for (Index k = 0; k <= t; ++k) ref += sc[k] / z * q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j];
+            CHECK(o[(b * T + t) * d + h * hd + j] == Approx(ref).epsilon(1e-12));
+          }
         }
-        for (auto& v : sc) z += (v = std::exp(v - mx));
-        for (Index j = 0; j < hd; ++j) {
-          double ref = 0;
-          for (Index k = 0; k <= t; ++k) ref += sc[k] / z * q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j];
-          CHECK(o[(b * T + t) * d + h * hd + j] == Approx(ref).epsilon(1e-12));
-        }
-      }
+  }
 }
 
 TEST_CASE("embedding backward accumulates repeated ids", "[layers]") {

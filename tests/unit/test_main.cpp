@@ -1,8 +1,10 @@
 // Catch2 main: Kokkos is initialised once for all tests; invalid FP operations trap, so a NaN
 // produced anywhere fails loudly instead of propagating.
 #define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
 #include <fenv.h>
+
+#include <catch2/catch.hpp>
+
 #include "core/types.hpp"
 
 int main(int argc, char** argv) {

@@ -5,15 +5,18 @@
 #include <functional>
 #include <random>
 #include <vector>
+
 #include "core/types.hpp"
 
 namespace rewarm::testing {
 
-template <class T> std::vector<T> to_vec(const View1<T>& v) {
+template <class T>
+std::vector<T> to_vec(const View1<T>& v) {
   auto h = host_copy(v);
   return std::vector<T>(h.data(), h.data() + h.extent(0));
 }
-template <class T> void from_vec(const View1<T>& v, const std::vector<T>& x) {
+template <class T>
+void from_vec(const View1<T>& v, const std::vector<T>& x) {
   auto h = Kokkos::create_mirror_view(v);
   for (std::size_t i = 0; i < x.size(); ++i) h(i) = x[i];
   Kokkos::deep_copy(v, h);

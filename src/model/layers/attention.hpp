@@ -4,6 +4,7 @@
 // probabilities from the saved log-sum-exp instead of storing them.
 #pragma once
 #include <cmath>
+
 #include "core/gemm.hpp"
 
 namespace rewarm::layers {
@@ -13,7 +14,8 @@ struct AttentionShape {
 };
 
 // Scratch shared by all layers: heads split out of qkv ([B,H,T,hd] each) and T×T scores.
-template <class T> struct AttentionWorkspace {
+template <class T>
+struct AttentionWorkspace {
   View1<T> q, k, v, o, s, p, delta, qk;
   AttentionWorkspace() = default;
   explicit AttentionWorkspace(AttentionShape a) {
@@ -21,7 +23,8 @@ template <class T> struct AttentionWorkspace {
     auto buf = [](const char* name, Index len) {
       return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
     };
-    q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n), o = buf("rewarm::attn_o", n);
+    q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n),
+    o = buf("rewarm::attn_o", n);
     s = buf("rewarm::attn_s", a.seq * a.seq), p = buf("rewarm::attn_p", a.seq * a.seq);
     delta = buf("rewarm::attn_delta", a.batch * a.heads * a.seq);
     qk = buf("rewarm::attn_qk_head", 2 * a.seq * a.hd);
@@ -39,38 +42,41 @@ template <class T>
 void split_heads(const Matrix<T>& qkv, const AttentionWorkspace<T>& w, AttentionShape s, bool to_heads) {
   const Index Tn = s.seq, H = s.heads, hd = s.hd, per_row = H * hd;
   auto q = w.q, k = w.k, v = w.v;
-  Kokkos::parallel_for("rewarm::attn_split_heads", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
-    const Index n = i / per_row, h = (i % per_row) / hd, j = i % hd, c = h * 3 * hd + j;
-    const Index x = head_index(n, h, j, Tn, H, hd);
-    if (to_heads) {
-      q(x) = qkv(n, c), k(x) = qkv(n, c + hd), v(x) = qkv(n, c + 2 * hd);
-    } else {
-      qkv(n, c) = q(x), qkv(n, c + hd) = k(x), qkv(n, c + 2 * hd) = v(x);
-    }
-  });
+  Kokkos::parallel_for(
+      "rewarm::attn_split_heads", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
+        const Index n = i / per_row, h = (i % per_row) / hd, j = i % hd, c = h * 3 * hd + j;
+        const Index x = head_index(n, h, j, Tn, H, hd);
+        if (to_heads) {
+          q(x) = qkv(n, c), k(x) = qkv(n, c + hd), v(x) = qkv(n, c + 2 * hd);
+        } else {
+          qkv(n, c) = q(x), qkv(n, c + hd) = k(x), qkv(n, c + 2 * hd) = v(x);
+        }
+      });
 }
 
 // p[T,T] = causal softmax of scale·s by rows (zero above the diagonal). With `save`, the row
 // log-sum-exp is stored in lse; otherwise lse is read (the backward pass's recomputation).
 template <class T>
 void causal_softmax(const View1<T>& p, const View1<T>& s, const Vector<T>& lse, Index Tn, T scale, bool save) {
-  Kokkos::parallel_for("rewarm::attn_softmax", Range(0, Tn), KOKKOS_LAMBDA(Index t) {
-    T L;
-    if (save) {
-      T m = s(t * Tn) * scale;
-      for (Index k = 1; k <= t; ++k) m = s(t * Tn + k) * scale > m ? s(t * Tn + k) * scale : m;
-      T z = 0;
-      for (Index k = 0; k <= t; ++k) z += kx::exp(s(t * Tn + k) * scale - m);
-      L = m + kx::log(z);
-      lse(t) = L;
-    } else {
-      L = lse(t);
-    }
-    for (Index k = 0; k < Tn; ++k) p(t * Tn + k) = k <= t ? kx::exp(s(t * Tn + k) * scale - L) : T(0);
-  });
+  Kokkos::parallel_for(
+      "rewarm::attn_softmax", Range(0, Tn), KOKKOS_LAMBDA(Index t) {
+        T L;
+        if (save) {
+          T m = s(t * Tn) * scale;
+          for (Index k = 1; k <= t; ++k) m = s(t * Tn + k) * scale > m ? s(t * Tn + k) * scale : m;
+          T z = 0;
+          for (Index k = 0; k <= t; ++k) z += kx::exp(s(t * Tn + k) * scale - m);
+          L = m + kx::log(z);
+          lse(t) = L;
+        } else {
+          L = lse(t);
+        }
+        for (Index k = 0; k < Tn; ++k) p(t * Tn + k) = k <= t ? kx::exp(s(t * Tn + k) * scale - L) : T(0);
+      });
 }
 
-template <class T> Matrix<T> block(const View1<T>& v, Index offset, Index rows, Index cols) {
+template <class T>
+Matrix<T> block(const View1<T>& v, Index offset, Index rows, Index cols) {
   return Matrix<T>(v.data() + offset, rows, cols);
 }
 }  // namespace detail
@@ -91,10 +97,11 @@ void attention_forward(const Matrix<T>& out, const Vector<T>& lse, const Matrix<
   }
   const Index H = s.heads, d = H * hd;
   auto o = w.o;
-  Kokkos::parallel_for("rewarm::attn_merge_heads", Range(0, out.extent(0) * d), KOKKOS_LAMBDA(Index i) {
-    const Index n = i / d, h = (i % d) / hd, j = i % hd;
-    out(n, h * hd + j) = o(detail::head_index(n, h, j, Tn, H, hd));
-  });
+  Kokkos::parallel_for(
+      "rewarm::attn_merge_heads", Range(0, out.extent(0) * d), KOKKOS_LAMBDA(Index i) {
+        const Index n = i / d, h = (i % d) / hd, j = i % hd;
+        out(n, h * hd + j) = o(detail::head_index(n, h, j, Tn, H, hd));
+      });
 }
 
 // dqkv[N,3d] = ∂L/∂qkv given dout[N,d], the forward's out and lse, and qkv.
@@ -107,15 +114,16 @@ void attention_backward(const Matrix<T>& dqkv, const Matrix<T>& dout, const Matr
   const T scale = T(1.0 / std::sqrt(double(hd)));
   detail::split_heads(qkv, w, s, true);  // q, k, v of this layer
   auto o = w.o, delta = w.delta;         // o holds dO by heads; δ per (b, h, t)
-  Kokkos::parallel_for("rewarm::attn_delta", Range(0, out.extent(0) * H), KOKKOS_LAMBDA(Index i) {
-    const Index n = i / H, h = i % H;
-    T dl = 0;
-    for (Index j = 0; j < hd; ++j) {
-      o(detail::head_index(n, h, j, Tn, H, hd)) = dout(n, h * hd + j);
-      dl += dout(n, h * hd + j) * out(n, h * hd + j);
-    }
-    delta(((n / Tn) * H + h) * Tn + n % Tn) = dl;
-  });
+  Kokkos::parallel_for(
+      "rewarm::attn_delta", Range(0, out.extent(0) * H), KOKKOS_LAMBDA(Index i) {
+        const Index n = i / H, h = i % H;
+        T dl = 0;
+        for (Index j = 0; j < hd; ++j) {
+          o(detail::head_index(n, h, j, Tn, H, hd)) = dout(n, h * hd + j);
+          dl += dout(n, h * hd + j) * out(n, h * hd + j);
+        }
+        delta(((n / Tn) * H + h) * Tn + n % Tn) = dl;
+      });
   // dq, dk, dv overwrite q, k, v head by head once their inputs are used: dV needs P and dO,
   // dQ needs K, dK needs Q, so this head's Q and K are copied aside first.
   const auto qk_copy = w.qk;
@@ -129,9 +137,10 @@ void attention_backward(const Matrix<T>& dqkv, const Matrix<T>& dout, const Matr
     gemm<T>('T', 'N', 1, P, dO, 0, V);  // V now holds dV
     auto sv = w.s, pv = w.p;
     const Index dbase = bh * Tn;
-    Kokkos::parallel_for("rewarm::attn_dscores", Range(0, Tn * Tn), KOKKOS_LAMBDA(Index i) {
-      sv(i) = pv(i) * (sv(i) - delta(dbase + i / Tn)) * scale;  // S now holds dS
-    });
+    Kokkos::parallel_for(
+        "rewarm::attn_dscores", Range(0, Tn * Tn), KOKKOS_LAMBDA(Index i) {
+          sv(i) = pv(i) * (sv(i) - delta(dbase + i / Tn)) * scale;  // S now holds dS
+        });
     Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Index(0), Tn * hd)),
                       Kokkos::subview(w.q, std::make_pair(off, off + Tn * hd)));
     Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Tn * hd, 2 * Tn * hd)),

@@ -10,20 +10,21 @@ template <class T>
 void cross_entropy(const View1<double>& losses, const Matrix<T>& logits, const View1<int32_t>& targets,
                    double grad_scale) {
   const Index V = logits.extent(1);
-  Kokkos::parallel_for("rewarm::cross_entropy", Range(0, logits.extent(0)), KOKKOS_LAMBDA(Index n) {
-    T m = logits(n, 0);
-    for (Index v = 1; v < V; ++v) m = logits(n, v) > m ? logits(n, v) : m;
-    double s = 0;
-    for (Index v = 0; v < V; ++v) s += kx::exp(logits(n, v) - m);
-    const double lse = double(m) + kx::log(s);
-    const T lse_t = T(lse), scale = T(grad_scale);
-    const Index y = targets(n);
-    losses(n) = lse - double(logits(n, y));
-    if (grad_scale != 0) {
-      for (Index v = 0; v < V; ++v) logits(n, v) = kx::exp(logits(n, v) - lse_t) * scale;
-      logits(n, y) -= scale;
-    }
-  });
+  Kokkos::parallel_for(
+      "rewarm::cross_entropy", Range(0, logits.extent(0)), KOKKOS_LAMBDA(Index n) {
+        T m = logits(n, 0);
+        for (Index v = 1; v < V; ++v) m = logits(n, v) > m ? logits(n, v) : m;
+        double s = 0;
+        for (Index v = 0; v < V; ++v) s += kx::exp(logits(n, v) - m);
+        const double lse = double(m) + kx::log(s);
+        const T lse_t = T(lse), scale = T(grad_scale);
+        const Index y = targets(n);
+        losses(n) = lse - double(logits(n, y));
+        if (grad_scale != 0) {
+          for (Index v = 0; v < V; ++v) logits(n, v) = kx::exp(logits(n, v) - lse_t) * scale;
+          logits(n, y) -= scale;
+        }
+      });
 }
 
 }  // namespace rewarm::layers

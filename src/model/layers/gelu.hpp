@@ -4,7 +4,8 @@
 
 namespace rewarm::layers {
 
-template <class T> KOKKOS_INLINE_FUNCTION T gelu(T x, bool tanh_approx) {
+template <class T>
+KOKKOS_INLINE_FUNCTION T gelu(T x, bool tanh_approx) {
   if (tanh_approx) {
     const T u = T(0.7978845608028654) * (x + T(0.044715) * x * x * x);
     return T(0.5) * x * (T(1) + kx::tanh(u));
@@ -12,7 +13,8 @@ template <class T> KOKKOS_INLINE_FUNCTION T gelu(T x, bool tanh_approx) {
   return T(0.5) * x * (T(1) + kx::erf(x * T(0.7071067811865476)));
 }
 
-template <class T> KOKKOS_INLINE_FUNCTION T gelu_grad(T x, bool tanh_approx) {
+template <class T>
+KOKKOS_INLINE_FUNCTION T gelu_grad(T x, bool tanh_approx) {
   if (tanh_approx) {
     const T u = T(0.7978845608028654) * (x + T(0.044715) * x * x * x);
     const T t = kx::tanh(u);
@@ -22,15 +24,18 @@ template <class T> KOKKOS_INLINE_FUNCTION T gelu_grad(T x, bool tanh_approx) {
 }
 
 // y = gelu(x), element-wise over flat buffers
-template <class T> void gelu_forward(const Vector<T>& y, const Vector<T>& x, bool tanh_approx) {
-  Kokkos::parallel_for("rewarm::gelu_fwd", Range(0, x.extent(0)),
-                       KOKKOS_LAMBDA(Index i) { y(i) = gelu(x(i), tanh_approx); });
+template <class T>
+void gelu_forward(const Vector<T>& y, const Vector<T>& x, bool tanh_approx) {
+  Kokkos::parallel_for(
+      "rewarm::gelu_fwd", Range(0, x.extent(0)), KOKKOS_LAMBDA(Index i) { y(i) = gelu(x(i), tanh_approx); });
 }
 
 // dx = dy·gelu'(x); dx may alias dy
-template <class T> void gelu_backward(const Vector<T>& dx, const Vector<T>& dy, const Vector<T>& x, bool tanh_approx) {
-  Kokkos::parallel_for("rewarm::gelu_bwd", Range(0, x.extent(0)),
-                       KOKKOS_LAMBDA(Index i) { dx(i) = dy(i) * gelu_grad(x(i), tanh_approx); });
+template <class T>
+void gelu_backward(const Vector<T>& dx, const Vector<T>& dy, const Vector<T>& x, bool tanh_approx) {
+  Kokkos::parallel_for(
+      "rewarm::gelu_bwd", Range(0, x.extent(0)),
+      KOKKOS_LAMBDA(Index i) { dx(i) = dy(i) * gelu_grad(x(i), tanh_approx); });
 }
 
 }  // namespace rewarm::layers

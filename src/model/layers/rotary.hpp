@@ -2,6 +2,7 @@
 // x' = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x[rd/2:rd], x[0:rd/2]).
 #pragma once
 #include <cmath>
+
 #include "core/types.hpp"
 
 namespace rewarm::layers {
@@ -18,7 +19,8 @@ inline RotaryTables make_rotary_tables(Index max_pos, Index rd, double base) {
   auto hc = Kokkos::create_mirror_view(t.cos);
   auto hs = Kokkos::create_mirror_view(t.sin);
   for (Index j = 0; j < half; ++j) {
-    const float inv_freq = 1.0f / static_cast<float>(std::pow(base, static_cast<float>(2 * j) / static_cast<float>(rd)));
+    const float inv_freq =
+        1.0f / static_cast<float>(std::pow(base, static_cast<float>(2 * j) / static_cast<float>(rd)));
     for (Index p = 0; p < max_pos; ++p) {
       const float theta = static_cast<float>(p) * inv_freq;
       hc(p, j) = static_cast<float>(std::cos(static_cast<double>(theta)));
@@ -40,16 +42,17 @@ void rotary_apply(const Matrix<T>& qkv, const RotaryTables& tab, Index seq_len, 
   auto cosv = tab.cos;
   auto sinv = tab.sin;
   const Index per_row = heads * 2 * half;
-  Kokkos::parallel_for("rewarm::rotary", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
-    const Index n = i / per_row, r = i % per_row;
-    const Index h = r / (2 * half), which = (r / half) % 2, j = r % half;  // which: 0 = q, 1 = k
-    const Index c0 = h * 3 * hd + which * hd + j;
-    const Index pos = n % seq_len;
-    const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
-    const T x1 = qkv(n, c0), x2 = qkv(n, c0 + half);
-    qkv(n, c0) = x1 * c - x2 * s;
-    qkv(n, c0 + half) = x2 * c + x1 * s;
-  });
+  Kokkos::parallel_for(
+      "rewarm::rotary", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
+        const Index n = i / per_row, r = i % per_row;
+        const Index h = r / (2 * half), which = (r / half) % 2, j = r % half;  // which: 0 = q, 1 = k
+        const Index c0 = h * 3 * hd + which * hd + j;
+        const Index pos = n % seq_len;
+        const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
+        const T x1 = qkv(n, c0), x2 = qkv(n, c0 + half);
+        qkv(n, c0) = x1 * c - x2 * s;
+        qkv(n, c0 + half) = x2 * c + x1 * s;
+      });
 }
 
 }  // namespace rewarm::layers
