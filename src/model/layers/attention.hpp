@@ -37,7 +37,7 @@ KOKKOS_INLINE_FUNCTION Index head_index(Index n, Index h, Index j, Index Tn, Ind
   return (((n / Tn) * H + h) * Tn + n % Tn) * hd + j;
 }
 
-// qkv[N,3d] (per head [q|k|v]) <-> q, k, v [B,H,T,hd]. to_heads = false adds back into qkv's layout.
+// qkv[N,3d] (per head [q|k|v]) <-> q, k, v [B,H,T,hd]. to_heads = false writes them back in qkv's layout.
 template <class T>
 void split_heads(const Matrix<T>& qkv, const AttentionWorkspace<T>& w, AttentionShape s, bool to_heads) {
   const Index Tn = s.seq, H = s.heads, hd = s.hd, per_row = H * hd;
@@ -60,18 +60,20 @@ template <class T>
 void causal_softmax(const View1<T>& p, const View1<T>& s, const Vector<T>& lse, Index Tn, T scale, bool save) {
   Kokkos::parallel_for(
       "rewarm::attn_softmax", Range(0, Tn), KOKKOS_LAMBDA(Index t) {
-        T L;
-        if (save) {
-          T m = s(t * Tn) * scale;
-          for (Index k = 1; k <= t; ++k) m = s(t * Tn + k) * scale > m ? s(t * Tn + k) * scale : m;
+        const Index row = t * Tn;
+        if (save) {  // exponentials once: p = exp(scale·s − max), then normalise
+          T m = s(row) * scale;
+          for (Index k = 1; k <= t; ++k) m = s(row + k) * scale > m ? s(row + k) * scale : m;
           T z = 0;
-          for (Index k = 0; k <= t; ++k) z += kx::exp(s(t * Tn + k) * scale - m);
-          L = m + kx::log(z);
-          lse(t) = L;
+          for (Index k = 0; k <= t; ++k) z += (p(row + k) = kx::exp(s(row + k) * scale - m));
+          lse(t) = m + kx::log(z);
+          const T inv = T(1) / z;
+          for (Index k = 0; k <= t; ++k) p(row + k) *= inv;
         } else {
-          L = lse(t);
+          const T L = lse(t);
+          for (Index k = 0; k <= t; ++k) p(row + k) = kx::exp(s(row + k) * scale - L);
         }
-        for (Index k = 0; k < Tn; ++k) p(t * Tn + k) = k <= t ? kx::exp(s(t * Tn + k) * scale - L) : T(0);
+        for (Index k = t + 1; k < Tn; ++k) p(row + k) = 0;
       });
 }
 

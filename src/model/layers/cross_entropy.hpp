@@ -14,15 +14,23 @@ void cross_entropy(const View1<double>& losses, const Matrix<T>& logits, const V
       "rewarm::cross_entropy", Range(0, logits.extent(0)), KOKKOS_LAMBDA(Index n) {
         T m = logits(n, 0);
         for (Index v = 1; v < V; ++v) m = logits(n, v) > m ? logits(n, v) : m;
-        double s = 0;
-        for (Index v = 0; v < V; ++v) s += kx::exp(logits(n, v) - m);
-        const double lse = double(m) + kx::log(s);
-        const T lse_t = T(lse), scale = T(grad_scale);
         const Index y = targets(n);
-        losses(n) = lse - double(logits(n, y));
+        const T target_logit = logits(n, y);
+        double s = 0;
+        if (grad_scale == 0) {
+          for (Index v = 0; v < V; ++v) s += kx::exp(logits(n, v) - m);
+        } else {  // keep exp(logit − max): the gradient needs each exponential once more
+          for (Index v = 0; v < V; ++v) {
+            const T e = kx::exp(logits(n, v) - m);
+            logits(n, v) = e;
+            s += e;
+          }
+        }
+        losses(n) = double(m) + kx::log(s) - double(target_logit);
         if (grad_scale != 0) {
-          for (Index v = 0; v < V; ++v) logits(n, v) = kx::exp(logits(n, v) - lse_t) * scale;
-          logits(n, y) -= scale;
+          const T f = T(grad_scale / s);
+          for (Index v = 0; v < V; ++v) logits(n, v) *= f;
+          logits(n, y) -= T(grad_scale);
         }
       });
 }
