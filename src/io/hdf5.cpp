@@ -162,12 +162,14 @@ template <class T>
 void File::write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk,
                  int deflate) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  const bool chunked = chunk > 0 && dims.size() == 1;
+  hsize_t unlimited = H5S_UNLIMITED;
+  Id space(H5Screate_simple(int(dims.size()), dims.data(), chunked ? &unlimited : nullptr), H5Sclose);
   Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
   Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (chunk > 0 && dims.size() == 1 && dims[0] > 0) {
-    hsize_t c = std::min<hsize_t>(hsize_t(chunk), dims[0]);
+  if (chunked) {
+    hsize_t c = std::max<hsize_t>(1, std::min<hsize_t>(hsize_t(chunk), dims[0]));
     H5Pset_chunk(dcpl, 1, &c);
     if (deflate > 0) H5Pset_deflate(dcpl, unsigned(deflate));
   }
@@ -203,33 +205,6 @@ void RangeReader::read(std::int64_t offset, std::int64_t count, T* out) const {
                 ")");
 }
 
-template <class T>
-void File::append(const std::string& name, const T* data, std::int64_t count) {
-  if (!exists(name)) {
-    hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 1024;
-    Id space(H5Screate_simple(1, &zero, &unlimited), H5Sclose);
-    Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    H5Pset_chunk(dcpl, 1, &chunk);
-    Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
-    if (d < 0) fail("cannot create series '" + name + "'");
-  }
-  Id d = open_dataset(name);
-  hsize_t old = hsize_t(shape(name).at(0)), n = hsize_t(count), total = old + n;
-  if (H5Dset_extent(d, &total) < 0) fail("cannot extend '" + name + "'");
-  Id fs(H5Dget_space(d), H5Sclose);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, nullptr, &n, nullptr);
-  Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  if (H5Dwrite(d, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) fail("cannot append to '" + name + "'");
-}
-
-void File::truncate(const std::string& name, std::int64_t length) {
-  Id d = open_dataset(name);
-  hsize_t n = hsize_t(length);
-  if (H5Dset_extent(d, &n) < 0) fail("cannot truncate '" + name + "'");
-}
-
 std::vector<std::string> File::list(const std::string& group) const {
   std::vector<std::string> names;
   if (!exists(group)) return names;
@@ -252,8 +227,7 @@ void File::flush() {
 #define REWARM_H5_INSTANTIATE(T)                                                                                   \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
   template std::vector<T> File::read<T>(const std::string&) const;                                                 \
-  template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;                                        \
-  template void File::append<T>(const std::string&, const T*, std::int64_t);
+  template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;
 REWARM_H5_INSTANTIATE(float)
 REWARM_H5_INSTANTIATE(double)
 REWARM_H5_INSTANTIATE(std::int64_t)

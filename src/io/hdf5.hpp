@@ -50,17 +50,14 @@ class File {
   std::vector<std::int64_t> shape(const std::string& dataset) const;
   std::string type_name(const std::string& dataset) const;  // "uint16", "float32", ...
 
-  // Whole datasets; groups on the path are created.
+  // Whole datasets; groups on the path are created. A chunked (chunk > 0) 1-D dataset is
+  // extendible and optionally deflate-compressed.
   template <class T>
   void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk = 0,
              int deflate = 0);
   template <class T>
   std::vector<T> read(const std::string& name) const;
 
-  // Extendible 1-D series.
-  template <class T>
-  void append(const std::string& name, const T* data, std::int64_t count);
-  void truncate(const std::string& name, std::int64_t length);
   std::vector<std::string> list(const std::string& group) const;  // member names
 
   void flush();

@@ -4,56 +4,75 @@
 #include <filesystem>
 
 #include "core/version.hpp"
+#include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {
 
-static const char* kTrainSeries[] = {"lr", "loss", "grad_norm", "tokens_per_second", "seconds"};
-
 Metrics::Metrics(const std::string& path, const std::string& config_text, const std::string& device,
-                 Index keep_through_step) {
-  const bool exists = std::filesystem::exists(path);
-  file_ = std::make_unique<h5::File>(path, exists ? h5::File::ReadWrite : h5::File::Create);
-  file_->set_attr("format", std::string("rewarm-metrics"));
-  file_->set_attr("format_version", std::int64_t(1));
-  file_->set_attr("config", config_text);
-  file_->set_attr("world_size", std::int64_t(1));
-  file_->set_attr("device", device);
-  file_->set_attr("version", std::string(REWARM_VERSION));
-  truncate_group("/train", keep_through_step);
-  for (const auto& set : file_->list("/eval")) truncate_group("/eval/" + set, keep_through_step);
-  file_->flush();
+                 Index keep_through_step)
+    : path_(path), config_(config_text), device_(device) {
+  if (std::filesystem::exists(path) && keep_through_step >= 0) {
+    h5::File f(path, h5::File::ReadOnly);
+    std::vector<std::string> names;
+    if (f.exists("/train")) names.push_back("train");
+    for (const auto& set : f.list("/eval")) names.push_back("eval/" + set);
+    for (const auto& g : names) {
+      Series s;
+      s.step = f.read<std::int64_t>("/" + g + "/step");
+      s.tokens = f.read<std::int64_t>("/" + g + "/tokens");
+      for (const auto& col : f.list("/" + g))
+        if (col != "step" && col != "tokens") s.values[col] = f.read<double>("/" + g + "/" + col);
+      std::size_t keep = 0;  // steps ascend: cut every column of the group at the same row
+      while (keep < s.step.size() && s.step[keep] <= keep_through_step) ++keep;
+      s.step.resize(keep);
+      s.tokens.resize(keep);
+      for (auto& [col, v] : s.values) v.resize(keep);
+      groups_[g] = std::move(s);
+    }
+  }
+  write();
 }
 
-Metrics::~Metrics() = default;
-
-// Every series in a group shares the group's step column: cut them all at the same row.
-void Metrics::truncate_group(const std::string& group, Index keep_through_step) {
-  if (!file_->exists(group + "/step")) return;
-  const auto steps = file_->read<std::int64_t>(group + "/step");
-  std::int64_t keep = 0;
-  while (keep < std::int64_t(steps.size()) && steps[keep] <= keep_through_step) ++keep;
-  for (const auto& name : file_->list(group)) file_->truncate(group + "/" + name, keep);
+void Metrics::write() const {
+  const std::string tmp = path_ + ".tmp";
+  {
+    h5::File f(tmp, h5::File::Create);
+    f.set_attr("format", std::string("rewarm-metrics"));
+    f.set_attr("format_version", std::int64_t(1));
+    f.set_attr("config", config_);
+    f.set_attr("world_size", std::int64_t(1));
+    f.set_attr("device", device_);
+    f.set_attr("version", std::string(REWARM_VERSION));
+    for (const auto& [g, s] : groups_) {
+      const std::vector<std::int64_t> n{std::int64_t(s.step.size())};
+      f.write("/" + g + "/step", s.step.data(), n, 1024);
+      f.write("/" + g + "/tokens", s.tokens.data(), n, 1024);
+      for (const auto& [col, v] : s.values) f.write("/" + g + "/" + col, v.data(), n, 1024);
+    }
+  }
+  commit_file(tmp, path_);
 }
 
 void Metrics::log_train(const TrainRecord& r) {
-  const std::int64_t step = r.step, tokens = r.tokens;
-  const double values[] = {r.lr, r.loss, r.grad_norm, r.tokens_per_second, r.seconds};
-  file_->append("/train/step", &step, 1);
-  file_->append("/train/tokens", &tokens, 1);
-  for (int i = 0; i < 5; ++i) file_->append(std::string("/train/") + kTrainSeries[i], &values[i], 1);
-  file_->flush();
+  auto& s = groups_["train"];
+  s.step.push_back(r.step);
+  s.tokens.push_back(r.tokens);
+  s.values["lr"].push_back(r.lr);
+  s.values["loss"].push_back(r.loss);
+  s.values["grad_norm"].push_back(r.grad_norm);
+  s.values["tokens_per_second"].push_back(r.tokens_per_second);
+  s.values["seconds"].push_back(r.seconds);
+  write();
 }
 
 void Metrics::log_eval(const std::string& set, Index step, Index tokens, double loss) {
-  const std::string g = "/eval/" + set + "/";
-  const std::int64_t s = step, t = tokens;
-  const double ppl = std::exp(loss);
-  file_->append(g + "step", &s, 1);
-  file_->append(g + "tokens", &t, 1);
-  file_->append(g + "loss", &loss, 1);
-  file_->append(g + "perplexity", &ppl, 1);
-  file_->flush();
+  auto& s = groups_["eval/" + set];
+  s.step.push_back(step);
+  s.tokens.push_back(tokens);
+  s.values["loss"].push_back(loss);
+  s.values["perplexity"].push_back(std::exp(loss));
+  write();
 }
 
 }  // namespace rewarm

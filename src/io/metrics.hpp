@@ -1,15 +1,15 @@
-// run_dir/metrics.h5 (DESIGN.md §3): extendible series, flushed at every append so that
-// h5py can read them while the run goes on.
+// run_dir/metrics.h5 (DESIGN.md §3). The series live in memory and every log call rewrites the
+// (small) file to metrics.h5.tmp and renames it into place: a crash at any instant leaves the
+// last complete file, and h5py can open it at any time (the writer never holds it open, so
+// HDF5's file locking never refuses a reader).
 #pragma once
-#include <memory>
+#include <map>
 #include <string>
+#include <vector>
 
-#include "core/types.hpp"
+#include "core/index.hpp"
 
 namespace rewarm {
-namespace h5 {
-class File;
-}
 
 struct TrainRecord {
   Index step, tokens;
@@ -18,16 +18,20 @@ struct TrainRecord {
 
 class Metrics {
  public:
-  // Opens or creates the file. Rows with step > keep_through_step are dropped (a resumed run
+  // Loads the file if it exists. Rows with step > keep_through_step are dropped (a resumed run
   // redoes them); keep_through_step < 0 drops all rows (a fresh run).
   Metrics(const std::string& path, const std::string& config_text, const std::string& device, Index keep_through_step);
-  ~Metrics();
   void log_train(const TrainRecord& r);
   void log_eval(const std::string& set, Index step, Index tokens, double loss);
 
  private:
-  void truncate_group(const std::string& group, Index keep_through_step);
-  std::unique_ptr<h5::File> file_;
+  struct Series {  // one group: /train or /eval/<set>
+    std::vector<std::int64_t> step, tokens;
+    std::map<std::string, std::vector<double>> values;
+  };
+  void write() const;
+  std::string path_, config_, device_;
+  std::map<std::string, Series> groups_;  // "train", "eval/<set>"
 };
 
 }  // namespace rewarm

@@ -136,3 +136,28 @@ def test_eval_and_info(tmp_path):
     assert "checkpoint at step 8" in out and "optimizer state yes" in out
     out = rewarm("info", tmp_path / "a" / "metrics.h5").stdout
     assert "last step 8" in out and "eval val" in out
+
+
+def test_metrics_readable_while_training(tmp_path):
+    """The writer never holds metrics.h5 open and replaces it atomically: every read while the
+    run goes on succeeds and sees whole rows."""
+    import subprocess
+
+    from helpers import REWARM
+
+    make_data(tmp_path)
+    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    proc = subprocess.Popen([REWARM, "train", tmp_path / "a.toml", "--set", "schedule.total_steps=400",
+                             "--set", "train.eval_interval=50"], stdout=subprocess.DEVNULL)
+    reads_during_run = 0
+    while proc.poll() is None:
+        if (tmp_path / "a" / "metrics.h5").exists():
+            with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
+                if "train" in m:
+                    steps = m["train/step"][:]
+                    assert len(m["train/loss"][:]) == len(steps)
+                    np.testing.assert_array_equal(steps, np.arange(1, len(steps) + 1))
+                    reads_during_run += proc.poll() is None
+    assert proc.returncode == 0
+    assert reads_during_run > 0
+    assert not (tmp_path / "a" / "metrics.h5.tmp").exists()
