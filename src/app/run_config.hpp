@@ -3,17 +3,12 @@
 #include <string>
 #include <vector>
 
+#include "data/data_set.hpp"
 #include "model/config.hpp"
 #include "optim/adamw_config.hpp"
 #include "optim/schedule.hpp"
 
 namespace rewarm {
-
-struct DataSet {
-  std::string name, path;
-  double weight = 1.0;
-  Index max_sequences = 0;  // eval sets: first N windows (0 = all)
-};
 
 struct RunConfig {
   std::string source;  // the file it came from, for error messages

@@ -65,17 +65,17 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   window_.resize(cfg_.data.seq_len + 1);
 }
 
-void Trainer::load_batch(Index first_sample, View1<std::int32_t>& ids, View1<std::int32_t>& targets) {
+void Trainer::load_batch() {
   const Index T = cfg_.data.seq_len;
   for (Index j = 0; j < cfg_.data.micro_batch; ++j) {
-    train_shard_->read_window((*sampler_)(first_sample + j), T, cfg_.model.vocab_size, window_.data());
+    mixture_->next(window_.data());
     for (Index t = 0; t < T; ++t) {
       h_ids_(j * T + t) = window_[t];
       h_targets_(j * T + t) = window_[t + 1];
     }
   }
-  Kokkos::deep_copy(ids, h_ids_);
-  Kokkos::deep_copy(targets, h_targets_);
+  Kokkos::deep_copy(ids_, h_ids_);
+  Kokkos::deep_copy(targets_, h_targets_);
 }
 
 double Trainer::eval_set(const DataSet& set) {
@@ -123,22 +123,28 @@ void Trainer::save_checkpoint() {
 }
 
 void Trainer::open_train_data() {
-  if (cfg_.data.train.size() != 1)
-    fail(cfg_.source, "several [[data.train]] sets (mixtures) are not supported by this version: give one");
-  train_shard_ = std::make_unique<TokenShard>(cfg_.data.train.front().path);
-  sampler_ =
-      std::make_unique<WindowSampler>(train_shard_->num_windows(cfg_.data.seq_len), cfg_.data.shuffle, cfg_.data.seed);
+  mixture_ = std::make_unique<Mixture>(cfg_.data.train, cfg_.data.seq_len, cfg_.data.shuffle, cfg_.data.seed,
+                                       cfg_.model.vocab_size);
+  auto counts = state_.set_samples;
+  if (counts.empty()) counts.assign(cfg_.data.train.size(), 0);
+  Index total = 0;
+  for (Index c : counts) total += c;
+  if (counts.size() != cfg_.data.train.size() || total != state_.samples_seen)
+    fail(cfg_.source, "[[data.train]] has " + std::to_string(cfg_.data.train.size()) +
+                          " sets but the checkpoint's data position is for " + std::to_string(counts.size()) +
+                          ": a resumed run needs the same training sets");
+  mixture_->set_counts(counts);
 }
 
 StepResult Trainer::step() {
-  const Index t = state_.step + 1, accum = cfg_.accumulation_steps(), B = cfg_.data.micro_batch;
+  const Index t = state_.step + 1, accum = cfg_.accumulation_steps();
   const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
   StepResult r{};
   model_->zero_grads();
   double loss_sum = 0;
   for (Index u = 0; u < accum; ++u) {
     const auto d0 = std::chrono::steady_clock::now();
-    load_batch(state_.samples_seen + u * B, ids_, targets_);
+    load_batch();
     r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
     loss_sum += model_->forward(ids_, targets_, grad_scale);
   }
@@ -154,6 +160,7 @@ StepResult Trainer::step() {
   kx::fence("rewarm::step");  // the step is done when the timer is read
   state_.step = t;
   state_.samples_seen += cfg_.data.global_batch;
+  state_.set_samples = mixture_->counts();
   state_.tokens_seen += cfg_.tokens_per_step();
   return r;
 }
@@ -183,8 +190,12 @@ void Trainer::train(Index stop_at) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
       const double tps = double(cfg_.tokens_per_step()) / secs;
+      std::vector<std::pair<std::string, Index>> set_samples;
+      for (std::size_t i = 0; i < cfg_.data.train.size(); ++i)
+        set_samples.emplace_back(cfg_.data.train[i].name, state_.set_samples[i]);
       metrics.log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()});
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
+                        set_samples);
       std::printf("train step %6lld | loss %.6f | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
                   r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);

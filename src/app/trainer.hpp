@@ -5,8 +5,7 @@
 #include <string>
 
 #include "app/run_config.hpp"
-#include "data/sampler.hpp"
-#include "data/token_shard.hpp"
+#include "data/mixture.hpp"
 #include "io/checkpoint.hpp"
 #include "model/gpt.hpp"
 
@@ -34,7 +33,7 @@ class Trainer {
   const TrainState& state() const { return state_; }
 
  private:
-  void load_batch(Index first_sample, View1<std::int32_t>& ids, View1<std::int32_t>& targets);
+  void load_batch();  // the next micro_batch samples of the stream into ids_, targets_
   void save_checkpoint();
   double eval_set(const DataSet& set);
 
@@ -43,8 +42,7 @@ class Trainer {
   std::unique_ptr<Gpt<float>> model_;
   View1<float> exp_avg_, exp_avg_sq_;
   TrainState state_;
-  std::unique_ptr<TokenShard> train_shard_;
-  std::unique_ptr<WindowSampler> sampler_;
+  std::unique_ptr<Mixture> mixture_;
   View1<std::int32_t> ids_, targets_;
   View1<std::int32_t>::HostMirror h_ids_, h_targets_;
   std::vector<std::int32_t> window_;

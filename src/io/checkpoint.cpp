@@ -58,6 +58,8 @@ void write_checkpoint(const std::string& path, const CheckpointData& c) {
     f.write("/state/step", &st[0], {1});
     f.write("/state/tokens_seen", &st[1], {1});
     f.write("/state/samples_seen", &st[2], {1});
+    if (!c.state.set_samples.empty())
+      f.write("/state/set_samples", c.state.set_samples.data(), {std::int64_t(c.state.set_samples.size())});
     f.flush();
   }
   commit_file(tmp, path);
@@ -79,6 +81,7 @@ CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expec
   c.state.step = f.attr_int("step");
   c.state.tokens_seen = f.attr_int("tokens_seen");
   c.state.samples_seen = f.exists("/state/samples_seen") ? f.read<std::int64_t>("/state/samples_seen").at(0) : 0;
+  if (f.exists("/state/set_samples")) c.state.set_samples = f.read<std::int64_t>("/state/set_samples");
   const ParamLayout layout(expect ? *expect : c.model);
   const bool opt = f.exists("/optimizer/exp_avg");
   if (need_optimizer && !opt) fail(path, "has no optimizer state (/optimizer): use init.load = \"weights\"");

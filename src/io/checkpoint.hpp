@@ -8,9 +8,10 @@
 namespace rewarm {
 
 struct TrainState {
-  Index step = 0;          // optimizer steps taken
-  Index tokens_seen = 0;   // training tokens consumed
-  Index samples_seen = 0;  // position in the global sample stream
+  Index step = 0;                  // optimizer steps taken
+  Index tokens_seen = 0;           // training tokens consumed
+  Index samples_seen = 0;          // position in the global sample stream
+  std::vector<Index> set_samples;  // samples drawn from each [[data.train]] set so far
 };
 
 struct CheckpointData {

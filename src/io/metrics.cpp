@@ -54,7 +54,7 @@ void Metrics::write() const {
   commit_file(tmp, path_);
 }
 
-void Metrics::log_train(const TrainRecord& r) {
+void Metrics::log_train(const TrainRecord& r, const std::vector<std::pair<std::string, Index>>& set_samples) {
   auto& s = groups_["train"];
   s.step.push_back(r.step);
   s.tokens.push_back(r.tokens);
@@ -63,6 +63,7 @@ void Metrics::log_train(const TrainRecord& r) {
   s.values["grad_norm"].push_back(r.grad_norm);
   s.values["tokens_per_second"].push_back(r.tokens_per_second);
   s.values["seconds"].push_back(r.seconds);
+  for (const auto& [name, n] : set_samples) s.values["samples_" + name].push_back(double(n));
   write();
 }
 

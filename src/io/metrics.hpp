@@ -21,7 +21,8 @@ class Metrics {
   // Loads the file if it exists. Rows with step > keep_through_step are dropped (a resumed run
   // redoes them); keep_through_step < 0 drops all rows (a fresh run).
   Metrics(const std::string& path, const std::string& config_text, const std::string& device, Index keep_through_step);
-  void log_train(const TrainRecord& r);
+  // set_samples: samples drawn so far from each training set, logged as /train/samples_<name>.
+  void log_train(const TrainRecord& r, const std::vector<std::pair<std::string, Index>>& set_samples = {});
   void log_eval(const std::string& set, Index step, Index tokens, double loss);
 
  private:

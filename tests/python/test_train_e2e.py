@@ -161,3 +161,24 @@ def test_metrics_readable_while_training(tmp_path):
     assert proc.returncode == 0
     assert reads_during_run > 0
     assert not (tmp_path / "a" / "metrics.h5.tmp").exists()
+
+
+def test_mixture_with_replay_resumes_exactly_and_logs_counts(tmp_path):
+    make_data(tmp_path)
+    rewarm("synth", "--out", tmp_path / "up.h5", "--vocab", 13, "--tokens", 3000, "--seed", 9)
+    mix = '[[data.train]]\nname = "up"\npath = "{}"\nweight = 0.25\n'.format(tmp_path / "up.h5")
+    for run in ("a", "b"):
+        text = TINY.format(run=tmp_path / run, data=tmp_path).replace("[optimizer]", mix + "[optimizer]")
+        write_toml(tmp_path / f"{run}.toml", text.replace('path = "{}/train.h5"'.format(tmp_path),
+                                                           'name = "down"\npath = "{}/train.h5"\nweight = 0.75'.format(tmp_path)))
+    rewarm("train", tmp_path / "a.toml")
+    rewarm("train", tmp_path / "b.toml", "--stop-at", 3)
+    rewarm("train", tmp_path / "b.toml")
+    final = "checkpoints/step_00000008.h5"
+    assert_identical(read_all(tmp_path / "a" / final), read_all(tmp_path / "b" / final))
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
+        down, up = m["train/samples_down"][:], m["train/samples_up"][:]
+        np.testing.assert_array_equal(down + up, 4 * m["train/step"][:])  # global_batch 4 per step
+        assert up[-1] == 8 and down[-1] == 24  # 25% of 32 samples
+    with h5py.File(tmp_path / "a" / final, "r") as c:
+        np.testing.assert_array_equal(c["state/set_samples"][:], [24, 8])

@@ -91,3 +91,13 @@ TEST_CASE("presets give Pythia sizes; explicit keys override", "[config]") {
   CHECK(c.model.num_hidden_layers == 2);
   CHECK(c.model.vocab_size == 50304);
 }
+
+TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
+  for (const char* name : {"demo.toml", "pythia-410m-rewarm.toml", "pythia-410m-replay5.toml"}) {
+    INFO(name);
+    const auto c = load_run_config(std::string(REWARM_SOURCE_DIR) + "/inputs/" + name, {});
+    CHECK(c.schedule.total_steps > 0);
+    if (std::string(name) == "pythia-410m-replay5.toml") CHECK(c.data.train.at(1).weight == 0.05);
+    if (std::string(name) != "demo.toml") CHECK(c.schedule.total_steps == 23842);  // 50e9 / 2^21 tokens, rounded up
+  }
+}

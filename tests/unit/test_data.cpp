@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "data/mixture.hpp"
 #include "data/sampler.hpp"
 #include "data/synth.hpp"
 #include "data/token_shard.hpp"
@@ -68,4 +69,32 @@ TEST_CASE("token shards give windows of seq_len + 1 and reject ids >= vocab", "[
   CHECK_THROWS_WITH(s.read_window(7, 10, 64, w.data()),
                     Catch::Contains("token id 70 at position 77 is >= vocab_size 64") && Catch::Contains(path));
   CHECK_THROWS_WITH(TokenShard("/nonexistent.h5"), Catch::Contains("/nonexistent.h5: cannot open"));
+}
+
+TEST_CASE("mixtures follow their weights in every prefix and resume from counts", "[data]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  std::vector<std::uint32_t> up(161), down(321);
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = 1;  // set 0 holds only token 1, set 1 only token 2
+  for (std::size_t i = 0; i < down.size(); ++i) down[i] = 2;
+  write_token_shard((dir / "rewarm_mix_up.h5").string(), up, 4, 0, "test", "unit test");
+  write_token_shard((dir / "rewarm_mix_down.h5").string(), down, 4, 0, "test", "unit test");
+  const std::vector<DataSet> sets{{"down", (dir / "rewarm_mix_down.h5").string(), 0.9, 0},
+                                  {"up", (dir / "rewarm_mix_up.h5").string(), 0.1, 0}};
+  Mixture a(sets, 16, true, 7, 4);
+  std::vector<std::int32_t> w(17);
+  std::vector<std::size_t> order;
+  for (int k = 0; k < 200; ++k) {
+    order.push_back(a.next_set());
+    a.next(w.data());
+    CHECK(w[0] == (order.back() == 0 ? 2 : 1));  // the window came from the chosen set
+    CHECK(std::abs(double(a.counts()[1]) - 0.1 * (k + 1)) < 1.0);
+  }
+  CHECK(a.counts() == std::vector<Index>{180, 20});
+  Mixture b(sets, 16, true, 7, 4);  // a resumed stream continues identically
+  b.set_counts({90, 10});
+  for (int k = 100; k < 200; ++k) {
+    CHECK(b.next_set() == order[k]);
+    b.next(w.data());
+  }
+  CHECK_THROWS_WITH(b.set_counts({1}), Catch::Contains("covers 1 training sets, the config has 2"));
 }

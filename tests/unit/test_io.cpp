@@ -94,7 +94,10 @@ TEST_CASE("checkpoints round trip and are written atomically", "[io]") {
   CheckpointData c;
   c.model = m;
   c.config_text = "run_dir = 'x'";
-  c.state = {5, 500, 50};
+  c.state.step = 5;
+  c.state.tokens_seen = 500;
+  c.state.samples_seen = 50;
+  c.state.set_samples = {30, 20};
   for (Index i = 0; i < layout.total; ++i) {
     c.params.push_back(float(i) * 0.5f);
     c.exp_avg.push_back(float(i));
@@ -115,6 +118,7 @@ TEST_CASE("checkpoints round trip and are written atomically", "[io]") {
   CHECK(r.exp_avg == c.exp_avg);
   CHECK(r.exp_avg_sq == c.exp_avg_sq);
   CHECK(r.state.samples_seen == 50);
+  CHECK(r.state.set_samples == std::vector<Index>{30, 20});
   CHECK(r.config_text == c.config_text);
   ModelConfig other = m;
   other.hidden_size = 10;

@@ -1,0 +1,46 @@
+#include "data/mixture.hpp"
+
+#include "core/error.hpp"
+
+namespace rewarm {
+
+Mixture::Mixture(const std::vector<DataSet>& sets, Index seq_len, bool shuffle, std::uint64_t seed, Index model_vocab)
+    : counts_(sets.size(), 0), seq_len_(seq_len), vocab_(model_vocab) {
+  double total = 0;
+  for (const auto& s : sets) total += s.weight;
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    shards_.push_back(std::make_unique<TokenShard>(sets[i].path));
+    const Index n = shards_.back()->num_windows(seq_len);
+    if (n == 0) fail(sets[i].path, "has no window of seq_len + 1 = " + std::to_string(seq_len + 1) + " tokens");
+    // each set its own shuffle; set 0 keeps the plain seed
+    samplers_.emplace_back(n, shuffle, seed + 0x9E3779B97F4A7C15ull * std::uint64_t(i));
+    weights_.push_back(sets[i].weight / total);
+  }
+}
+
+std::size_t Mixture::next_set() const {
+  Index k = 0;
+  for (Index c : counts_) k += c;
+  std::size_t best = 0;
+  double best_err = -1e300;
+  for (std::size_t i = 0; i < weights_.size(); ++i) {
+    const double err = weights_[i] * double(k + 1) - double(counts_[i]);
+    if (err > best_err) best_err = err, best = i;
+  }
+  return best;
+}
+
+void Mixture::next(std::int32_t* out) {
+  const std::size_t i = next_set();
+  shards_[i]->read_window(samplers_[i](counts_[i]), seq_len_, vocab_, out);
+  ++counts_[i];
+}
+
+void Mixture::set_counts(const std::vector<Index>& counts) {
+  if (counts.size() != counts_.size())
+    throw Error("the checkpoint's data position covers " + std::to_string(counts.size()) +
+                " training sets, the config has " + std::to_string(counts_.size()));
+  counts_ = counts;
+}
+
+}  // namespace rewarm

@@ -1,0 +1,36 @@
+// The training sample stream over one or more token shards mixed by weight. Sample k goes to
+// the set whose share is furthest behind its weight (Megatron's blended-dataset rule:
+// argmax_i w_i·(k+1) − c_i, ties to the first set), so every prefix of the stream matches the
+// weights as closely as integers allow; within a set, windows follow that set's sampler.
+// Replay of upstream data is a small weight on the upstream set. The state is the per-set
+// counts c_i, saved in checkpoints for an exact resume.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/data_set.hpp"
+#include "data/sampler.hpp"
+#include "data/token_shard.hpp"
+
+namespace rewarm {
+
+class Mixture {
+ public:
+  Mixture(const std::vector<DataSet>& sets, Index seq_len, bool shuffle, std::uint64_t seed, Index model_vocab);
+  // Reads the next sample of the stream (seq_len + 1 tokens) and advances the counts.
+  void next(std::int32_t* out);
+  const std::vector<Index>& counts() const { return counts_; }
+  void set_counts(const std::vector<Index>& counts);  // restores a checkpointed position
+  // Set that the next sample comes from (pure function of the counts).
+  std::size_t next_set() const;
+
+ private:
+  std::vector<std::unique_ptr<TokenShard>> shards_;
+  std::vector<WindowSampler> samplers_;
+  std::vector<double> weights_;  // normalised to sum 1
+  std::vector<Index> counts_;
+  Index seq_len_, vocab_;
+};
+
+}  // namespace rewarm
