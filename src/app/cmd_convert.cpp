@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "core/error.hpp"
+#include "data/megatron.hpp"
 #include "io/checkpoint.hpp"
 #include "io/safetensors.hpp"
 #include "model/param_layout.hpp"
@@ -100,6 +101,31 @@ void register_convert(CLI::App& app) {
   hf->add_option("model", *in, "model directory, model.safetensors or model.safetensors.index.json")->required();
   hf->add_option("--out", *out, "output checkpoint (.h5)")->required();
   hf->callback([in, out] { convert_hf(*in, *out); });
+
+  auto* meg = cmd->add_subcommand("megatron", "GPT-NeoX/Megatron PREFIX.bin + PREFIX.idx -> token shard");
+  auto opt = std::make_shared<MegatronOptions>();
+  auto bins = std::make_shared<std::vector<std::string>>();
+  auto quiet = std::make_shared<bool>(false);
+  meg->add_option("prefix", *in, "PREFIX of PREFIX.idx (and PREFIX.bin unless --bin is given)")->required();
+  meg->add_option("--out", *out, "output token shard (.h5)")->required();
+  meg->add_option("--bin", *bins, "the .bin data as several files, in order (Pythia's document-000NN-of-00020.bin)");
+  meg->add_option("--vocab-size", opt->vocab_size, "token ids must be below this")->capture_default_str();
+  meg->add_option("--eod", opt->eod_token, "end-of-document token id")->capture_default_str();
+  meg->add_flag("--append-eod", opt->append_eod, "write --eod after each document");
+  meg->add_option("--chunk", opt->chunk, "HDF5 chunk size in tokens")->capture_default_str();
+  meg->add_option("--compress", opt->deflate, "gzip level 1-9 (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 9));
+  meg->add_option("--tokenizer", opt->tokenizer, "tokenizer name stored in the shard")->capture_default_str();
+  meg->add_flag("--quiet", *quiet, "no progress line");
+  meg->callback([in, out, opt, bins, quiet] {
+    auto o = *opt;
+    o.progress = !*quiet;
+    const auto b = bins->empty() ? std::vector<std::string>{*in + ".bin"} : *bins;
+    const auto s = convert_megatron(*in + ".idx", b, *out, o);
+    std::printf("%s: %lld tokens, %lld sequences, %lld documents\n", out->c_str(), static_cast<long long>(s.tokens),
+                static_cast<long long>(s.sequences), static_cast<long long>(s.documents));
+  });
 
   auto* to_hf = cmd->add_subcommand("to-hf", "rewarm checkpoint -> HF model.safetensors + config.json");
   auto dtype = std::make_shared<std::string>("f32");

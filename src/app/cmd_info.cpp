@@ -19,8 +19,8 @@ static void info(const std::string& path) {
                 static_cast<long long>(n), f.type_name("/tokens").c_str(),
                 static_cast<long long>(f.attr_int("vocab_size")), static_cast<long long>(f.attr_int("eod_token")));
     std::printf("  tokenizer: %s\n  source: %s\n", f.attr_string("tokenizer").c_str(), f.attr_string("source").c_str());
-    if (f.exists("/document_offsets"))
-      std::printf("  documents: %lld\n", static_cast<long long>(f.shape("/document_offsets").at(0)));
+    if (f.exists("/document_offsets"))  // one start per document, then the end
+      std::printf("  documents: %lld\n", static_cast<long long>(f.shape("/document_offsets").at(0) - 1));
     if (f.has_attr("entropy_rate")) std::printf("  entropy_rate: %.6f nats/token\n", f.attr_double("entropy_rate"));
     std::printf("  windows: %lld at seq_len 2048\n", static_cast<long long>(n > 0 ? (n - 1) / 2048 : 0));
   } else if (format == "rewarm-checkpoint") {

@@ -169,13 +169,13 @@ void File::write(const std::string& name, const T* data, const std::vector<std::
   H5Pset_create_intermediate_group(lcpl, 1);
   Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (chunked) {
-    hsize_t c = std::max<hsize_t>(1, std::min<hsize_t>(hsize_t(chunk), dims[0]));
+    const hsize_t c = dims[0] > 0 ? std::min<hsize_t>(hsize_t(chunk), dims[0]) : hsize_t(chunk);
     H5Pset_chunk(dcpl, 1, &c);
     if (deflate > 0) H5Pset_deflate(dcpl, unsigned(deflate));
   }
   Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
   if (d < 0) fail("cannot create dataset '" + name + "'");
-  if (H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+  if (H5Sget_simple_extent_npoints(space) > 0 && H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail("cannot write dataset '" + name + "'");
 }
 
@@ -224,6 +224,26 @@ void File::flush() {
   if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) fail("cannot flush");
 }
 
+template <class T>
+AppendWriter<T>::AppendWriter(File& file, const std::string& name, std::int64_t chunk, int deflate)
+    : where_(file.path() + ": '" + name + "'") {
+  const std::int64_t none = 0;
+  file.write<T>(name, nullptr, {none}, chunk, deflate);  // empty, extendible
+  dataset_ = file.open_dataset(name);
+}
+
+template <class T>
+void AppendWriter<T>::append(const T* data, std::int64_t count) {
+  if (count == 0) return;
+  hsize_t old = hsize_t(size_), n = hsize_t(count), total = old + n;
+  if (H5Dset_extent(dataset_, &total) < 0) throw Error(where_ + ": cannot extend");
+  Id fs(H5Dget_space(dataset_), H5Sclose);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, nullptr, &n, nullptr);
+  Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (H5Dwrite(dataset_, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) throw Error(where_ + ": write failed");
+  size_ += count;
+}
+
 #define REWARM_H5_INSTANTIATE(T)                                                                                   \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
   template std::vector<T> File::read<T>(const std::string&) const;                                                 \
@@ -234,5 +254,8 @@ REWARM_H5_INSTANTIATE(std::int64_t)
 REWARM_H5_INSTANTIATE(std::int32_t)
 REWARM_H5_INSTANTIATE(std::uint32_t)
 REWARM_H5_INSTANTIATE(std::uint16_t)
+template class AppendWriter<std::uint16_t>;
+template class AppendWriter<std::uint32_t>;
+template class AppendWriter<std::int64_t>;
 
 }  // namespace rewarm::h5

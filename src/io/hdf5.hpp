@@ -83,4 +83,19 @@ class RangeReader {
   Id dataset_, space_;
 };
 
+// Appends to an extendible, chunked (optionally deflate-compressed) 1-D dataset: a dataset
+// larger than memory is written piece by piece.
+template <class T>
+class AppendWriter {
+ public:
+  AppendWriter(File& file, const std::string& name, std::int64_t chunk, int deflate);
+  void append(const T* data, std::int64_t count);
+  std::int64_t size() const { return size_; }
+
+ private:
+  std::string where_;
+  Id dataset_;
+  std::int64_t size_ = 0;
+};
+
 }  // namespace rewarm::h5

@@ -1,0 +1,101 @@
+"""rewarm convert megatron: tokens, documents and EOD exactly as the index says, split .bin
+shards, and one clear error (with no output left) for each kind of bad input."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import rewarm
+from megatron_format import write_indexed
+
+DOCS = [[[5, 6, 7], [8]], [[9, 10]], [], [[11], [], [12, 13, 14]]]  # an empty document and sequence
+
+
+def flat(docs, eod=None):
+    out, starts = [], [0]
+    for d in docs:
+        for s in d:
+            out += s
+        if eod is not None:
+            out.append(eod)
+        starts.append(len(out))
+    return out, starts
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.int64, np.uint8])
+def test_tokens_and_document_offsets(tmp_path, dtype):
+    write_indexed(tmp_path / "corpus", DOCS, dtype)
+    p = rewarm("convert", "megatron", tmp_path / "corpus", "--out", tmp_path / "c.h5", "--vocab-size", 50, "--quiet")
+    assert "10 tokens, 6 sequences, 4 documents" in p.stdout
+    tokens, starts = flat(DOCS)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f.attrs["format"] == "rewarm-tokens" and f.attrs["vocab_size"] == 50
+        assert f["tokens"].dtype == np.uint16
+        np.testing.assert_array_equal(f["tokens"][:], tokens)
+        np.testing.assert_array_equal(f["document_offsets"][:], starts)
+
+
+def test_append_eod_split_bins_and_compression(tmp_path):
+    rng = np.random.default_rng(0)
+    docs = [[list(rng.integers(1, 70000, size=int(rng.integers(0, 50)))) for _ in range(int(rng.integers(1, 4)))]
+            for _ in range(200)]
+    bins = write_indexed(tmp_path / "document", docs, np.int32, split_bin=3)
+    rewarm("convert", "megatron", tmp_path / "document", "--bin", *bins, "--out", tmp_path / "c.h5",
+           "--vocab-size", 70000, "--append-eod", "--eod", 0, "--compress", 4, "--chunk", 1000, "--quiet")
+    tokens, starts = flat(docs, eod=0)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f["tokens"].dtype == np.uint32  # vocab above 65536
+        assert f["tokens"].compression == "gzip" and f["tokens"].chunks == (1000,)
+        np.testing.assert_array_equal(f["tokens"][:], tokens)
+        np.testing.assert_array_equal(f["document_offsets"][:], starts)
+    out = rewarm("info", tmp_path / "c.h5").stdout
+    assert f"{len(tokens)} tokens" in out and "documents: 200" in out
+
+
+def fails(tmp_path, expect, *extra):
+    out = tmp_path / "bad.h5"
+    vocab = [] if "--vocab-size" in extra else ["--vocab-size", 50]
+    p = rewarm("convert", "megatron", tmp_path / "corpus", "--out", out, *vocab, "--quiet", *extra, check=False)
+    assert p.returncode != 0
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and expect in lines[0], p.stderr
+    assert not out.exists() and not os.path.exists(str(out) + ".tmp")
+    return lines[0]
+
+
+def patch(path, at, data):
+    b = bytearray(open(path, "rb").read())
+    b[at : at + len(data)] = data
+    open(path, "wb").write(bytes(b))
+
+
+def test_bad_inputs(tmp_path):
+    write_indexed(tmp_path / "corpus", DOCS)
+    idx, binf = tmp_path / "corpus.idx", tmp_path / "corpus.bin"
+    good_idx, good_bin = idx.read_bytes(), binf.read_bytes()
+    patch(idx, 0, b"XMIDIDX")
+    assert "corpus.idx" in fails(tmp_path, "wrong magic")
+    idx.write_bytes(good_idx)
+    patch(idx, 9, (2).to_bytes(8, "little"))
+    fails(tmp_path, "unsupported index version 2")
+    idx.write_bytes(good_idx)
+    patch(idx, 17, bytes([6]))
+    fails(tmp_path, "unsupported dtype code 6")
+    idx.write_bytes(good_idx)
+    patch(idx, 17, bytes([9]))
+    fails(tmp_path, "unsupported dtype code 9")
+    idx.write_bytes(good_idx[:-8])
+    fails(tmp_path, "its header promises")
+    idx.write_bytes(good_idx)
+    patch(idx, 34 + 4 * 6 + 8, (100).to_bytes(8, "little"))  # second pointer
+    fails(tmp_path, "pointer of sequence 1 is 100, sizes say 6")
+    idx.write_bytes(good_idx)
+    binf.write_bytes(good_bin[:-4])
+    assert "truncated" in fails(tmp_path, "the .bin data hold 16 bytes")
+    binf.write_bytes(good_bin)
+    fails(tmp_path, "token id 14 in sequence 5 is not below --vocab-size 14", "--vocab-size", "14")
+    binf.unlink()
+    fails(tmp_path, "corpus.bin: cannot open")
+    (tmp_path / "corpus.idx").unlink()
+    fails(tmp_path, "corpus.idx: cannot open")
