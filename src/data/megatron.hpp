@@ -18,7 +18,7 @@ struct MegatronOptions {
   Index vocab_size = 50304;  // every token id must be below it
   Index eod_token = 0;       // GPT-NeoX-20B's <|endoftext|>
   bool append_eod = false;   // write eod_token after each document
-  Index chunk = 1 << 20;     // HDF5 chunk, tokens
+  Index chunk = 1 << 16;     // HDF5 chunk, tokens: a shuffled 2049-token window reads 1 or 2 chunks
   int deflate = 0;           // 0 = no compression, 1..9 = gzip level
   std::string tokenizer = "unknown";
   bool progress = true;  // a progress line on stderr

@@ -45,9 +45,9 @@ void write_token_shard(const std::string& path, const std::vector<std::uint32_t>
     const std::vector<std::int64_t> shape{std::int64_t(tokens.size())};
     if (vocab_size <= 65536) {
       std::vector<std::uint16_t> t16(tokens.begin(), tokens.end());
-      f.write("/tokens", t16.data(), shape, 1 << 20);
+      f.write("/tokens", t16.data(), shape, 1 << 16);
     } else {
-      f.write("/tokens", tokens.data(), shape, 1 << 20);
+      f.write("/tokens", tokens.data(), shape, 1 << 16);
     }
   }
   commit_file(tmp, path);

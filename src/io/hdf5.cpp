@@ -128,9 +128,11 @@ bool File::exists(const std::string& name) const {
   return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0;
 }
 
-Id File::open_dataset(const std::string& name) const {
+Id File::open_dataset(const std::string& name, std::size_t chunk_cache_bytes) const {
   if (!exists(name)) fail("missing dataset '" + name + "'");
-  hid_t d = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
+  Id dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  if (chunk_cache_bytes > 0) H5Pset_chunk_cache(dapl, 12421, chunk_cache_bytes, 1.0);  // prime slot count
+  hid_t d = H5Dopen2(file_, name.c_str(), dapl);
   if (d < 0) fail("'" + name + "' is not a dataset");
   return Id(d, H5Dclose);
 }
@@ -191,7 +193,7 @@ std::vector<T> File::read(const std::string& name) const {
 
 RangeReader::RangeReader(const File& file, const std::string& name)
     : where_(file.path() + ": '" + name + "'"),
-      dataset_(file.open_dataset(name)),
+      dataset_(file.open_dataset(name, 32 << 20)),
       space_(H5Dget_space(dataset_), H5Sclose) {}
 
 template <class T>

@@ -61,7 +61,8 @@ class File {
   std::vector<std::string> list(const std::string& group) const;  // member names
 
   void flush();
-  Id open_dataset(const std::string& name) const;
+  // chunk_cache_bytes > 0: HDF5's chunk cache for this dataset (the default is 1 MiB).
+  Id open_dataset(const std::string& name, std::size_t chunk_cache_bytes = 0) const;
 
  private:
   [[noreturn]] void fail(const std::string& what) const;
