@@ -70,33 +70,49 @@ int dtype_size(int code) {
   }
 }
 
-// Token i of a raw buffer of dtype `code`, as a signed 64-bit value.
-std::int64_t token_at(const unsigned char* p, int code, std::size_t i) {
+// Appends raw tokens of type In (a run inside one sequence) to `out` as Out, checking that
+// every id lies in [0, vocab). Returns the index of the first bad token, or count if none.
+template <class In, class Out>
+std::size_t append_run(const unsigned char* raw, std::size_t count, std::int64_t vocab, std::vector<Out>& out) {
+  thread_local std::vector<In> in;
+  in.resize(count);
+  std::memcpy(in.data(), raw, count * sizeof(In));  // aligned and typed: the loop below vectorises
+  const std::size_t base = out.size();
+  out.resize(base + count);
+  Out* dst = out.data() + base;
+  In lo = 0, hi = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    lo = in[i] < lo ? in[i] : lo;
+    hi = in[i] > hi ? in[i] : hi;
+    dst[i] = static_cast<Out>(in[i]);
+  }
+  if (lo >= 0 && static_cast<std::int64_t>(hi) < vocab) return count;
+  for (std::size_t i = 0;; ++i)  // rare: find the culprit for the error message
+    if (in[i] < 0 || static_cast<std::int64_t>(in[i]) >= vocab) return i;
+}
+
+template <class Out>
+std::size_t append_run(int code, const unsigned char* raw, std::size_t count, std::int64_t vocab,
+                       std::vector<Out>& out) {
   switch (code) {
-    case 1:
-      return p[i];
-    case 2:
-      return static_cast<std::int8_t>(p[i]);
-    case 3: {
-      std::int16_t v;
-      std::memcpy(&v, p + 2 * i, 2);
-      return v;
-    }
-    case 8: {
-      std::uint16_t v;
-      std::memcpy(&v, p + 2 * i, 2);
-      return v;
-    }
-    case 4: {
-      std::int32_t v;
-      std::memcpy(&v, p + 4 * i, 4);
-      return v;
-    }
-    default: {
-      std::int64_t v;
-      std::memcpy(&v, p + 8 * i, 8);
-      return v;
-    }
+    case 1: return append_run<std::uint8_t>(raw, count, vocab, out);
+    case 2: return append_run<std::int8_t>(raw, count, vocab, out);
+    case 3: return append_run<std::int16_t>(raw, count, vocab, out);
+    case 8: return append_run<std::uint16_t>(raw, count, vocab, out);
+    case 4: return append_run<std::int32_t>(raw, count, vocab, out);
+    default: return append_run<std::int64_t>(raw, count, vocab, out);
+  }
+}
+
+std::int64_t raw_token(int code, const unsigned char* p) {
+  std::int64_t v = 0;
+  switch (code) {
+    case 1: return *p;
+    case 2: return static_cast<std::int8_t>(*p);
+    case 3: { std::int16_t x; std::memcpy(&x, p, 2); return x; }
+    case 8: { std::uint16_t x; std::memcpy(&x, p, 2); return x; }
+    case 4: { std::int32_t x; std::memcpy(&x, p, 4); return x; }
+    default: std::memcpy(&v, p, 8); return v;
   }
 }
 
@@ -141,6 +157,73 @@ struct TempFile {
     if (!keep) std::remove(path.c_str());
   }
 };
+
+// Streams the .bin tokens into /tokens (as Out) and document starts into /document_offsets,
+// walking sequences and documents alongside; returns the number of tokens written.
+template <class Out>
+Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::string>& bin_paths,
+                    const MegatronOptions& opt, int code, int item, std::uint64_t expected) {
+  const auto N = idx.get<std::uint64_t>(18), D = idx.get<std::uint64_t>(26);
+  const std::uint64_t sizes_at = 34, docs_at = 34 + 12 * N;
+  h5::AppendWriter<Out> tokens(f, "/tokens", opt.chunk, opt.deflate);
+  h5::AppendWriter<std::int64_t> offsets(f, "/document_offsets", 1 << 16, opt.deflate);
+  std::vector<Out> out;
+  std::vector<std::int64_t> starts{0};
+  auto flush = [&] {
+    tokens.append(out.data(), std::int64_t(out.size()));
+    out.clear();
+    offsets.append(starts.data(), std::int64_t(starts.size()));
+    starts.clear();
+  };
+  std::uint64_t seq = 0, doc = 1;
+  std::int64_t left = N ? idx.get<std::int32_t>(sizes_at) : 0;  // tokens left in sequence `seq`
+  auto close_documents = [&] {  // documents that end where sequence `seq` starts
+    while (doc < D && std::uint64_t(idx.get<std::int64_t>(docs_at + 8 * doc)) == seq) {
+      if (opt.append_eod) out.push_back(Out(opt.eod_token));
+      starts.push_back(tokens.size() + std::int64_t(out.size()));  // the last one: total tokens
+      ++doc;
+    }
+  };
+  auto next_sequences = [&] {  // past every finished (or empty) sequence
+    while (seq < N && left == 0) {
+      ++seq;
+      close_documents();
+      if (seq < N) left = idx.get<std::int32_t>(sizes_at + 4 * seq);
+    }
+  };
+  close_documents();  // empty documents before the first sequence
+  next_sequences();
+  BinStream bins(bin_paths, item);
+  std::vector<unsigned char> raw;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last = t0;
+  std::uint64_t consumed = 0;
+  for (std::size_t n; (n = bins.read(raw, std::size_t(1) << 22)) > 0;) {
+    for (std::size_t i = 0; i < n;) {  // one run per (part of a) sequence
+      const std::size_t take = std::min<std::size_t>(std::size_t(left), n - i);
+      const std::size_t ok = append_run(code, raw.data() + i * item, take, opt.vocab_size, out);
+      if (ok < take)
+        fail(bin_paths.front(), "token id " + std::to_string(raw_token(code, raw.data() + (i + ok) * item)) +
+                                    " in sequence " + std::to_string(seq) + " is not below --vocab-size " +
+                                    std::to_string(opt.vocab_size));
+      i += take;
+      left -= std::int64_t(take);
+      next_sequences();
+    }
+    consumed += n * std::uint64_t(item);
+    flush();
+    const auto now = std::chrono::steady_clock::now();
+    if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
+      const double s = std::chrono::duration<double>(now - t0).count();
+      std::fprintf(stderr, "\rconvert megatron: %.2f / %.2f GB (%.0f%%), %.0f MB/s   ", consumed / 1e9, expected / 1e9,
+                   100.0 * double(consumed) / double(expected), consumed / 1e6 / s);
+      last = now;
+    }
+  }
+  flush();
+  if (opt.progress) std::fprintf(stderr, "\rconvert megatron: %.2f GB done%30s\n", consumed / 1e9, "");
+  return tokens.size();
+}
 
 }  // namespace
 
@@ -202,81 +285,13 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
     f.set_attr("eod_token", std::int64_t(opt.eod_token));
     f.set_attr("tokenizer", opt.tokenizer);
     f.set_attr("source", "megatron " + idx_path + (opt.append_eod ? " (EOD appended)" : ""));
-    const bool wide = opt.vocab_size > 65536;
-    std::unique_ptr<h5::AppendWriter<std::uint16_t>> w16;
-    std::unique_ptr<h5::AppendWriter<std::uint32_t>> w32;
-    if (wide)
-      w32 = std::make_unique<h5::AppendWriter<std::uint32_t>>(f, "/tokens", opt.chunk, opt.deflate);
-    else
-      w16 = std::make_unique<h5::AppendWriter<std::uint16_t>>(f, "/tokens", opt.chunk, opt.deflate);
-    h5::AppendWriter<std::int64_t> offsets(f, "/document_offsets", 1 << 16, opt.deflate);
-
-    std::vector<std::uint32_t> outbuf;
-    std::vector<std::int64_t> docbuf;
-    Index written = 0;
-    auto flush = [&] {
-      if (wide) {
-        w32->append(outbuf.data(), std::int64_t(outbuf.size()));
-      } else {
-        std::vector<std::uint16_t> t(outbuf.begin(), outbuf.end());
-        w16->append(t.data(), std::int64_t(t.size()));
-      }
-      written += Index(outbuf.size());
-      outbuf.clear();
-      offsets.append(docbuf.data(), std::int64_t(docbuf.size()));
-      docbuf.clear();
-    };
-    // Walk sequences and documents alongside the token stream.
-    std::uint64_t seq = 0, doc = 1;
-    std::int64_t left = N ? idx.get<std::int32_t>(sizes_at) : 0;
-    auto out_pos = [&] { return std::int64_t(written + Index(outbuf.size())); };
-    auto close_documents = [&] {  // documents whose end is sequence `seq`
-      while (doc < D && std::uint64_t(idx.get<std::int64_t>(docs_at + 8 * doc)) == seq) {
-        if (opt.append_eod) outbuf.push_back(std::uint32_t(opt.eod_token));
-        docbuf.push_back(out_pos());  // start of the next document (the last: total tokens)
-        ++doc;
-      }
-    };
-    auto end_empty_sequences = [&] {  // advance past finished sequences
-      while (seq < N && left == 0) {
-        ++seq;
-        close_documents();
-        if (seq < N) left = idx.get<std::int32_t>(sizes_at + 4 * seq);
-      }
-    };
-    docbuf.push_back(0);
-    close_documents();  // empty documents before the first sequence
-    end_empty_sequences();
-    BinStream bins(bin_paths, item);
-    std::vector<unsigned char> raw;
-    const auto t0 = std::chrono::steady_clock::now();
-    auto last = t0;
-    std::uint64_t consumed = 0;
-    for (std::size_t n; (n = bins.read(raw, std::size_t(1) << 22)) > 0;) {
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t t = token_at(raw.data(), code, i);
-        if (t < 0 || t >= opt.vocab_size)
-          fail(idx_path, "token id " + std::to_string(t) + " in sequence " + std::to_string(seq) +
-                             " is not below --vocab-size " + std::to_string(opt.vocab_size));
-        outbuf.push_back(std::uint32_t(t));
-        --left;
-        end_empty_sequences();
-      }
-      consumed += n * std::uint64_t(item);
-      flush();
-      const auto now = std::chrono::steady_clock::now();
-      if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
-        const double s = std::chrono::duration<double>(now - t0).count();
-        std::fprintf(stderr, "\rconvert megatron: %.2f / %.2f GB (%.0f%%), %.0f MB/s   ", consumed / 1e9,
-                     expected / 1e9, 100.0 * double(consumed) / double(expected), consumed / 1e6 / s);
-        last = now;
-      }
+    if (opt.vocab_size > 65536) {
+      sum.tokens = stream_tokens<std::uint32_t>(f, idx, bin_paths, opt, code, item, expected);
+    } else {
+      sum.tokens = stream_tokens<std::uint16_t>(f, idx, bin_paths, opt, code, item, expected);
     }
-    flush();
-    if (opt.progress) std::fprintf(stderr, "\rconvert megatron: %.2f GB done%30s\n", consumed / 1e9, "");
     sum.sequences = Index(N);
     sum.documents = Index(D) - 1;
-    sum.tokens = written;
   }
   commit_file(tmp.path, out);
   tmp.keep = true;
