@@ -17,11 +17,16 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--decay", spec->decay, "p_i ∝ decay^i; smaller is more predictable")->capture_default_str();
   cmd->add_option("--seed", spec->seed, "seed of the source (its permutations)")->capture_default_str();
   cmd->add_option("--stream-seed", spec->stream_seed, "seed of the sampled stream")->capture_default_str();
+  cmd->add_option("--share", spec->share, "fraction of contexts taken from --shared-seed (related corpora)")
+      ->capture_default_str();
+  cmd->add_option("--shared-seed", spec->shared_seed, "the structure that related corpora share")
+      ->capture_default_str();
   cmd->callback([out, spec] {
     const double h = synth_entropy_rate(*spec);
     write_token_shard(*out, synth_tokens(*spec), spec->vocab, -1, "synthetic",
                       "rewarm synth order-2 vocab=" + std::to_string(spec->vocab) +
-                          " decay=" + std::to_string(spec->decay) + " seed=" + std::to_string(spec->seed),
+                          " decay=" + std::to_string(spec->decay) + " seed=" + std::to_string(spec->seed) +
+                          " share=" + std::to_string(spec->share) + " shared_seed=" + std::to_string(spec->shared_seed),
                       h);
     std::printf("%s: %lld tokens, vocab %lld, entropy rate %.6f nats/token\n", out->c_str(),
                 static_cast<long long>(spec->tokens), static_cast<long long>(spec->vocab), h);

@@ -32,19 +32,34 @@ double synth_entropy_rate(const SynthSpec& s) {
   return h;
 }
 
+static std::uint64_t mix(std::uint64_t z) {
+  std::uint64_t s = z;
+  return next(s);
+}
+
+std::vector<std::uint32_t> synth_permutation(const SynthSpec& s, Index a, Index b) {
+  const std::uint64_t context = std::uint64_t(a * s.vocab + b);
+  // whether this context is shared depends on shared_seed alone: the same set in every corpus
+  const double u = double(mix(s.shared_seed ^ mix(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
+  std::uint64_t rng = mix((u < s.share ? s.shared_seed : s.seed) * 0x9E3779B97F4A7C15ull + context);
+  std::vector<std::uint32_t> q(std::size_t(s.vocab));
+  std::iota(q.begin(), q.end(), 0u);
+  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates
+  return q;
+}
+
 std::vector<std::uint32_t> synth_tokens(const SynthSpec& s) {
+  if (!(s.share >= 0 && s.share <= 1)) throw Error("synth: --share must lie in [0, 1]");
   const auto p = synth_distribution(s);
   const Index V = s.vocab;
   std::vector<double> cdf(V);
   std::partial_sum(p.begin(), p.end(), cdf.begin());
-  // perm[(a·V + b)·V + r] = token of rank r after context (a, b)
-  std::vector<std::uint32_t> perm(std::size_t(V * V * V));
-  std::uint64_t rng = s.seed;
-  for (Index c = 0; c < V * V; ++c) {
-    auto* q = perm.data() + c * V;
-    std::iota(q, q + V, 0u);
-    for (Index i = V - 1; i > 0; --i) std::swap(q[i], q[next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates
-  }
+  std::vector<std::uint32_t> perm;  // perm[(a·V + b)·V + r] = token of rank r after context (a, b)
+  for (Index a = 0; a < V; ++a)
+    for (Index b = 0; b < V; ++b) {
+      const auto q = synth_permutation(s, a, b);
+      perm.insert(perm.end(), q.begin(), q.end());
+    }
   std::vector<std::uint32_t> out(std::size_t(s.tokens));
   std::uint64_t r = s.stream_seed;
   std::uint32_t a = 0, b = 0;

@@ -1,4 +1,5 @@
 // Samplers, synthetic sources and token shards.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -97,4 +98,26 @@ TEST_CASE("mixtures follow their weights in every prefix and resume from counts"
     b.next(w.data());
   }
   CHECK_THROWS_WITH(b.set_counts({1}), Catch::Contains("covers 1 training sets, the config has 2"));
+}
+
+TEST_CASE("related synthetic corpora share the chosen fraction of contexts", "[data]") {
+  SynthSpec up, down;
+  up.vocab = down.vocab = 16;
+  up.seed = 1, down.seed = 2;
+  up.shared_seed = down.shared_seed = 77;
+  for (double share : {0.0, 0.3, 1.0}) {
+    up.share = down.share = share;
+    int same = 0;
+    for (Index a = 0; a < 16; ++a)
+      for (Index b = 0; b < 16; ++b) same += synth_permutation(up, a, b) == synth_permutation(down, a, b);
+    INFO("share " << share);
+    CHECK(std::abs(same / 256.0 - share) < 0.1);  // binomial: sd ≈ 0.03
+    if (share == 0.0) CHECK(same == 0);
+    if (share == 1.0) CHECK(same == 256);
+  }
+  // sharing leaves every context a permutation of p: the entropy rate is unchanged
+  up.share = 0.5;
+  auto q = synth_permutation(up, 3, 4);
+  std::sort(q.begin(), q.end());
+  for (std::uint32_t i = 0; i < 16; ++i) CHECK(q[i] == i);
 }
