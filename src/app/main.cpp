@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   rewarm::register_convert(app);
   rewarm::register_synth(app);
   rewarm::register_bench(app);
+  rewarm::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
