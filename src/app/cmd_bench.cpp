@@ -46,8 +46,22 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--set", *sets, "override a config key: section.key=value (repeatable)");
   cmd->add_option("--steps", *steps, "timed optimizer steps (after one warm-up step)")->capture_default_str();
   cmd->add_option("--gemm-size", *gemm_n, "size n of the n×n×n GEMM that measures the peak")->capture_default_str();
+  auto read_only = std::make_shared<bool>(false);
+  cmd->add_flag("--read-only", *read_only, "only time reading every window of the first [[data.train]] set, in order");
   cmd->callback([=] {
     auto cfg = load_run_config(*config, *sets);
+    if (*read_only) {  // the data path alone: HDF5 window reads, range checks
+      TokenShard shard(cfg.data.train.at(0).path);
+      const Index T = cfg.data.seq_len, n = shard.num_windows(T);
+      std::vector<std::int32_t> w(std::size_t(T + 1));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (Index k = 0; k < n; ++k) shard.read_window(k, T, cfg.model.vocab_size, w.data());
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double bytes = double(n * T) * (shard.vocab_size() <= 65536 ? 2 : 4);
+      std::printf("read %lld windows of %lld tokens (%.2f GB of token data) in %.2f s: %.0f MB/s\n",
+                  static_cast<long long>(n), static_cast<long long>(T + 1), bytes / 1e9, s, bytes / 1e6 / s);
+      return;
+    }
     cfg.run_dir = "";  // a benchmark resumes nothing and writes nothing
     Trainer trainer(cfg);
     trainer.open_train_data();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <memory>
 
 #include "core/error.hpp"
@@ -38,6 +39,10 @@ class MappedFile {
     if (fd_ >= 0) ::close(fd_);
   }
   std::uint64_t size() const { return size_; }
+  const unsigned char* data() const { return data_; }
+  void advise_sequential() const {
+    if (size_ > 0) ::madvise(const_cast<unsigned char*>(data_), size_, MADV_SEQUENTIAL);
+  }
   // Little-endian value of type V at byte offset `at` (unaligned-safe).
   template <class V>
   V get(std::uint64_t at) const {
@@ -95,59 +100,48 @@ template <class Out>
 std::size_t append_run(int code, const unsigned char* raw, std::size_t count, std::int64_t vocab,
                        std::vector<Out>& out) {
   switch (code) {
-    case 1: return append_run<std::uint8_t>(raw, count, vocab, out);
-    case 2: return append_run<std::int8_t>(raw, count, vocab, out);
-    case 3: return append_run<std::int16_t>(raw, count, vocab, out);
-    case 8: return append_run<std::uint16_t>(raw, count, vocab, out);
-    case 4: return append_run<std::int32_t>(raw, count, vocab, out);
-    default: return append_run<std::int64_t>(raw, count, vocab, out);
+    case 1:
+      return append_run<std::uint8_t>(raw, count, vocab, out);
+    case 2:
+      return append_run<std::int8_t>(raw, count, vocab, out);
+    case 3:
+      return append_run<std::int16_t>(raw, count, vocab, out);
+    case 8:
+      return append_run<std::uint16_t>(raw, count, vocab, out);
+    case 4:
+      return append_run<std::int32_t>(raw, count, vocab, out);
+    default:
+      return append_run<std::int64_t>(raw, count, vocab, out);
   }
 }
 
 std::int64_t raw_token(int code, const unsigned char* p) {
   std::int64_t v = 0;
   switch (code) {
-    case 1: return *p;
-    case 2: return static_cast<std::int8_t>(*p);
-    case 3: { std::int16_t x; std::memcpy(&x, p, 2); return x; }
-    case 8: { std::uint16_t x; std::memcpy(&x, p, 2); return x; }
-    case 4: { std::int32_t x; std::memcpy(&x, p, 4); return x; }
-    default: std::memcpy(&v, p, 8); return v;
+    case 1:
+      return *p;
+    case 2:
+      return static_cast<std::int8_t>(*p);
+    case 3: {
+      std::int16_t x;
+      std::memcpy(&x, p, 2);
+      return x;
+    }
+    case 8: {
+      std::uint16_t x;
+      std::memcpy(&x, p, 2);
+      return x;
+    }
+    case 4: {
+      std::int32_t x;
+      std::memcpy(&x, p, 4);
+      return x;
+    }
+    default:
+      std::memcpy(&v, p, 8);
+      return v;
   }
 }
-
-// Streams the concatenation of several files in buffers of a whole number of tokens.
-class BinStream {
- public:
-  BinStream(const std::vector<std::string>& paths, int item) : paths_(paths), item_(item) {}
-  // Fills buf with up to `max_tokens` tokens; returns the count (0 at the end).
-  std::size_t read(std::vector<unsigned char>& buf, std::size_t max_tokens) {
-    buf.resize(max_tokens * item_);
-    std::size_t got = 0;
-    while (got < buf.size()) {
-      if (!f_) {
-        if (next_ == paths_.size()) break;
-        f_.reset(std::fopen(paths_[next_].c_str(), "rb"));
-        if (!f_) fail(paths_[next_], "cannot open");
-        ++next_;
-      }
-      const std::size_t n = std::fread(buf.data() + got, 1, buf.size() - got, f_.get());
-      got += n;
-      if (n == 0) f_.reset();
-    }
-    if (got % item_ != 0) fail(paths_.back(), "ends inside a token");
-    return got / item_;
-  }
-
- private:
-  struct Closer {
-    void operator()(FILE* f) const { std::fclose(f); }
-  };
-  std::vector<std::string> paths_;
-  int item_;
-  std::size_t next_ = 0;
-  std::unique_ptr<FILE, Closer> f_;
-};
 
 // Removes a temporary output unless released: no partial file outlives an error.
 struct TempFile {
@@ -159,7 +153,9 @@ struct TempFile {
 };
 
 // Streams the .bin tokens into /tokens (as Out) and document starts into /document_offsets,
-// walking sequences and documents alongside; returns the number of tokens written.
+// walking sequences and documents alongside; returns the number of tokens written. The .bin
+// files are memory-mapped (no copy into user space; a token split across two files is joined
+// in `carry`), and each full buffer is written by a second thread while the next is filled.
 template <class Out>
 Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::string>& bin_paths,
                     const MegatronOptions& opt, int code, int item, std::uint64_t expected) {
@@ -167,20 +163,28 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
   const std::uint64_t sizes_at = 34, docs_at = 34 + 12 * N;
   h5::AppendWriter<Out> tokens(f, "/tokens", opt.chunk, opt.deflate);
   h5::AppendWriter<std::int64_t> offsets(f, "/document_offsets", 1 << 16, opt.deflate);
-  std::vector<Out> out;
-  std::vector<std::int64_t> starts{0};
-  auto flush = [&] {
-    tokens.append(out.data(), std::int64_t(out.size()));
-    out.clear();
-    offsets.append(starts.data(), std::int64_t(starts.size()));
-    starts.clear();
+  std::vector<Out> out[2];
+  std::vector<std::int64_t> starts[2];
+  int cur = 0;
+  std::int64_t base = 0;  // tokens in buffers already handed to the writer
+  std::future<void> writing;
+  auto hand_off = [&] {
+    if (writing.valid()) writing.get();  // the writer is done with the other buffer
+    writing = std::async(std::launch::async, [&tokens, &offsets, &o = out[cur], &st = starts[cur]] {
+      tokens.append(o.data(), std::int64_t(o.size()));
+      offsets.append(st.data(), std::int64_t(st.size()));
+    });
+    base += std::int64_t(out[cur].size());
+    cur ^= 1;
+    out[cur].clear();
+    starts[cur].clear();
   };
   std::uint64_t seq = 0, doc = 1;
   std::int64_t left = N ? idx.get<std::int32_t>(sizes_at) : 0;  // tokens left in sequence `seq`
-  auto close_documents = [&] {  // documents that end where sequence `seq` starts
+  auto close_documents = [&] {                                  // documents that end where sequence `seq` starts
     while (doc < D && std::uint64_t(idx.get<std::int64_t>(docs_at + 8 * doc)) == seq) {
-      if (opt.append_eod) out.push_back(Out(opt.eod_token));
-      starts.push_back(tokens.size() + std::int64_t(out.size()));  // the last one: total tokens
+      if (opt.append_eod) out[cur].push_back(Out(opt.eod_token));
+      starts[cur].push_back(base + std::int64_t(out[cur].size()));  // the last one: total tokens
       ++doc;
     }
   };
@@ -191,36 +195,56 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
       if (seq < N) left = idx.get<std::int32_t>(sizes_at + 4 * seq);
     }
   };
+  starts[cur].push_back(0);
   close_documents();  // empty documents before the first sequence
   next_sequences();
-  BinStream bins(bin_paths, item);
-  std::vector<unsigned char> raw;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto last = t0;
-  std::uint64_t consumed = 0;
-  for (std::size_t n; (n = bins.read(raw, std::size_t(1) << 22)) > 0;) {
-    for (std::size_t i = 0; i < n;) {  // one run per (part of a) sequence
+  // n tokens at p: one run per (part of a) sequence
+  auto convert = [&](const unsigned char* p, std::size_t n, const std::string& file) {
+    for (std::size_t i = 0; i < n;) {
       const std::size_t take = std::min<std::size_t>(std::size_t(left), n - i);
-      const std::size_t ok = append_run(code, raw.data() + i * item, take, opt.vocab_size, out);
+      const std::size_t ok = append_run(code, p + i * item, take, opt.vocab_size, out[cur]);
       if (ok < take)
-        fail(bin_paths.front(), "token id " + std::to_string(raw_token(code, raw.data() + (i + ok) * item)) +
-                                    " in sequence " + std::to_string(seq) + " is not below --vocab-size " +
-                                    std::to_string(opt.vocab_size));
+        fail(file, "token id " + std::to_string(raw_token(code, p + (i + ok) * item)) + " in sequence " +
+                       std::to_string(seq) + " is not below --vocab-size " + std::to_string(opt.vocab_size));
       i += take;
       left -= std::int64_t(take);
       next_sequences();
     }
-    consumed += n * std::uint64_t(item);
-    flush();
-    const auto now = std::chrono::steady_clock::now();
-    if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
-      const double s = std::chrono::duration<double>(now - t0).count();
-      std::fprintf(stderr, "\rconvert megatron: %.2f / %.2f GB (%.0f%%), %.0f MB/s   ", consumed / 1e9, expected / 1e9,
-                   100.0 * double(consumed) / double(expected), consumed / 1e6 / s);
-      last = now;
+  };
+  const std::size_t block = std::size_t(1) << 22;  // tokens per buffer
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last = t0;
+  std::uint64_t consumed = 0;
+  std::vector<unsigned char> carry;
+  for (const auto& path : bin_paths) {
+    MappedFile bin(path);
+    bin.advise_sequential();
+    std::uint64_t at = 0;
+    if (!carry.empty()) {  // the rest of a token that the previous file began
+      const auto take = std::min<std::uint64_t>(std::uint64_t(item) - carry.size(), bin.size());
+      carry.insert(carry.end(), bin.data(), bin.data() + take);
+      at = take;
+      if (carry.size() == std::size_t(item)) convert(carry.data(), 1, path), carry.clear();
     }
+    while (bin.size() - at >= std::uint64_t(item)) {
+      const std::size_t n = std::size_t(std::min<std::uint64_t>(block, (bin.size() - at) / item));
+      convert(bin.data() + at, n, path);
+      at += n * std::uint64_t(item);
+      consumed += n * std::uint64_t(item);
+      if (out[cur].size() >= block) hand_off();
+      const auto now = std::chrono::steady_clock::now();
+      if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
+        const double s = std::chrono::duration<double>(now - t0).count();
+        std::fprintf(stderr, "\rconvert megatron: %.2f / %.2f GB (%.0f%%), %.0f MB/s   ", consumed / 1e9,
+                     expected / 1e9, 100.0 * double(consumed) / double(expected), consumed / 1e6 / s);
+        last = now;
+      }
+    }
+    carry.insert(carry.end(), bin.data() + at, bin.data() + bin.size());
   }
-  flush();
+  if (!carry.empty()) fail(bin_paths.back(), "ends inside a token");
+  hand_off();
+  writing.get();
   if (opt.progress) std::fprintf(stderr, "\rconvert megatron: %.2f GB done%30s\n", consumed / 1e9, "");
   return tokens.size();
 }

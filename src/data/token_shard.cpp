@@ -1,5 +1,7 @@
 #include "data/token_shard.hpp"
 
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
@@ -16,6 +18,7 @@ TokenShard::TokenShard(const std::string& path)
   if (type != "uint16" && type != "uint32") fail(path, "/tokens has type " + type + ", expected uint16 or uint32");
   num_tokens_ = shape[0];
   vocab_size_ = file_->attr_int("vocab_size");
+  wide_ = type == "uint32";
   tokens_ = std::make_unique<h5::RangeReader>(*file_, "/tokens");
 }
 
@@ -23,11 +26,33 @@ TokenShard::~TokenShard() = default;
 
 void TokenShard::read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const {
   if (k < 0 || k >= num_windows(seq_len)) fail(path_, "window " + std::to_string(k) + " is out of range");
-  tokens_->read(k * seq_len, seq_len + 1, out);
+  const Index a = k * seq_len, n = seq_len + 1;
+  auto* dst = reinterpret_cast<std::uint32_t*>(out);  // ids are checked below, all < 2^31
+  if (a >= block_start_ && a + n <= block_start_ + Index(block_.size())) {
+    std::copy_n(block_.begin() + (a - block_start_), n, dst);
+  } else if (a == last_end_ - 1) {  // the next window in order: read ahead
+    block_.resize(std::size_t(std::max(n, std::min(kBlock, num_tokens_ - a))));
+    block_start_ = a;
+    read_tokens(a, Index(block_.size()), block_.data());
+    std::copy_n(block_.begin(), n, dst);
+  } else {
+    read_tokens(a, n, dst);
+  }
+  last_end_ = a + n;
   for (Index i = 0; i <= seq_len; ++i)
     if (out[i] < 0 || out[i] >= model_vocab)
       fail(path_, "token id " + std::to_string(static_cast<std::uint32_t>(out[i])) + " at position " +
                       std::to_string(k * seq_len + i) + " is >= vocab_size " + std::to_string(model_vocab));
+}
+
+void TokenShard::read_tokens(Index start, Index count, std::uint32_t* out) const {
+  if (wide_) {
+    tokens_->read(start, count, out);
+    return;
+  }
+  narrow_.resize(std::size_t(count));
+  tokens_->read(start, count, narrow_.data());  // no HDF5 type conversion: a plain copy
+  std::copy(narrow_.begin(), narrow_.end(), out);
 }
 
 void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,

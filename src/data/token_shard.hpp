@@ -29,6 +29,14 @@ class TokenShard {
   std::unique_ptr<h5::File> file_;
   std::unique_ptr<h5::RangeReader> tokens_;
   Index num_tokens_ = 0, vocab_size_ = 0;
+  bool wide_ = false;  // uint32 on disk (else uint16)
+  // In-order reading (Pythia's pre-shuffled data, evaluation) is served from a block of
+  // kBlock tokens read at once; a jump elsewhere reads just the window.
+  static constexpr Index kBlock = 1 << 20;
+  mutable std::vector<std::uint32_t> block_;
+  mutable Index block_start_ = 0, last_end_ = -1;
+  mutable std::vector<std::uint16_t> narrow_;
+  void read_tokens(Index start, Index count, std::uint32_t* out) const;  // native type, widened
 };
 
 // Writes a token shard (uint16 when vocab ≤ 65536, else uint32), atomically.

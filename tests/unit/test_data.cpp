@@ -70,6 +70,16 @@ TEST_CASE("token shards give windows of seq_len + 1 and reject ids >= vocab", "[
   CHECK_THROWS_WITH(s.read_window(7, 10, 64, w.data()),
                     Catch::Contains("token id 70 at position 77 is >= vocab_size 64") && Catch::Contains(path));
   CHECK_THROWS_WITH(TokenShard("/nonexistent.h5"), Catch::Contains("/nonexistent.h5: cannot open"));
+  // in-order reading goes through the read-ahead block; jumps read the window alone: same tokens
+  std::vector<std::uint32_t> seq(300007);
+  for (std::size_t i = 0; i < seq.size(); ++i) seq[i] = std::uint32_t((i * 7919) % 70000);
+  write_token_shard(path, seq, 70000, 0, "test", "unit test");  // uint32 on disk
+  TokenShard big(path);
+  std::vector<std::int32_t> win(2050);
+  for (Index k : {0, 1, 2, 3, 100, 7, 8, 145, 146, 0}) {
+    big.read_window(k, 2049, 70000, win.data());
+    for (Index i = 0; i <= 2049; ++i) REQUIRE(win[i] == std::int32_t(seq[k * 2049 + i]));
+  }
 }
 
 TEST_CASE("mixtures follow their weights in every prefix and resume from counts", "[data]") {
