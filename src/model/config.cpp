@@ -33,6 +33,9 @@ nlohmann::json ModelConfig::to_hf_json() const {
           {"intermediate_size", intermediate_size},
           {"rotary_pct", rotary_pct},
           {"rotary_emb_base", rotary_emb_base},
+          {"partial_rotary_factor", rotary_pct},  // the names newer transformers read
+          {"rope_theta", rotary_emb_base},
+          {"rope_scaling", nullptr},
           {"max_position_embeddings", max_position_embeddings},
           {"layer_norm_eps", layer_norm_eps},
           {"use_parallel_residual", use_parallel_residual},
@@ -60,8 +63,9 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
     c.num_hidden_layers = j.at("num_hidden_layers").get<Index>();
     c.num_attention_heads = j.at("num_attention_heads").get<Index>();
     c.intermediate_size = j.at("intermediate_size").get<Index>();
-    c.rotary_pct = j.value("rotary_pct", 0.25);
-    c.rotary_emb_base = j.value("rotary_emb_base", 10000.0);
+    // newer transformers write partial_rotary_factor / rope_theta instead
+    c.rotary_pct = j.value("rotary_pct", j.value("partial_rotary_factor", 0.25));
+    c.rotary_emb_base = j.value("rotary_emb_base", j.value("rope_theta", 10000.0));
     c.max_position_embeddings = j.value("max_position_embeddings", Index(2048));
     c.layer_norm_eps = j.value("layer_norm_eps", 1e-5);
     c.use_parallel_residual = j.value("use_parallel_residual", true);
