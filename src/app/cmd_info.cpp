@@ -3,12 +3,36 @@
 #include <cstdio>
 
 #include "app/commands.hpp"
+#include "app/run_config.hpp"
 #include "core/error.hpp"
 #include "io/hdf5.hpp"
 #include "model/config.hpp"
 #include "model/param_layout.hpp"
 
 namespace rewarm {
+
+// The run a checkpoint or metrics file came from, in one line (from its stored config).
+static void describe_run(const std::string& config, const std::string& path) {
+  if (config.empty()) {
+    std::printf("  run: none (converted, not trained)\n");
+    return;
+  }
+  try {
+    const auto c = parse_run_config(config, path + " (stored config)", {});
+    std::string sets;
+    for (const auto& d : c.data.train) {
+      char w[32];
+      std::snprintf(w, sizeof w, " %g", d.weight);
+      sets += (sets.empty() ? "" : ", ") + d.name + w;
+    }
+    std::printf("  run: %s; %s lr %.3g -> %.3g, warmup %lld of %lld steps; init %s (%s); train on %s\n",
+                c.run_dir.c_str(), c.schedule.kind.c_str(), c.schedule.lr, c.schedule.min_lr,
+                static_cast<long long>(c.schedule.warmup_steps), static_cast<long long>(c.schedule.total_steps),
+                c.init.from.c_str(), c.init.load.c_str(), sets.c_str());
+  } catch (const Error& e) {
+    std::printf("  run: stored config unreadable (%s)\n", e.what());
+  }
+}
 
 static void info(const std::string& path) {
   h5::File f(path, h5::File::ReadOnly);
@@ -36,9 +60,14 @@ static void info(const std::string& path) {
         static_cast<long long>(model.num_hidden_layers), static_cast<long long>(model.num_attention_heads),
         static_cast<long long>(model.vocab_size), model.use_parallel_residual ? "parallel" : "sequential",
         model.hidden_act.c_str());
+    describe_run(f.has_attr("config") ? f.attr_string("config") : "", path);
   } else if (format == "rewarm-metrics") {
     std::printf("%s: metrics, device %s, world_size %lld\n", path.c_str(), f.attr_string("device").c_str(),
                 static_cast<long long>(f.attr_int("world_size")));
+    describe_run(f.attr_string("config"), path);
+    std::string series;
+    for (const auto& name : f.list("/train")) series += " " + name;
+    if (!series.empty()) std::printf("  /train series:%s\n", series.c_str());
     if (f.exists("/train/step")) {
       const auto steps = f.read<std::int64_t>("/train/step");
       const auto loss = f.read<double>("/train/loss");

@@ -77,6 +77,7 @@ def test_round_trip_is_bit_exact_and_eval_matches_pytorch(tmp_path):
     rewarm("convert", "to-hf", tmp_path / "c.h5", "--out", tmp_path / "back")
     a, b = read_safetensors(hf / "model.safetensors"), read_safetensors(tmp_path / "back" / "model.safetensors")
     assert a == b
+    assert "run: none (converted, not trained)" in rewarm("info", tmp_path / "c.h5").stdout
     cfg = json.loads((tmp_path / "back" / "config.json").read_text())
     assert cfg["architectures"] == ["GPTNeoXForCausalLM"] and cfg["hidden_size"] == 16 and not cfg["tie_word_embeddings"]
     rewarm("convert", "to-hf", tmp_path / "c.h5", "--out", tmp_path / "bf16", "--dtype", "bf16")

@@ -134,8 +134,9 @@ def test_eval_and_info(tmp_path):
     assert "token shard, 1000 tokens" in out and "entropy_rate" in out
     out = rewarm("info", ck).stdout
     assert "checkpoint at step 8" in out and "optimizer state yes" in out
+    assert "run: {}; cosine lr 0.01 -> 3e-05, warmup 2 of 8 steps; init random (weights)".format(tmp_path / "a") in out
     out = rewarm("info", tmp_path / "a" / "metrics.h5").stdout
-    assert "last step 8" in out and "eval val" in out
+    assert "last step 8" in out and "eval val" in out and "/train series: grad_norm loss lr" in out
 
 
 def test_metrics_readable_while_training(tmp_path):
