@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 rewarm=build/src/rewarm
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}  # tiny GEMMs: a second BLAS thread only spins
 mkdir -p data
 $rewarm synth --out data/demo_train.h5 --vocab 8 --decay 0.5 --tokens 2000000 --stream-seed 2
 $rewarm synth --out data/demo_val.h5 --vocab 8 --decay 0.5 --tokens 100000 --stream-seed 3
