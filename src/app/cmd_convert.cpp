@@ -7,6 +7,7 @@
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "data/megatron.hpp"
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/safetensors.hpp"
 #include "model/param_layout.hpp"
@@ -81,13 +82,15 @@ static void convert_to_hf(const std::string& in, const std::string& out, const s
   const std::string st = (fs::path(out) / "model.safetensors").string();
   const std::string dt = dtype == "bf16" ? "BF16" : dtype == "f16" ? "F16" : dtype == "f32" ? "F32" : "";
   if (dt.empty()) fail(dtype, "--dtype must be f32, bf16 or f16");
-  safetensors_write(st + ".tmp", names, shapes, data, dt);
-  commit_file(st + ".tmp", st);
+  AtomicFile st_file(st);
+  safetensors_write(st_file.tmp(), names, shapes, data, dt);
+  st_file.commit();
   auto cfg = c.model.to_hf_json();
   cfg["torch_dtype"] = dtype == "bf16" ? "bfloat16" : dtype == "f16" ? "float16" : "float32";
   const std::string cp = (fs::path(out) / "config.json").string();
-  std::ofstream(cp + ".tmp") << cfg.dump(2) << "\n";
-  commit_file(cp + ".tmp", cp);
+  AtomicFile cp_file(cp);
+  std::ofstream(cp_file.tmp()) << cfg.dump(2) << "\n";
+  cp_file.commit();
   std::printf("%s: model.safetensors (%s) + config.json from %s (step %lld)\n", out.c_str(), dt.c_str(), in.c_str(),
               static_cast<long long>(c.state.step));
 }

@@ -13,9 +13,10 @@
 
 #include "app/commands.hpp"
 #include "core/error.hpp"
+#include "core/index.hpp"
 #include "data/bpe_tokenizer.hpp"
 #include "data/text_reader.hpp"
-#include "io/checkpoint.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {
@@ -145,15 +146,9 @@ void register_tokenize(CLI::App& app) {
   cmd->callback([o] {
     const auto tok = BpeTokenizer::from_file(o->tokenizer);
     const Index vocab = std::max<Index>(o->vocab_size, tok.vocab_size());
-    struct Tmp {
-      std::string path;
-      bool keep = false;
-      ~Tmp() {
-        if (!keep) std::remove(path.c_str());
-      }
-    } tmp{o->out + ".tmp"};
+    AtomicFile file(o->out);
     {
-      h5::File f(tmp.path, h5::File::Create);
+      h5::File f(file.tmp(), h5::File::Create);
       f.set_attr("format", std::string("rewarm-tokens"));
       f.set_attr("format_version", std::int64_t(1));
       f.set_attr("vocab_size", std::int64_t(vocab));
@@ -167,8 +162,7 @@ void register_tokenize(CLI::App& app) {
       else
         run<std::uint32_t>(*o, tok, f);
     }
-    commit_file(tmp.path, o->out);
-    tmp.keep = true;
+    file.commit();
   });
 }
 

@@ -65,17 +65,26 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   window_.resize(cfg_.data.seq_len + 1);
 }
 
-void Trainer::load_batch() {
+// Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.
+void Trainer::stage_window(Index j) {
   const Index T = cfg_.data.seq_len;
-  for (Index j = 0; j < cfg_.data.micro_batch; ++j) {
-    mixture_->next(window_.data());
-    for (Index t = 0; t < T; ++t) {
-      h_ids_(j * T + t) = window_[t];
-      h_targets_(j * T + t) = window_[t + 1];
-    }
+  for (Index t = 0; t < T; ++t) {
+    h_ids_(j * T + t) = window_[t];
+    h_targets_(j * T + t) = window_[t + 1];
   }
+}
+
+void Trainer::upload_batch() {
   Kokkos::deep_copy(ids_, h_ids_);
   Kokkos::deep_copy(targets_, h_targets_);
+}
+
+void Trainer::load_batch() {
+  for (Index j = 0; j < cfg_.data.micro_batch; ++j) {
+    mixture_->next(window_.data());
+    stage_window(j);
+  }
+  upload_batch();
 }
 
 double Trainer::eval_set(const DataSet& set) {
@@ -89,13 +98,9 @@ double Trainer::eval_set(const DataSet& set) {
     const Index rows = std::min(B, n - first);
     for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
       shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, window_.data());
-      for (Index t = 0; t < T; ++t) {
-        h_ids_(j * T + t) = window_[t];
-        h_targets_(j * T + t) = window_[t + 1];
-      }
+      stage_window(j);
     }
-    Kokkos::deep_copy(ids_, h_ids_);
-    Kokkos::deep_copy(targets_, h_targets_);
+    upload_batch();
     total += model_->forward(ids_, targets_, 0, rows * T);
   }
   return total / double(n * T);

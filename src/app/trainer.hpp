@@ -33,7 +33,9 @@ class Trainer {
   const TrainState& state() const { return state_; }
 
  private:
-  void load_batch();  // the next micro_batch samples of the stream into ids_, targets_
+  void load_batch();           // the next micro_batch samples of the stream into ids_, targets_
+  void stage_window(Index j);  // window_ into row j of the host batch
+  void upload_batch();         // host batch to the device
   void save_checkpoint();
   double eval_set(const DataSet& set);
 

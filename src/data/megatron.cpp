@@ -13,7 +13,7 @@
 #include <memory>
 
 #include "core/error.hpp"
-#include "io/checkpoint.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {
@@ -142,15 +142,6 @@ std::int64_t raw_token(int code, const unsigned char* p) {
       return v;
   }
 }
-
-// Removes a temporary output unless released: no partial file outlives an error.
-struct TempFile {
-  std::string path;
-  bool keep = false;
-  ~TempFile() {
-    if (!keep) std::remove(path.c_str());
-  }
-};
 
 // Streams the .bin tokens into /tokens (as Out) and document starts into /document_offsets,
 // walking sequences and documents alongside; returns the number of tokens written. The .bin
@@ -299,10 +290,10 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
     fail(out,
          "--eod " + std::to_string(opt.eod_token) + " is not below --vocab-size " + std::to_string(opt.vocab_size));
 
-  TempFile tmp{out + ".tmp"};
+  AtomicFile file(out);
   MegatronSummary sum;
   {
-    h5::File f(tmp.path, h5::File::Create);
+    h5::File f(file.tmp(), h5::File::Create);
     f.set_attr("format", std::string("rewarm-tokens"));
     f.set_attr("format_version", std::int64_t(1));
     f.set_attr("vocab_size", std::int64_t(opt.vocab_size));
@@ -317,8 +308,7 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
     sum.sequences = Index(N);
     sum.documents = Index(D) - 1;
   }
-  commit_file(tmp.path, out);
-  tmp.keep = true;
+  file.commit();
   return sum;
 }
 

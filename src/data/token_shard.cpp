@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.hpp"
-#include "io/checkpoint.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {
@@ -57,9 +57,9 @@ void TokenShard::read_tokens(Index start, Index count, std::uint32_t* out) const
 
 void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,
                        Index eod_token, const std::string& tokenizer, const std::string& source, double entropy_rate) {
-  const std::string tmp = path + ".tmp";
+  AtomicFile out(path);
   {
-    h5::File f(tmp, h5::File::Create);
+    h5::File f(out.tmp(), h5::File::Create);
     f.set_attr("format", std::string("rewarm-tokens"));
     f.set_attr("format_version", std::int64_t(1));
     f.set_attr("vocab_size", std::int64_t(vocab_size));
@@ -75,7 +75,7 @@ void write_token_shard(const std::string& path, const std::vector<std::uint32_t>
       f.write("/tokens", tokens.data(), shape, 1 << 16);
     }
   }
-  commit_file(tmp, path);
+  out.commit();
 }
 
 }  // namespace rewarm

@@ -1,14 +1,12 @@
 #include "io/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
 
 #include "core/error.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 #include "model/param_layout.hpp"
 
@@ -21,25 +19,10 @@ static std::string shape_str(const std::vector<std::int64_t>& s) {
   return o + "]";
 }
 
-static void fsync_path(const std::string& p, int flags) {
-  int fd = ::open(p.c_str(), flags);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-void commit_file(const std::string& tmp, const std::string& path) {
-  fsync_path(tmp, O_RDONLY);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "cannot rename " + tmp + " into place");
-  const auto dir = fs::path(path).parent_path();
-  fsync_path(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
-}
-
 void write_checkpoint(const std::string& path, const CheckpointData& c) {
-  const std::string tmp = path + ".tmp";
+  AtomicFile out(path);
   {
-    h5::File f(tmp, h5::File::Create);
+    h5::File f(out.tmp(), h5::File::Create);
     f.set_attr("format", std::string("rewarm-checkpoint"));
     f.set_attr("format_version", std::int64_t(1));
     f.set_attr("step", std::int64_t(c.state.step));
@@ -62,7 +45,7 @@ void write_checkpoint(const std::string& path, const CheckpointData& c) {
       f.write("/state/set_samples", c.state.set_samples.data(), {std::int64_t(c.state.set_samples.size())});
     f.flush();
   }
-  commit_file(tmp, path);
+  out.commit();
 }
 
 CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expect, bool need_optimizer) {

@@ -32,7 +32,4 @@ CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expec
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 std::string checkpoint_path(const std::string& run_dir, Index step);
 
-// Durable rename of a finished temporary file (fsync file, rename, fsync directory).
-void commit_file(const std::string& tmp, const std::string& path);
-
 }  // namespace rewarm

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "core/version.hpp"
-#include "io/checkpoint.hpp"
+#include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 
 namespace rewarm {
@@ -35,9 +35,9 @@ Metrics::Metrics(const std::string& path, const std::string& config_text, const 
 }
 
 void Metrics::write() const {
-  const std::string tmp = path_ + ".tmp";
+  AtomicFile out(path_);
   {
-    h5::File f(tmp, h5::File::Create);
+    h5::File f(out.tmp(), h5::File::Create);
     f.set_attr("format", std::string("rewarm-metrics"));
     f.set_attr("format_version", std::int64_t(1));
     f.set_attr("config", config_);
@@ -51,7 +51,7 @@ void Metrics::write() const {
       for (const auto& [col, v] : s.values) f.write("/" + g + "/" + col, v.data(), n, 1024);
     }
   }
-  commit_file(tmp, path_);
+  out.commit();
 }
 
 void Metrics::log_train(const TrainRecord& r, const std::vector<std::pair<std::string, Index>>& set_samples) {
