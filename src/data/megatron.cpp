@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
@@ -85,15 +86,21 @@ std::size_t append_run(const unsigned char* raw, std::size_t count, std::int64_t
   const std::size_t base = out.size();
   out.resize(base + count);
   Out* dst = out.data() + base;
+  auto bad = [vocab](In v) {
+    if constexpr (std::is_signed_v<In>) {
+      if (v < 0) return true;
+    }
+    return static_cast<std::int64_t>(v) >= vocab;
+  };
   In lo = 0, hi = 0;
   for (std::size_t i = 0; i < count; ++i) {
     lo = in[i] < lo ? in[i] : lo;
     hi = in[i] > hi ? in[i] : hi;
     dst[i] = static_cast<Out>(in[i]);
   }
-  if (lo >= 0 && static_cast<std::int64_t>(hi) < vocab) return count;
+  if (!bad(lo) && !bad(hi)) return count;
   for (std::size_t i = 0;; ++i)  // rare: find the culprit for the error message
-    if (in[i] < 0 || static_cast<std::int64_t>(in[i]) >= vocab) return i;
+    if (bad(in[i])) return i;
 }
 
 template <class Out>
