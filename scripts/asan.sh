@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The fuzz-style input test (random truncations and bit flips of Megatron indexes and
-# safetensors files) under AddressSanitizer + UndefinedBehaviorSanitizer, in build-asan/.
-# Run after scripts/setup.sh (which installs the packages).
+# AddressSanitizer + UndefinedBehaviorSanitizer job, in build-asan/: the fuzz-style input test
+# (random truncations and bit flips of Megatron indexes and safetensors files), the unit tests,
+# and the Python end-to-end tests driving the sanitized binary. Run after scripts/setup.sh --tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -B build-asan -S . -DCMAKE_BUILD_TYPE=Debug -DREWARM_PYTHON_TESTS=OFF \
       -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
-cmake --build build-asan -j"$(nproc)" --target rewarm_fuzz
+cmake --build build-asan -j"$(nproc)" --target rewarm_fuzz rewarm_tests rewarm
 # HDF5 keeps library-lifetime allocations that LeakSanitizer would report.
-ASAN_OPTIONS=detect_leaks=0 build-asan/tests/rewarm_fuzz 2000
+export ASAN_OPTIONS=detect_leaks=0
+build-asan/tests/rewarm_fuzz 2000
+build-asan/tests/rewarm_tests
+# the 50-second learning run is skipped here: it checks numbers, not memory, and the plain build runs it
+REWARM_BIN="$PWD/build-asan/src/rewarm" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python -k "not entropy"
