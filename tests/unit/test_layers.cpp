@@ -38,22 +38,30 @@ TEST_CASE("linear backward matches finite differences", "[layers]") {
 }
 
 TEST_CASE("layernorm backward matches finite differences", "[layers]") {
-  const Index N = 4, d = 9;
-  auto x = random_view(N * d, 5, -2, 2), w = random_view(d, 6, 0.5, 1.5), b = random_view(d, 7),
-       R = random_view(N * d, 8);
-  View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
-  auto loss = [&] {
-    layernorm_forward(mat(y, N, d), vec(mean), vec(rstd), mat(x, N, d), vec(w), vec(b), 1e-5);
-    return dot(y, R);
-  };
-  loss();
-  layernorm_backward(mat(dx, N, d), vec(dw), vec(db), mat(R, N, d), mat(x, N, d), vec(mean), vec(rstd), vec(w));
-  CHECK(max_fd_error(loss, {{x, dx}, {w, dw}, {b, db}}) < 1e-7);
-  // normalised rows have mean b and (for w = 1) unit variance
-  auto ys = to_vec(y), ws = to_vec(w), bs = to_vec(b);
-  double m = 0;
-  for (Index j = 0; j < d; ++j) m += (ys[j] - bs[j]) / ws[j];
-  CHECK(std::abs(m / d) < 1e-12);
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 3; ++trial) {  // random odd shapes, d = 1 included
+    const Index N = 1 + rng() % 6, d = trial == 0 ? 1 : 2 + rng() % 11;
+    INFO("N=" << N << " d=" << d);
+    auto x = random_view(N * d, 5 + trial, -2, 2), w = random_view(d, 6 + trial, 0.5, 1.5),
+         b = random_view(d, 7 + trial), R = random_view(N * d, 8 + trial);
+    View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
+    auto loss = [&] {
+      layernorm_forward(mat(y, N, d), vec(mean), vec(rstd), mat(x, N, d), vec(w), vec(b), 1e-5);
+      return dot(y, R);
+    };
+    loss();
+    layernorm_backward(mat(dx, N, d), vec(dw), vec(db), mat(R, N, d), mat(x, N, d), vec(mean), vec(rstd), vec(w));
+    CHECK(max_fd_error(loss, {{x, dx}, {w, dw}, {b, db}}) < 1e-7);
+    // naive reference: (x − mean) / sqrt(var + eps) · w + b, row by row
+    auto xs = to_vec(x), ys = to_vec(y), ws = to_vec(w), bs = to_vec(b);
+    for (Index n = 0; n < N; ++n) {
+      double mu = 0, var = 0;
+      for (Index j = 0; j < d; ++j) mu += xs[n * d + j] / d;
+      for (Index j = 0; j < d; ++j) var += (xs[n * d + j] - mu) * (xs[n * d + j] - mu) / d;
+      for (Index j = 0; j < d; ++j)
+        CHECK(ys[n * d + j] == Approx((xs[n * d + j] - mu) / std::sqrt(var + 1e-5) * ws[j] + bs[j]).epsilon(1e-12));
+    }
+  }
 }
 
 TEST_CASE("gelu (erf and tanh) backward matches finite differences", "[layers]") {
@@ -73,28 +81,43 @@ TEST_CASE("gelu (erf and tanh) backward matches finite differences", "[layers]")
   CHECK(gelu(1.0, true) == Approx(0.8411919906082768).epsilon(1e-14));
 }
 
-TEST_CASE("rotary backward is the transpose rotation", "[layers]") {
-  const Index B = 2, T = 5, H = 3, hd = 6, rd = 4, d = H * hd, N = B * T;
-  const auto tab = make_rotary_tables(T, rd, 10000.0);
-  auto qkv = random_view(N * 3 * d, 11), R = random_view(N * 3 * d, 12);
-  View1<double> y("y", N * 3 * d);
-  auto loss = [&] {
-    Kokkos::deep_copy(y, qkv);
-    rotary_apply(mat(y, N, 3 * d), tab, T, H, hd, rd, false);
-    return dot(y, R);
-  };
-  loss();
-  View1<double> dq("dq", N * 3 * d);
-  Kokkos::deep_copy(dq, R);
-  rotary_apply(mat(dq, N, 3 * d), tab, T, H, hd, rd, true);
-  CHECK(max_fd_error(loss, {{qkv, dq}}) < 1e-7);
-  // position 0 is the identity; v and the non-rotary dims are untouched everywhere
-  auto a = to_vec(qkv), r = to_vec(y);
-  for (Index c = 0; c < 3 * d; ++c) CHECK(r[c] == Approx(a[c]).epsilon(1e-7));
-  for (Index n = 0; n < N; ++n)
-    for (Index h = 0; h < H; ++h)
-      for (Index c = rd; c < 3 * hd; ++c)
-        if (c < hd || (c >= hd + rd)) CHECK(r[n * 3 * d + h * 3 * hd + c] == a[n * 3 * d + h * 3 * hd + c]);
+TEST_CASE("rotary matches the HF formula and its backward is the transpose rotation", "[layers]") {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 4; ++trial) {  // random shapes; rd from 0 (no rotary) to hd
+    const Index B = 1 + rng() % 3, T = 1 + rng() % 9, H = 1 + rng() % 3, hd = 2 * (1 + rng() % 4);
+    const Index rd = 2 * (rng() % (hd / 2 + 1)), d = H * hd, N = B * T, half = rd / 2;
+    INFO("B=" << B << " T=" << T << " H=" << H << " hd=" << hd << " rd=" << rd);
+    const auto tab = make_rotary_tables(T, rd, 10000.0);
+    auto qkv = random_view(N * 3 * d, 11 + trial), R = random_view(N * 3 * d, 12 + trial);
+    View1<double> y("y", N * 3 * d);
+    auto loss = [&] {
+      Kokkos::deep_copy(y, qkv);
+      rotary_apply(mat(y, N, 3 * d), tab, T, H, hd, rd, false);
+      return dot(y, R);
+    };
+    loss();
+    View1<double> dq("dq", N * 3 * d);
+    Kokkos::deep_copy(dq, R);
+    rotary_apply(mat(dq, N, 3 * d), tab, T, H, hd, rd, true);
+    CHECK(max_fd_error(loss, {{qkv, dq}}) < 1e-7);
+    // x' = x·cos θ + rotate_half(x)·sin θ on q and k, θ = t·base^(−2j/rd) (fp32 angles, as HF);
+    // v and the dims past rd are untouched
+    auto a = to_vec(qkv), r = to_vec(y);
+    for (Index n = 0; n < N; ++n)
+      for (Index h = 0; h < H; ++h)
+        for (Index c = 0; c < 3 * hd; ++c) {
+          const Index at = n * 3 * d + h * 3 * hd + c, part = c / hd, j = c % hd;
+          double expect = a[at];
+          if (part < 2 && j < rd) {
+            const Index jj = j % half;
+            const float inv_freq = 1.0f / float(std::pow(10000.0, float(2 * jj) / float(rd)));
+            const double theta = double(float(n % T) * inv_freq);
+            const double other = j < half ? -a[at + half] : a[at - half];
+            expect = a[at] * double(float(std::cos(theta))) + other * double(float(std::sin(theta)));
+          }
+          CHECK(r[at] == Approx(expect).epsilon(1e-12).margin(1e-12));
+        }
+  }
 }
 
 TEST_CASE("causal attention matches a naive softmax and finite differences", "[layers]") {
