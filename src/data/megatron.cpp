@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -44,6 +45,13 @@ class MappedFile {
   void advise_sequential() const {
     if (size_ > 0) ::madvise(const_cast<unsigned char*>(data_), size_, MADV_SEQUENTIAL);
   }
+  // Drops the pages before byte `end` from this process (they stay in the page cache): the
+  // resident size stays bounded however large the file.
+  void release_before(std::uint64_t end) const {
+    const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE)), upto = end / page * page;
+    if (upto > released_) ::madvise(const_cast<unsigned char*>(data_) + released_, upto - released_, MADV_DONTNEED);
+    released_ = std::max(released_, upto);
+  }
   // Little-endian value of type V at byte offset `at` (unaligned-safe).
   template <class V>
   V get(std::uint64_t at) const {
@@ -57,6 +65,7 @@ class MappedFile {
   int fd_ = -1;
   const unsigned char* data_ = nullptr;
   std::uint64_t size_ = 0;
+  mutable std::uint64_t released_ = 0;
 };
 
 int dtype_size(int code) {
@@ -229,6 +238,7 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
       convert(bin.data() + at, n, path);
       at += n * std::uint64_t(item);
       consumed += n * std::uint64_t(item);
+      bin.release_before(at);
       if (out[cur].size() >= block) hand_off();
       const auto now = std::chrono::steady_clock::now();
       if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {

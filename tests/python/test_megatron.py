@@ -99,3 +99,28 @@ def test_bad_inputs(tmp_path):
     fails(tmp_path, "corpus.bin: cannot open")
     (tmp_path / "corpus.idx").unlink()
     fails(tmp_path, "corpus.idx: cannot open")
+
+
+def test_memory_stays_bounded(tmp_path):
+    """A 256 MiB .bin converts with far less resident memory than its size (the data is
+    memory-mapped and released behind the cursor; buffers are a few MB)."""
+    import struct
+    import subprocess
+    import sys
+
+    from helpers import REWARM
+
+    n_seq, T = 65536, 2048
+    with open(tmp_path / "big.idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, n_seq, n_seq + 1))
+        f.write(np.full(n_seq, T, np.int32).tobytes() + (np.arange(n_seq, dtype=np.int64) * 2 * T).tobytes())
+        f.write(np.arange(n_seq + 1, dtype=np.int64).tobytes())
+    np.random.default_rng(0).integers(0, 50000, size=n_seq * T, dtype=np.uint16).tofile(tmp_path / "big.bin")
+    probe = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    p = subprocess.run([sys.executable, "-c", probe, REWARM, "convert", "megatron", str(tmp_path / "big"), "--out",
+                        str(tmp_path / "big.h5"), "--quiet"], capture_output=True, text=True, check=True)
+    max_rss_mib = int(p.stdout) / 1024
+    assert max_rss_mib < 160, f"{max_rss_mib:.0f} MiB resident for a 256 MiB input"
+    with h5py.File(tmp_path / "big.h5", "r") as f:
+        assert f["tokens"].shape == (n_seq * T,)
