@@ -45,12 +45,14 @@ class MappedFile {
   void advise_sequential() const {
     if (size_ > 0) ::madvise(const_cast<unsigned char*>(data_), size_, MADV_SEQUENTIAL);
   }
-  // Drops the pages before byte `end` from this process (they stay in the page cache): the
-  // resident size stays bounded however large the file.
-  void release_before(std::uint64_t end) const {
-    const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE)), upto = end / page * page;
-    if (upto > released_) ::madvise(const_cast<unsigned char*>(data_) + released_, upto - released_, MADV_DONTNEED);
-    released_ = std::max(released_, upto);
+  // Drops the pages of bytes [begin, end) from this process (they stay in the page cache), so
+  // the resident size stays bounded however large the file. `mark` remembers how far a region
+  // was released already.
+  void release(std::uint64_t begin, std::uint64_t end, std::uint64_t& mark) const {
+    const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t from = std::max(mark, (begin + page - 1) / page * page), upto = end / page * page;
+    if (upto > from) ::madvise(const_cast<unsigned char*>(data_) + from, upto - from, MADV_DONTNEED);
+    mark = std::max(mark, upto);
   }
   // Little-endian value of type V at byte offset `at` (unaligned-safe).
   template <class V>
@@ -65,7 +67,6 @@ class MappedFile {
   int fd_ = -1;
   const unsigned char* data_ = nullptr;
   std::uint64_t size_ = 0;
-  mutable std::uint64_t released_ = 0;
 };
 
 int dtype_size(int code) {
@@ -223,9 +224,11 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
   auto last = t0;
   std::uint64_t consumed = 0;
   std::vector<unsigned char> carry;
+  std::uint64_t sizes_released = 0, docs_released = 0;
   for (const auto& path : bin_paths) {
     MappedFile bin(path);
     bin.advise_sequential();
+    std::uint64_t bin_released = 0;
     std::uint64_t at = 0;
     if (!carry.empty()) {  // the rest of a token that the previous file began
       const auto take = std::min<std::uint64_t>(std::uint64_t(item) - carry.size(), bin.size());
@@ -238,7 +241,9 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
       convert(bin.data() + at, n, path);
       at += n * std::uint64_t(item);
       consumed += n * std::uint64_t(item);
-      bin.release_before(at);
+      bin.release(0, at, bin_released);
+      idx.release(sizes_at, sizes_at + 4 * seq, sizes_released);  // walked once, in order
+      idx.release(docs_at, docs_at + 8 * doc, docs_released);
       if (out[cur].size() >= block) hand_off();
       const auto now = std::chrono::steady_clock::now();
       if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
@@ -293,6 +298,8 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
   for (std::uint64_t j = 1; j < D; ++j)
     if (idx.get<std::int64_t>(docs_at + 8 * j) < idx.get<std::int64_t>(docs_at + 8 * (j - 1)))
       fail(idx_path, "document index decreases at entry " + std::to_string(j));
+  std::uint64_t validated = 0;
+  idx.release(0, idx.size(), validated);  // the streaming pass pages in what it needs again
   std::uint64_t bin_bytes = 0;
   for (const auto& b : bin_paths) {
     std::error_code ec;
