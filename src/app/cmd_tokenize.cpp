@@ -57,9 +57,7 @@ void tokenize_line(const BpeTokenizer& tok, const std::string& field, const std:
 }
 
 template <class Out>
-void run(const TokenizeOptions& o, const BpeTokenizer& tok, h5::File& f) {
-  const std::uint32_t eod = tok.token_id(o.eod);
-  const Index vocab = std::max<Index>(o.vocab_size, tok.vocab_size());
+void run(const TokenizeOptions& o, const BpeTokenizer& tok, std::uint32_t eod, Index vocab, h5::File& f) {
   h5::AppendWriter<Out> tokens(f, "/tokens", o.chunk, o.deflate);
   h5::AppendWriter<std::int64_t> offsets(f, "/document_offsets", 1 << 16, o.deflate);
   const std::int64_t zero = 0;
@@ -146,21 +144,22 @@ void register_tokenize(CLI::App& app) {
   cmd->callback([o] {
     const auto tok = BpeTokenizer::from_file(o->tokenizer);
     const Index vocab = std::max<Index>(o->vocab_size, tok.vocab_size());
+    const std::uint32_t eod = tok.token_id(o->eod);
     AtomicFile file(o->out);
     {
       h5::File f(file.tmp(), h5::File::Create);
       f.set_attr("format", std::string("rewarm-tokens"));
       f.set_attr("format_version", std::int64_t(1));
       f.set_attr("vocab_size", std::int64_t(vocab));
-      f.set_attr("eod_token", std::int64_t(tok.token_id(o->eod)));
+      f.set_attr("eod_token", std::int64_t(eod));
       f.set_attr("tokenizer", tok.fingerprint());
       std::string src = "tokenize";
       for (const auto& p : o->inputs) src += " " + p;
       f.set_attr("source", src);
       if (vocab <= 65536)
-        run<std::uint16_t>(*o, tok, f);
+        run<std::uint16_t>(*o, tok, eod, vocab, f);
       else
-        run<std::uint32_t>(*o, tok, f);
+        run<std::uint32_t>(*o, tok, eod, vocab, f);
     }
     file.commit();
   });

@@ -62,10 +62,10 @@ ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T*
 
 template <class T>
 Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
-    : params("rewarm::params", ParamLayout(cfg).total),
-      grads("rewarm::grads", ParamLayout(cfg).total),
-      cfg_(cfg),
+    : cfg_(cfg),
       layout_(cfg),
+      params("rewarm::params", layout_.total),
+      grads("rewarm::grads", layout_.total),
       B_(batch),
       T_(seq_len),
       P_(bind_tensors(layout_, cfg, params.data())),

@@ -27,6 +27,9 @@ ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T*
 
 template <class T>
 class Gpt {
+  ModelConfig cfg_;
+  ParamLayout layout_;  // before the buffers it sizes
+
  public:
   // Activations are sized for `batch` sequences of `seq_len` tokens.
   Gpt(const ModelConfig& cfg, Index batch, Index seq_len);
@@ -51,8 +54,6 @@ class Gpt {
   };
   void backward(const View1<int32_t>& ids);
 
-  ModelConfig cfg_;
-  ParamLayout layout_;
   Index B_, T_;
   ModelTensors<T> P_, G_;
   layers::RotaryTables rope_;
