@@ -10,13 +10,15 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <future>
 #include <memory>
+#include <optional>
 #include <type_traits>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/background_writer.hpp"
 #include "io/hdf5.hpp"
+#include "io/streaming_io.hpp"
 
 namespace rewarm {
 namespace {
@@ -42,9 +44,6 @@ class MappedFile {
   }
   std::uint64_t size() const { return size_; }
   const unsigned char* data() const { return data_; }
-  void advise_sequential() const {
-    if (size_ > 0) ::madvise(const_cast<unsigned char*>(data_), size_, MADV_SEQUENTIAL);
-  }
   // Drops the pages of bytes [begin, end) from this process (they stay in the page cache), so
   // the resident size stays bounded however large the file. `mark` remembers how far a region
   // was released already.
@@ -86,16 +85,9 @@ int dtype_size(int code) {
   }
 }
 
-// Appends raw tokens of type In (a run inside one sequence) to `out` as Out, checking that
-// every id lies in [0, vocab). Returns the index of the first bad token, or count if none.
-template <class In, class Out>
-std::size_t append_run(const unsigned char* raw, std::size_t count, std::int64_t vocab, std::vector<Out>& out) {
-  thread_local std::vector<In> in;
-  in.resize(count);
-  std::memcpy(in.data(), raw, count * sizeof(In));  // aligned and typed: the loop below vectorises
-  const std::size_t base = out.size();
-  out.resize(base + count);
-  Out* dst = out.data() + base;
+// Index of the first id in in[0, count) outside [0, vocab), or count if there is none.
+template <class In>
+std::size_t first_bad(const In* in, std::size_t count, std::int64_t vocab) {
   auto bad = [vocab](In v) {
     if constexpr (std::is_signed_v<In>) {
       if (v < 0) return true;
@@ -103,148 +95,172 @@ std::size_t append_run(const unsigned char* raw, std::size_t count, std::int64_t
     return static_cast<std::int64_t>(v) >= vocab;
   };
   In lo = 0, hi = 0;
-  for (std::size_t i = 0; i < count; ++i) {
+  for (std::size_t i = 0; i < count; ++i) {  // branch-free: vectorises
     lo = in[i] < lo ? in[i] : lo;
     hi = in[i] > hi ? in[i] : hi;
-    dst[i] = static_cast<Out>(in[i]);
   }
   if (!bad(lo) && !bad(hi)) return count;
   for (std::size_t i = 0;; ++i)  // rare: find the culprit for the error message
     if (bad(in[i])) return i;
 }
 
-template <class Out>
-std::size_t append_run(int code, const unsigned char* raw, std::size_t count, std::int64_t vocab,
-                       std::vector<Out>& out) {
-  switch (code) {
-    case 1:
-      return append_run<std::uint8_t>(raw, count, vocab, out);
-    case 2:
-      return append_run<std::int8_t>(raw, count, vocab, out);
-    case 3:
-      return append_run<std::int16_t>(raw, count, vocab, out);
-    case 8:
-      return append_run<std::uint16_t>(raw, count, vocab, out);
-    case 4:
-      return append_run<std::int32_t>(raw, count, vocab, out);
-    default:
-      return append_run<std::int64_t>(raw, count, vocab, out);
+// std::allocator whose resize() leaves new elements uninitialised: a buffer about to be
+// overwritten by a read need not be zeroed first.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) {}
+  template <class U>
+  void construct(U* p) {
+    ::new (static_cast<void*>(p)) U;
   }
-}
-
-std::int64_t raw_token(int code, const unsigned char* p) {
-  std::int64_t v = 0;
-  switch (code) {
-    case 1:
-      return *p;
-    case 2:
-      return static_cast<std::int8_t>(*p);
-    case 3: {
-      std::int16_t x;
-      std::memcpy(&x, p, 2);
-      return x;
-    }
-    case 8: {
-      std::uint16_t x;
-      std::memcpy(&x, p, 2);
-      return x;
-    }
-    case 4: {
-      std::int32_t x;
-      std::memcpy(&x, p, 4);
-      return x;
-    }
-    default:
-      std::memcpy(&v, p, 8);
-      return v;
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
-}
+};
 
-// Streams the .bin tokens into /tokens (as Out) and document starts into /document_offsets,
-// walking sequences and documents alongside; returns the number of tokens written. The .bin
-// files are memory-mapped (no copy into user space; a token split across two files is joined
-// in `carry`), and each full buffer is written by a second thread while the next is filled.
-template <class Out>
+// Streams the .bin tokens (type In) into /tokens (as Out) and document starts into
+// /document_offsets, walking sequences and documents alongside; returns the number of tokens
+// written. The .bin files are read in blocks as one stream (a token split across two files is
+// joined in `carry`); each full output buffer is written by a second thread while the next
+// ones are filled.
+template <class In, class Out>
 Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::string>& bin_paths,
-                    const MegatronOptions& opt, int code, int item, std::uint64_t expected) {
+                    const MegatronOptions& opt, std::uint64_t expected) {
+  constexpr std::uint64_t item = sizeof(In);
   const auto N = idx.get<std::uint64_t>(18), D = idx.get<std::uint64_t>(26);
   const std::uint64_t sizes_at = 34, docs_at = 34 + 12 * N;
-  h5::AppendWriter<Out> tokens(f, "/tokens", opt.chunk, opt.deflate);
+  // Uncompressed tokens go straight into chunks allocated up front; compressed ones through
+  // HDF5's filters.
+  const auto total = std::int64_t(expected / item) + (opt.append_eod ? std::int64_t(D) - 1 : 0);
+  std::optional<h5::DirectWriter<Out>> direct;
+  std::optional<h5::AppendWriter<Out>> appended;
+  if (opt.deflate == 0 && total > 0) {
+    direct.emplace(f, "/tokens", total, opt.chunk);
+  } else {
+    appended.emplace(f, "/tokens", opt.chunk, opt.deflate);
+  }
   h5::AppendWriter<std::int64_t> offsets(f, "/document_offsets", 1 << 16, opt.deflate);
-  std::vector<Out> out[2];
-  std::vector<std::int64_t> starts[2];
-  int cur = 0;
-  std::int64_t base = 0;  // tokens in buffers already handed to the writer
-  std::future<void> writing;
-  auto hand_off = [&] {
-    if (writing.valid()) writing.get();  // the writer is done with the other buffer
-    writing = std::async(std::launch::async, [&tokens, &offsets, &o = out[cur], &st = starts[cur]] {
-      tokens.append(o.data(), std::int64_t(o.size()));
-      offsets.append(st.data(), std::int64_t(st.size()));
-    });
-    base += std::int64_t(out[cur].size());
-    cur ^= 1;
-    out[cur].clear();
-    starts[cur].clear();
+  std::int64_t written = 0;
+  struct Block {
+    std::vector<Out, UninitializedAllocator<Out>> tokens;
+    std::vector<std::int64_t> starts;  // of documents, in tokens from the start of /tokens
+    void clear() { tokens.clear(), starts.clear(); }
   };
+  BackgroundWriter<Block> writer(
+      [&](Block& b) {
+        const auto n = std::int64_t(b.tokens.size());
+        if (direct) {
+          direct->write(written, b.tokens.data(), n);
+        } else {
+          appended->append(b.tokens.data(), n);
+        }
+        written += n;
+        offsets.append(b.starts.data(), std::int64_t(b.starts.size()));
+      },
+      3);
+  std::int64_t emitted = 0;  // tokens put into blocks so far
   std::uint64_t seq = 0, doc = 1;
   std::int64_t left = N ? idx.get<std::int32_t>(sizes_at) : 0;  // tokens left in sequence `seq`
   auto close_documents = [&] {                                  // documents that end where sequence `seq` starts
     while (doc < D && std::uint64_t(idx.get<std::int64_t>(docs_at + 8 * doc)) == seq) {
-      if (opt.append_eod) out[cur].push_back(Out(opt.eod_token));
-      starts[cur].push_back(base + std::int64_t(out[cur].size()));  // the last one: total tokens
+      Block& b = writer.current();
+      if (opt.append_eod) b.tokens.push_back(Out(opt.eod_token)), ++emitted;
+      b.starts.push_back(emitted);  // the last one: total tokens
       ++doc;
     }
   };
-  auto next_sequences = [&] {  // past every finished (or empty) sequence
-    while (seq < N && left == 0) {
-      ++seq;
-      close_documents();
-      if (seq < N) left = idx.get<std::int32_t>(sizes_at + 4 * seq);
+  // Past the next n tokens of the .bin, closing the sequences and documents that end there.
+  auto advance = [&](std::int64_t n) {
+    for (;;) {
+      const std::int64_t take = std::min(n, left);
+      left -= take;
+      emitted += take;
+      n -= take;
+      while (seq < N && left == 0) {
+        ++seq;
+        close_documents();
+        if (seq < N) left = idx.get<std::int32_t>(sizes_at + 4 * seq);
+      }
+      if (n == 0 || seq == N) return;
     }
   };
-  starts[cur].push_back(0);
+  writer.current().starts.push_back(0);
   close_documents();  // empty documents before the first sequence
-  next_sequences();
-  // n tokens at p: one run per (part of a) sequence
-  auto convert = [&](const unsigned char* p, std::size_t n, const std::string& file) {
+  advance(0);
+  auto bad_token = [&](std::int64_t id, const std::string& file) {
+    fail(file, "token id " + std::to_string(id) + " in sequence " + std::to_string(seq) + " is not below --vocab-size " +
+                   std::to_string(opt.vocab_size));
+  };
+  // Copies n tokens at p into the current block as Out, one run per (part of a) sequence, so
+  // that EODs go between documents.
+  auto convert = [&](const In* p, std::size_t n, const std::string& file) {
     for (std::size_t i = 0; i < n;) {
       const std::size_t take = std::min<std::size_t>(std::size_t(left), n - i);
-      const std::size_t ok = append_run(code, p + i * item, take, opt.vocab_size, out[cur]);
-      if (ok < take)
-        fail(file, "token id " + std::to_string(raw_token(code, p + (i + ok) * item)) + " in sequence " +
-                       std::to_string(seq) + " is not below --vocab-size " + std::to_string(opt.vocab_size));
+      const std::size_t ok = first_bad(p + i, take, opt.vocab_size);
+      if (ok < take) advance(std::int64_t(ok)), bad_token(std::int64_t(p[i + ok]), file);
+      auto& out = writer.current().tokens;
+      const std::size_t old = out.size();
+      out.resize(old + take);
+      std::copy(p + i, p + i + take, out.data() + old);  // converts to Out
       i += take;
-      left -= std::int64_t(take);
-      next_sequences();
+      advance(std::int64_t(take));
     }
   };
+  // Tokens of the .bin are the output's bytes when the types agree and no EOD goes between
+  // documents: read them straight into the block, check them there.
+  constexpr bool in_place = std::is_same_v<In, Out>;
+  const bool read_in_place = in_place && !opt.append_eod;
   const std::size_t block = std::size_t(1) << 22;  // tokens per buffer
+  std::vector<In> in(read_in_place ? 0 : block);
   const auto t0 = std::chrono::steady_clock::now();
   auto last = t0;
   std::uint64_t consumed = 0;
-  std::vector<unsigned char> carry;
+  unsigned char carry[item];  // the first bytes of a token that continues in the next file
+  std::uint64_t carried = 0;
   std::uint64_t sizes_released = 0, docs_released = 0;
   for (const auto& path : bin_paths) {
-    MappedFile bin(path);
-    bin.advise_sequential();
-    std::uint64_t bin_released = 0;
+    SequentialReader bin(path);
     std::uint64_t at = 0;
-    if (!carry.empty()) {  // the rest of a token that the previous file began
-      const auto take = std::min<std::uint64_t>(std::uint64_t(item) - carry.size(), bin.size());
-      carry.insert(carry.end(), bin.data(), bin.data() + take);
-      at = take;
-      if (carry.size() == std::size_t(item)) convert(carry.data(), 1, path), carry.clear();
+    if (carried > 0) {
+      at = std::min(item - carried, bin.size());
+      bin.read(0, at, carry + carried);
+      carried += at;
+      if (carried == item) {
+        In v;
+        std::memcpy(&v, carry, item);
+        convert(&v, 1, path);
+        carried = 0;
+      }
     }
-    while (bin.size() - at >= std::uint64_t(item)) {
+    while (bin.size() - at >= item) {
       const std::size_t n = std::size_t(std::min<std::uint64_t>(block, (bin.size() - at) / item));
-      convert(bin.data() + at, n, path);
-      at += n * std::uint64_t(item);
-      consumed += n * std::uint64_t(item);
-      bin.release(0, at, bin_released);
+      if constexpr (in_place) {
+        if (read_in_place) {
+          auto& out = writer.current().tokens;
+          const std::size_t old = out.size();
+          out.resize(old + n);
+          bin.read(at, n * item, out.data() + old);
+          const std::size_t ok = first_bad(out.data() + old, n, opt.vocab_size);
+          if (ok < n) advance(std::int64_t(ok)), bad_token(std::int64_t(out[old + ok]), path);
+          advance(std::int64_t(n));
+        }
+      }
+      if (!read_in_place) {
+        bin.read(at, n * item, in.data());
+        convert(in.data(), n, path);
+      }
+      at += n * item;
+      consumed += n * item;
       idx.release(sizes_at, sizes_at + 4 * seq, sizes_released);  // walked once, in order
       idx.release(docs_at, docs_at + 8 * doc, docs_released);
-      if (out[cur].size() >= block) hand_off();
+      if (writer.current().tokens.size() >= block) writer.hand_off();
       const auto now = std::chrono::steady_clock::now();
       if (opt.progress && std::chrono::duration<double>(now - last).count() > 1) {
         const double s = std::chrono::duration<double>(now - t0).count();
@@ -253,13 +269,34 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
         last = now;
       }
     }
-    carry.insert(carry.end(), bin.data() + at, bin.data() + bin.size());
+    bin.read(at, bin.size() - at, carry + carried);
+    carried += bin.size() - at;
   }
-  if (!carry.empty()) fail(bin_paths.back(), "ends inside a token");
-  hand_off();
-  writing.get();
+  if (carried > 0) fail(bin_paths.back(), "ends inside a token");
+  writer.finish();
+  if (written != total) throw Error("convert megatron: wrote " + std::to_string(written) + " tokens, expected " +
+                                    std::to_string(total) + " (a bug)");
   if (opt.progress) std::fprintf(stderr, "\rconvert megatron: %.2f GB done%30s\n", consumed / 1e9, "");
-  return tokens.size();
+  return written;
+}
+
+template <class Out>
+Index stream_tokens(int code, h5::File& f, const MappedFile& idx, const std::vector<std::string>& bin_paths,
+                    const MegatronOptions& opt, std::uint64_t expected) {
+  switch (code) {
+    case 1:
+      return stream_tokens<std::uint8_t, Out>(f, idx, bin_paths, opt, expected);
+    case 2:
+      return stream_tokens<std::int8_t, Out>(f, idx, bin_paths, opt, expected);
+    case 3:
+      return stream_tokens<std::int16_t, Out>(f, idx, bin_paths, opt, expected);
+    case 8:
+      return stream_tokens<std::uint16_t, Out>(f, idx, bin_paths, opt, expected);
+    case 4:
+      return stream_tokens<std::int32_t, Out>(f, idx, bin_paths, opt, expected);
+    default:
+      return stream_tokens<std::int64_t, Out>(f, idx, bin_paths, opt, expected);
+  }
 }
 
 }  // namespace
@@ -325,9 +362,9 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
     f.set_attr("tokenizer", opt.tokenizer);
     f.set_attr("source", "megatron " + idx_path + (opt.append_eod ? " (EOD appended)" : ""));
     if (opt.vocab_size > 65536) {
-      sum.tokens = stream_tokens<std::uint32_t>(f, idx, bin_paths, opt, code, item, expected);
+      sum.tokens = stream_tokens<std::uint32_t>(code, f, idx, bin_paths, opt, expected);
     } else {
-      sum.tokens = stream_tokens<std::uint16_t>(f, idx, bin_paths, opt, code, item, expected);
+      sum.tokens = stream_tokens<std::uint16_t>(code, f, idx, bin_paths, opt, expected);
     }
     sum.sequences = Index(N);
     sum.documents = Index(D) - 1;

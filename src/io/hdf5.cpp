@@ -1,10 +1,16 @@
 #include "io/hdf5.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <typeinfo>
 
 #include "core/error.hpp"
+#include "io/streaming_io.hpp"
 
 namespace rewarm::h5 {
 
@@ -246,6 +252,74 @@ void AppendWriter<T>::append(const T* data, std::int64_t count) {
   size_ += count;
 }
 
+template <class T>
+DirectWriter<T>::DirectWriter(File& file, const std::string& name, std::int64_t size, std::int64_t chunk)
+    : where_(file.path() + ": '" + name + "'"), size_(size), chunk_(std::min(chunk, size)) {
+  if (size <= 0 || chunk <= 0) throw Error(where_ + ": a direct writer needs a positive size and chunk");
+  // A fixed-size dataset in the HDF5 1.10 format indexes its chunks with one fixed array,
+  // allocated apart, so the chunks lie back to back (the 1.8 B-tree interleaves its nodes).
+  if (H5Fset_libver_bounds(file.id(), H5F_LIBVER_V110, H5F_LIBVER_V110) < 0)
+    throw Error(where_ + ": cannot select the HDF5 1.10 file format");
+  hsize_t dims = hsize_t(size), c = hsize_t(chunk_);
+  Id space(H5Screate_simple(1, &dims, nullptr), H5Sclose);
+  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_chunk(dcpl, 1, &c);
+  H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);  // every chunk has its place in the file now
+  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);    // ... which write() fills, once
+  dataset_ = Id(H5Dcreate2(file.id(), name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
+  if (dataset_ < 0) throw Error(where_ + ": cannot create dataset");
+  // HDF5 1.10 finds a chunk's address by walking its index (linear time), so look up only the
+  // first and the last: allocated in order, back to back, they make one extent of the file.
+  const std::int64_t last = (size_ - 1) / chunk_;
+  base_ = chunk_address(0);
+  if (chunk_address(last) != base_ + std::uint64_t(last * chunk_) * sizeof(T)) return;  // write() asks HDF5
+  fd_ = ::open(file.path().c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0) throw Error(where_ + ": cannot open for writing: " + std::strerror(errno));
+  behind_ = std::make_unique<WriteBehind>(fd_);
+}
+
+template <class T>
+DirectWriter<T>::~DirectWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+template <class T>
+std::uint64_t DirectWriter<T>::chunk_address(std::int64_t c) const {
+  hsize_t coord = hsize_t(c * chunk_), bytes = 0;
+  haddr_t address = HADDR_UNDEF;
+  unsigned filters = 0;
+  if (H5Dget_chunk_info_by_coord(dataset_, &coord, &filters, &address, &bytes) < 0 || address == HADDR_UNDEF)
+    throw Error(where_ + ": chunk " + std::to_string(c) + " was not allocated");
+  return std::uint64_t(address);
+}
+
+template <class T>
+void DirectWriter<T>::write(std::int64_t first, const T* data, std::int64_t count) {
+  if (first < 0 || count < 0 || first + count > size_)
+    throw Error(where_ + ": elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                ") lie outside the dataset's " + std::to_string(size_));
+  if (count == 0) return;
+  if (fd_ < 0) {  // chunks not back to back: HDF5 places them
+    hsize_t off = hsize_t(first), n = hsize_t(count);
+    Id fs(H5Dget_space(dataset_), H5Sclose);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, nullptr, &n, nullptr);
+    Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    if (H5Dwrite(dataset_, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) throw Error(where_ + ": write failed");
+    return;
+  }
+  const auto* bytes = reinterpret_cast<const char*>(data);
+  const std::uint64_t at = base_ + std::uint64_t(first) * sizeof(T), total = std::uint64_t(count) * sizeof(T);
+  for (std::uint64_t done = 0; done < total;) {
+    const ssize_t put = ::pwrite(fd_, bytes + done, total - done, off_t(at + done));
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) throw Error(where_ + ": write failed: " + std::strerror(errno));
+    done += std::uint64_t(put);
+  }
+  behind_->written(at + total);
+}
+
 #define REWARM_H5_INSTANTIATE(T)                                                                                   \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
   template std::vector<T> File::read<T>(const std::string&) const;                                                 \
@@ -259,5 +333,7 @@ REWARM_H5_INSTANTIATE(std::uint16_t)
 template class AppendWriter<std::uint16_t>;
 template class AppendWriter<std::uint32_t>;
 template class AppendWriter<std::int64_t>;
+template class DirectWriter<std::uint16_t>;
+template class DirectWriter<std::uint32_t>;
 
 }  // namespace rewarm::h5

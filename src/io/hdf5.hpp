@@ -4,8 +4,13 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace rewarm {
+class WriteBehind;
+}
 
 namespace rewarm::h5 {
 
@@ -61,6 +66,7 @@ class File {
   std::vector<std::string> list(const std::string& group) const;  // member names
 
   void flush();
+  hid_t id() const { return file_; }
   // chunk_cache_bytes > 0: HDF5's chunk cache for this dataset (the default is 1 MiB).
   Id open_dataset(const std::string& name, std::size_t chunk_cache_bytes = 0) const;
 
@@ -97,6 +103,35 @@ class AppendWriter {
   std::string where_;
   Id dataset_;
   std::int64_t size_ = 0;
+};
+
+// A 1-D chunked, uncompressed dataset of known length, written straight into the file: HDF5
+// allocates every chunk when the dataset is created, back to back, and write() puts elements
+// at their file offsets with pwrite, with write-behind (if the chunks are not one extent,
+// write() falls back to H5Dwrite). HDF5's own data path copies each chunk through its chunk cache and leaves the
+// writeback to the end; for a streaming conversion this path is the difference between
+// half and a third of the disk's read rate (bench/RESULTS.md). Nothing else may write the
+// dataset while this writer exists.
+template <class T>
+class DirectWriter {
+ public:
+  DirectWriter(File& file, const std::string& name, std::int64_t size, std::int64_t chunk);
+  ~DirectWriter();
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+  // Elements [first, first + count) from `data`; write-behind assumes increasing `first`.
+  void write(std::int64_t first, const T* data, std::int64_t count);
+  std::int64_t size() const { return size_; }
+  bool direct() const { return fd_ >= 0; }  // false: the chunks are not one extent; H5Dwrite is used
+
+ private:
+  std::uint64_t chunk_address(std::int64_t c) const;  // file offset of chunk c
+  std::string where_;
+  Id dataset_;
+  std::int64_t size_, chunk_;
+  std::uint64_t base_ = 0;  // file offset of element 0
+  int fd_ = -1;             // -1: the chunks are not one extent
+  std::unique_ptr<WriteBehind> behind_;
 };
 
 }  // namespace rewarm::h5

@@ -35,3 +35,20 @@ def write_indexed(prefix, documents, dtype=np.uint16, split_bin=None):
         with open(paths[-1], "wb") as f:
             f.write(data[i * step : (i + 1) * step])
     return paths
+
+
+def write_pythia_like(prefix, sequences, seq_len=2049, vocab=50304, seed=0):
+    """A large dataset in Pythia's layout (uint16, one document per seq_len-token sequence, the
+    .bin written in 64 MiB pieces), for benchmarks: 262 016 sequences make 1 GiB."""
+    rng = np.random.default_rng(seed)
+    sizes = np.full(sequences, seq_len, dtype=np.int32)
+    pointers = np.arange(sequences, dtype=np.int64) * seq_len * 2
+    with open(f"{prefix}.idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, CODES[np.uint16], sequences, sequences + 1))
+        f.write(sizes.tobytes() + pointers.tobytes() + np.arange(sequences + 1, dtype=np.int64).tobytes())
+    with open(f"{prefix}.bin", "wb") as f:
+        left = sequences * seq_len
+        while left > 0:
+            n = min(left, 1 << 25)
+            f.write(rng.integers(0, vocab, n, dtype=np.uint16).tobytes())
+            left -= n

@@ -36,17 +36,26 @@ def test_tokens_and_document_offsets(tmp_path, dtype):
         np.testing.assert_array_equal(f["document_offsets"][:], starts)
 
 
-def test_append_eod_split_bins_and_compression(tmp_path):
+@pytest.mark.parametrize("dtype,vocab,eod,compress", [
+    (np.int32, 70000, True, 4),    # uint32 output through HDF5's gzip filter
+    (np.int32, 70000, True, 0),    # uint32 output written straight into its chunks
+    (np.uint16, 60000, False, 0),  # .bin bytes read in place, tokens split across .bin files
+    (np.uint16, 60000, True, 0),
+])
+def test_split_bins_eod_and_compression(tmp_path, dtype, vocab, eod, compress):
     rng = np.random.default_rng(0)
-    docs = [[list(rng.integers(1, 70000, size=int(rng.integers(0, 50)))) for _ in range(int(rng.integers(1, 4)))]
+    docs = [[list(rng.integers(1, vocab, size=int(rng.integers(0, 50)))) for _ in range(int(rng.integers(1, 4)))]
             for _ in range(200)]
-    bins = write_indexed(tmp_path / "document", docs, np.int32, split_bin=3)
+    bins = write_indexed(tmp_path / "document", docs, dtype, split_bin=3)
+    if dtype == np.uint16:
+        assert any(os.path.getsize(b) % 2 for b in bins)  # a token begins in one file, ends in the next
+    extra = (["--append-eod", "--eod", 0] if eod else []) + (["--compress", compress] if compress else [])
     rewarm("convert", "megatron", tmp_path / "document", "--bin", *bins, "--out", tmp_path / "c.h5",
-           "--vocab-size", 70000, "--append-eod", "--eod", 0, "--compress", 4, "--chunk", 1000, "--quiet")
-    tokens, starts = flat(docs, eod=0)
+           "--vocab-size", vocab, "--chunk", 1000, "--quiet", *extra)
+    tokens, starts = flat(docs, eod=0 if eod else None)
     with h5py.File(tmp_path / "c.h5", "r") as f:
-        assert f["tokens"].dtype == np.uint32  # vocab above 65536
-        assert f["tokens"].compression == "gzip" and f["tokens"].chunks == (1000,)
+        assert f["tokens"].dtype == (np.uint32 if vocab > 65536 else np.uint16)
+        assert f["tokens"].compression == ("gzip" if compress else None) and f["tokens"].chunks == (1000,)
         np.testing.assert_array_equal(f["tokens"][:], tokens)
         np.testing.assert_array_equal(f["document_offsets"][:], starts)
     out = rewarm("info", tmp_path / "c.h5").stdout
@@ -102,8 +111,9 @@ def test_bad_inputs(tmp_path):
 
 
 def test_memory_stays_bounded(tmp_path):
-    """A 256 MiB .bin converts with far less resident memory than its size (the data is
-    memory-mapped and released behind the cursor; buffers are a few MB)."""
+    """A 256 MiB .bin converts with far less resident memory than its size (it is read in
+    blocks of a few MB, and the page cache is released behind the cursor), into exactly its
+    tokens."""
     import struct
     import subprocess
     import sys
@@ -115,7 +125,8 @@ def test_memory_stays_bounded(tmp_path):
         f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, n_seq, n_seq + 1))
         f.write(np.full(n_seq, T, np.int32).tobytes() + (np.arange(n_seq, dtype=np.int64) * 2 * T).tobytes())
         f.write(np.arange(n_seq + 1, dtype=np.int64).tobytes())
-    np.random.default_rng(0).integers(0, 50000, size=n_seq * T, dtype=np.uint16).tofile(tmp_path / "big.bin")
+    tokens = np.random.default_rng(0).integers(0, 50000, size=n_seq * T, dtype=np.uint16)
+    tokens.tofile(tmp_path / "big.bin")
     probe = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     p = subprocess.run([sys.executable, "-c", probe, REWARM, "convert", "megatron", str(tmp_path / "big"), "--out",
@@ -123,4 +134,5 @@ def test_memory_stays_bounded(tmp_path):
     max_rss_mib = int(p.stdout) / 1024
     assert max_rss_mib < 160, f"{max_rss_mib:.0f} MiB resident for a 256 MiB input"
     with h5py.File(tmp_path / "big.h5", "r") as f:
-        assert f["tokens"].shape == (n_seq * T,)
+        np.testing.assert_array_equal(f["tokens"][:], tokens)
+        np.testing.assert_array_equal(f["document_offsets"][:], np.arange(n_seq + 1) * T)

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
@@ -145,4 +146,36 @@ TEST_CASE("metrics drop the steps a resumed run redoes", "[io]") {
   CHECK(f.read<double>("/train/loss").back() == 0.3);
   CHECK(f.read<std::int64_t>("/eval/up/step") == std::vector<std::int64_t>{0, 4});
   CHECK(f.attr_string("format") == "rewarm-metrics");
+}
+
+TEST_CASE("direct writer: pieces of any size land where HDF5 reads them back", "[io]") {
+  const auto dir = tmpdir("direct");
+  std::mt19937 rng(3);
+  for (const std::int64_t chunk : {1, 7, 64, 5000}) {
+    for (const std::int64_t size : {1, 100, 10007}) {
+      const auto path = dir + "/d.h5";
+      std::vector<std::uint16_t> want(static_cast<std::size_t>(size));
+      for (auto& v : want) v = std::uint16_t(rng());
+      {
+        h5::File f(path, h5::File::Create);
+        h5::AppendWriter<std::int64_t> before(f, "/before", 4, 0);  // other datasets around it
+        h5::DirectWriter<std::uint16_t> w(f, "/tokens", size, chunk);
+        h5::AppendWriter<std::int64_t> after(f, "/after", 4, 0);
+        CHECK(w.direct());  // HDF5 1.10's fixed-array index keeps the chunks in one extent
+        for (std::int64_t at = 0; at < size;) {
+          const std::int64_t n = std::min<std::int64_t>(size - at, 1 + std::int64_t(rng() % 3000));
+          w.write(at, want.data() + at, n);
+          const std::int64_t marks[2] = {at, n};
+          before.append(marks, 2);
+          after.append(marks, 1);
+          at += n;
+        }
+        REQUIRE_THROWS_WITH(w.write(size - 1, want.data(), 2), Catch::Contains("outside the dataset"));
+      }
+      h5::File f(path, h5::File::ReadOnly);
+      CHECK(f.shape("/tokens") == std::vector<std::int64_t>{size});
+      CHECK(f.read<std::uint16_t>("/tokens") == want);
+      CHECK(f.read<std::int64_t>("/after").front() == 0);
+    }
+  }
 }
