@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Megatron conversion and shard reading against the sequential read rate of the same disk,
 # measured in the same run. Each round drops the page cache (needs root) before each command,
-# and runs, in turn: dd read of the .bin; a plain copy of it (dd, fsync); rewarm convert megatron;
-# dd read of the shard; every window of the shard read in order through rewarm's data loader.
+# and runs, in turn: dd read of the .bin; two plain copies of it with dd (through the page cache,
+# and with O_DIRECT writes; both fsync'd): what a conversion, which writes as many bytes as it
+# reads, could hope for; rewarm convert megatron; dd read of the shard; every window of the shard
+# read in order through rewarm's data loader (`rewarm bench --read-only`, process start included).
 # The disk of a cloud VM changes speed from minute to minute, so rounds interleave the commands
 # and the medians are compared.
 # Usage, from the repository root after scripts/setup.sh:
@@ -47,30 +49,36 @@ ms() {  # milliseconds that a command takes, from a cold page cache
 }
 bytes=$(stat -L -c %s pile.bin)
 echo "== $(date -u '+%F %H:%M') UTC, $(uname -n), $(nproc) cores; $rewarm; $rounds rounds; .bin $bytes bytes on $(df --output=source . | tail -1)"
-printf '%-6s %10s %10s %10s %10s %10s\n' round dd-read copy convert dd-shard loader
+printf '%-6s %10s %10s %10s %10s %10s %10s\n' round dd-read copy direct-copy convert dd-shard loader
 table=$(mktemp)
 for r in $(seq "$rounds"); do
   a=$(ms dd if=pile.bin of=/dev/null bs=16M)
   b=$(ms dd if=pile.bin of=copy.bin bs=16M conv=fsync)
-  rm -f copy.bin
-  c=$(ms "$rewarm" convert megatron pile --out pile.h5 --quiet)
-  d=$(ms dd if=pile.h5 of=/dev/null bs=16M)
-  e=$(ms "$rewarm" bench read.toml --read-only)
-  printf '%-6s %8s ms %7s ms %7s ms %7s ms %7s ms\n' "$r" "$a" "$b" "$c" "$d" "$e"
-  echo "$a $b $c $d $e" >>"$table"
+  rm -f copy.bin  # every command writes a new file: replacing one would time the deletion too
+  c=$(ms dd if=pile.bin of=copy.bin bs=16M oflag=direct conv=fsync)
+  rm -f copy.bin pile.h5
+  d=$(ms "$rewarm" convert megatron pile --out pile.h5 --quiet)
+  e=$(ms dd if=pile.h5 of=/dev/null bs=16M)
+  f=$(ms "$rewarm" bench read.toml --read-only)
+  printf '%-6s %7s ms %7s ms %7s ms %7s ms %7s ms %7s ms\n' "$r" "$a" "$b" "$c" "$d" "$e" "$f"
+  echo "$a $b $c $d $e $f" >>"$table"
 done
 # medians, and rates as a share of the median dd read rate
 awk -v bytes="$bytes" -v n="$rounds" '
-  { for (i = 1; i <= 5; ++i) v[i, NR] = $i }
+  { for (i = 1; i <= 6; ++i) v[i, NR] = $i }
   END {
-    split("dd-read copy convert dd-shard loader", name, " ")
-    for (i = 1; i <= 5; ++i) {
+    split("dd-read copy direct-copy convert dd-shard loader", name, " ")
+    for (i = 1; i <= 6; ++i) {
       for (j = 1; j <= n; ++j) s[j] = v[i, j]
       for (j = 1; j <= n; ++j) for (k = j + 1; k <= n; ++k) if (s[k] < s[j]) { t = s[j]; s[j] = s[k]; s[k] = t }
       med[i] = (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
     }
-    printf "median  %s ms read, %s ms copy, %s ms convert, %s ms shard dd, %s ms loader\n", med[1], med[2], med[3], med[4], med[5]
-    for (i = 1; i <= 5; ++i)
-      printf "%-9s %6.2f GB/s = %3.0f%% of dd read\n", name[i], bytes / med[i] / 1e6, 100 * med[1] / med[i]
+    printf "medians:\n"
+    for (i = 1; i <= 6; ++i)
+      printf "%-11s %5d ms %6.2f GB/s = %3.0f%% of dd read\n", name[i], med[i], bytes / med[i] / 1e6, 100 * med[1] / med[i]
+    for (j = 1; j <= n; ++j) s[j] = v[1, j] / v[4, j]  # the disk drifts: also compare within each round
+    for (j = 1; j <= n; ++j) for (k = j + 1; k <= n; ++k) if (s[k] < s[j]) { t = s[j]; s[j] = s[k]; s[k] = t }
+    printf "convert rate / dd read rate of the same round: median %.0f%%, range %.0f%%-%.0f%%\n",
+      100 * ((n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2), 100 * s[1], 100 * s[n]
   }' "$table"
-rm -f "$table"
+rm -f "$table" copy.bin
