@@ -1,9 +1,13 @@
-// safetensors validation, checkpoint round trip and atomicity, metrics series.
+// safetensors validation, checkpoint round trip and atomicity, metrics series, direct chunk
+// writes, the background writer.
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 
+#include "core/error.hpp"
+#include "io/background_writer.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 #include "io/metrics.hpp"
@@ -178,4 +182,36 @@ TEST_CASE("direct writer: pieces of any size land where HDF5 reads them back", "
       CHECK(f.read<std::int64_t>("/after").front() == 0);
     }
   }
+}
+
+TEST_CASE("background writer: writes every buffer once, in order, and passes its errors on", "[io]") {
+  struct Buf {
+    std::vector<int> v;
+    void clear() { v.clear(); }
+  };
+  std::vector<int> seen;
+  {
+    BackgroundWriter<Buf> w([&](Buf& b) { seen.insert(seen.end(), b.v.begin(), b.v.end()); }, 2);
+    for (int i = 0; i < 1000; ++i) {
+      w.current().v.push_back(i);
+      if (i % 7 == 6) w.hand_off();
+    }
+    w.finish();
+  }
+  std::vector<int> want(1000);
+  std::iota(want.begin(), want.end(), 0);
+  CHECK(seen == want);
+
+  int calls = 0;
+  BackgroundWriter<Buf> failing(
+      [&](Buf&) {
+        if (++calls == 3) throw Error("disk full");
+      },
+      1);
+  auto run = [&] {
+    for (int i = 0; i < 100; ++i) failing.hand_off();
+    failing.finish();
+  };
+  REQUIRE_THROWS_WITH(run(), "disk full");
+  CHECK(calls == 3);  // nothing is written after the failure
 }
