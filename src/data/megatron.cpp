@@ -43,7 +43,6 @@ class MappedFile {
     if (fd_ >= 0) ::close(fd_);
   }
   std::uint64_t size() const { return size_; }
-  const unsigned char* data() const { return data_; }
   // Drops the pages of bytes [begin, end) from this process (they stay in the page cache), so
   // the resident size stays bounded however large the file. `mark` remembers how far a region
   // was released already.
