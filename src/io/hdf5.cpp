@@ -45,6 +45,23 @@ hid_t native_type<std::uint64_t>() {
 
 void File::fail(const std::string& what) const { rewarm::fail(path_, what); }
 
+// Creates dataset `name` (and the groups on its path); returns a negative id on failure.
+static hid_t create_dataset(hid_t file, const std::string& name, hid_t type, hid_t space, hid_t dcpl) {
+  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  return H5Dcreate2(file, name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT);
+}
+
+// Writes elements [first, first + count) of a 1-D dataset from `data`.
+template <class T>
+static bool write_range(hid_t dataset, std::int64_t first, std::int64_t count, const T* data) {
+  hsize_t off = hsize_t(first), n = hsize_t(count);
+  Id fs(H5Dget_space(dataset), H5Sclose);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, nullptr, &n, nullptr);
+  Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  return H5Dwrite(dataset, native_type<T>(), ms, fs, H5P_DEFAULT, data) >= 0;
+}
+
 File::File(const std::string& path, Mode mode) : path_(path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
   hid_t id;
@@ -173,15 +190,13 @@ void File::write(const std::string& name, const T* data, const std::vector<std::
   const bool chunked = chunk > 0 && dims.size() == 1;
   hsize_t unlimited = H5S_UNLIMITED;
   Id space(H5Screate_simple(int(dims.size()), dims.data(), chunked ? &unlimited : nullptr), H5Sclose);
-  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl, 1);
   Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (chunked) {
     const hsize_t c = dims[0] > 0 ? std::min<hsize_t>(hsize_t(chunk), dims[0]) : hsize_t(chunk);
     H5Pset_chunk(dcpl, 1, &c);
     if (deflate > 0) H5Pset_deflate(dcpl, unsigned(deflate));
   }
-  Id d(H5Dcreate2(file_, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
+  Id d(create_dataset(file_, name, native_type<T>(), space, dcpl), H5Dclose);
   if (d < 0) fail("cannot create dataset '" + name + "'");
   if (H5Sget_simple_extent_npoints(space) > 0 && H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail("cannot write dataset '" + name + "'");
@@ -243,12 +258,9 @@ AppendWriter<T>::AppendWriter(File& file, const std::string& name, std::int64_t 
 template <class T>
 void AppendWriter<T>::append(const T* data, std::int64_t count) {
   if (count == 0) return;
-  hsize_t old = hsize_t(size_), n = hsize_t(count), total = old + n;
+  const hsize_t total = hsize_t(size_ + count);
   if (H5Dset_extent(dataset_, &total) < 0) throw Error(where_ + ": cannot extend");
-  Id fs(H5Dget_space(dataset_), H5Sclose);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, nullptr, &n, nullptr);
-  Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  if (H5Dwrite(dataset_, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) throw Error(where_ + ": write failed");
+  if (!write_range(dataset_, size_, count, data)) throw Error(where_ + ": write failed");
   size_ += count;
 }
 
@@ -262,13 +274,11 @@ DirectWriter<T>::DirectWriter(File& file, const std::string& name, std::int64_t 
     throw Error(where_ + ": cannot select the HDF5 1.10 file format");
   hsize_t dims = hsize_t(size), c = hsize_t(chunk_);
   Id space(H5Screate_simple(1, &dims, nullptr), H5Sclose);
-  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl, 1);
   Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   H5Pset_chunk(dcpl, 1, &c);
   H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);  // every chunk has its place in the file now
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);    // ... which write() fills, once
-  dataset_ = Id(H5Dcreate2(file.id(), name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
+  dataset_ = Id(create_dataset(file.id(), name, native_type<T>(), space, dcpl), H5Dclose);
   if (dataset_ < 0) throw Error(where_ + ": cannot create dataset");
   // HDF5 1.10 finds a chunk's address by walking its index (linear time), so look up only the
   // first and the last: allocated in order, back to back, they make one extent of the file.
@@ -302,11 +312,7 @@ void DirectWriter<T>::write(std::int64_t first, const T* data, std::int64_t coun
                 ") lie outside the dataset's " + std::to_string(size_));
   if (count == 0) return;
   if (fd_ < 0) {  // chunks not back to back: HDF5 places them
-    hsize_t off = hsize_t(first), n = hsize_t(count);
-    Id fs(H5Dget_space(dataset_), H5Sclose);
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, nullptr, &n, nullptr);
-    Id ms(H5Screate_simple(1, &n, nullptr), H5Sclose);
-    if (H5Dwrite(dataset_, native_type<T>(), ms, fs, H5P_DEFAULT, data) < 0) throw Error(where_ + ": write failed");
+    if (!write_range(dataset_, first, count, data)) throw Error(where_ + ": write failed");
     return;
   }
   const auto* bytes = reinterpret_cast<const char*>(data);
