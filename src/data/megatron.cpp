@@ -214,8 +214,7 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
   };
   // Tokens of the .bin are the output's bytes when the types agree and no EOD goes between
   // documents: read them straight into the block, check them there.
-  constexpr bool in_place = std::is_same_v<In, Out>;
-  const bool read_in_place = in_place && !opt.append_eod;
+  const bool read_in_place = std::is_same_v<In, Out> && !opt.append_eod;
   const std::size_t block = std::size_t(1) << 22;  // tokens per buffer
   std::vector<In> in(read_in_place ? 0 : block);
   const auto t0 = std::chrono::steady_clock::now();
@@ -240,18 +239,15 @@ Index stream_tokens(h5::File& f, const MappedFile& idx, const std::vector<std::s
     }
     while (bin.size() - at >= item) {
       const std::size_t n = std::size_t(std::min<std::uint64_t>(block, (bin.size() - at) / item));
-      if constexpr (in_place) {
-        if (read_in_place) {
-          auto& out = writer.current().tokens;
-          const std::size_t old = out.size();
-          out.resize(old + n);
-          bin.read(at, n * item, out.data() + old);
-          const std::size_t ok = first_bad(out.data() + old, n, opt.vocab_size);
-          if (ok < n) advance(std::int64_t(ok)), bad_token(std::int64_t(out[old + ok]), path);
-          advance(std::int64_t(n));
-        }
-      }
-      if (!read_in_place) {
+      if (read_in_place) {
+        auto& out = writer.current().tokens;
+        const std::size_t old = out.size();
+        out.resize(old + n);
+        bin.read(at, n * item, out.data() + old);
+        const std::size_t ok = first_bad(out.data() + old, n, opt.vocab_size);
+        if (ok < n) advance(std::int64_t(ok)), bad_token(std::int64_t(out[old + ok]), path);
+        advance(std::int64_t(n));
+      } else {
         bin.read(at, n * item, in.data());
         convert(in.data(), n, path);
       }
