@@ -16,6 +16,7 @@
 #include "core/index.hpp"
 #include "data/bpe_tokenizer.hpp"
 #include "data/text_reader.hpp"
+#include "data/token_shard.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 
@@ -148,14 +149,9 @@ void register_tokenize(CLI::App& app) {
     AtomicFile file(o->out);
     {
       h5::File f(file.tmp(), h5::File::Create);
-      f.set_attr("format", std::string("rewarm-tokens"));
-      f.set_attr("format_version", std::int64_t(1));
-      f.set_attr("vocab_size", std::int64_t(vocab));
-      f.set_attr("eod_token", std::int64_t(eod));
-      f.set_attr("tokenizer", tok.fingerprint());
       std::string src = "tokenize";
       for (const auto& p : o->inputs) src += " " + p;
-      f.set_attr("source", src);
+      set_token_shard_attrs(f, vocab, eod, tok.fingerprint(), src);
       if (vocab <= 65536)
         run<std::uint16_t>(*o, tok, eod, vocab, f);
       else

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "data/token_shard.hpp"
 #include "io/atomic_file.hpp"
 #include "io/background_writer.hpp"
 #include "io/hdf5.hpp"
@@ -350,12 +351,8 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
   MegatronSummary sum;
   {
     h5::File f(file.tmp(), h5::File::Create);
-    f.set_attr("format", std::string("rewarm-tokens"));
-    f.set_attr("format_version", std::int64_t(1));
-    f.set_attr("vocab_size", std::int64_t(opt.vocab_size));
-    f.set_attr("eod_token", std::int64_t(opt.eod_token));
-    f.set_attr("tokenizer", opt.tokenizer);
-    f.set_attr("source", "megatron " + idx_path + (opt.append_eod ? " (EOD appended)" : ""));
+    set_token_shard_attrs(f, opt.vocab_size, opt.eod_token, opt.tokenizer,
+                          "megatron " + idx_path + (opt.append_eod ? " (EOD appended)" : ""));
     if (opt.vocab_size > 65536) {
       sum.tokens = stream_tokens<std::uint32_t>(code, f, idx, bin_paths, opt, expected);
     } else {

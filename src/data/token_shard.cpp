@@ -55,17 +55,22 @@ void TokenShard::read_tokens(Index start, Index count, std::uint32_t* out) const
   std::copy(narrow_.begin(), narrow_.end(), out);
 }
 
+void set_token_shard_attrs(h5::File& f, Index vocab_size, Index eod_token, const std::string& tokenizer,
+                           const std::string& source) {
+  f.set_attr("format", std::string("rewarm-tokens"));
+  f.set_attr("format_version", std::int64_t(1));
+  f.set_attr("vocab_size", std::int64_t(vocab_size));
+  f.set_attr("eod_token", std::int64_t(eod_token));
+  f.set_attr("tokenizer", tokenizer);
+  f.set_attr("source", source);
+}
+
 void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,
                        Index eod_token, const std::string& tokenizer, const std::string& source, double entropy_rate) {
   AtomicFile out(path);
   {
     h5::File f(out.tmp(), h5::File::Create);
-    f.set_attr("format", std::string("rewarm-tokens"));
-    f.set_attr("format_version", std::int64_t(1));
-    f.set_attr("vocab_size", std::int64_t(vocab_size));
-    f.set_attr("eod_token", std::int64_t(eod_token));
-    f.set_attr("tokenizer", tokenizer);
-    f.set_attr("source", source);
+    set_token_shard_attrs(f, vocab_size, eod_token, tokenizer, source);
     if (entropy_rate >= 0) f.set_attr("entropy_rate", entropy_rate);
     const std::vector<std::int64_t> shape{std::int64_t(tokens.size())};
     if (vocab_size <= 65536) {

@@ -39,6 +39,10 @@ class TokenShard {
   void read_tokens(Index start, Index count, std::uint32_t* out) const;  // native type, widened
 };
 
+// The root attributes that make `f` a token shard (DESIGN.md §3); /tokens is the caller's.
+void set_token_shard_attrs(h5::File& f, Index vocab_size, Index eod_token, const std::string& tokenizer,
+                           const std::string& source);
+
 // Writes a token shard (uint16 when vocab ≤ 65536, else uint32), atomically.
 void write_token_shard(const std::string& path, const std::vector<std::uint32_t>& tokens, Index vocab_size,
                        Index eod_token, const std::string& tokenizer, const std::string& source,
