@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rewarm needs from Debian/Ubuntu packages (only what is missing), then
-# configures and builds it into build/. `--tests` also installs the Python test oracles.
+# configures and builds it into build/. `--tests` also installs the Python test oracles and a
+# SLURM that scripts/slurm_local.sh runs on this machine to test jobscripts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,8 @@ packages=(cmake g++ make pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
           libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libicu-dev libzstd-dev catch2)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-pandas python3-torch zstd)
+  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-pandas python3-torch zstd
+             slurmctld slurmd slurm-client munge)
   command -v npm >/dev/null || packages+=(nodejs npm)  # the HF tokenizers oracle runs on Node.js
 fi
 
