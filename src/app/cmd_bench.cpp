@@ -32,7 +32,7 @@ static double gemm_peak_flops(Index n, int reps) {
 static double flops_per_token(const ModelConfig& c, Index seq_len) {
   double matmul = 0;
   for (const auto& e : ParamLayout(c).entries)
-    if (e.shape.size() == 2 && e.name != "gpt_neox.embed_in.weight") matmul += double(e.size());
+    if (e.shape.size() == 2 && e.name != names::embed_in) matmul += double(e.size());
   return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
 }
 

@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "data/megatron.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
@@ -36,15 +37,8 @@ static void convert_hf(const std::string& in, const std::string& out) {
     fail(in, "no such file or directory");
   }
   const std::string config_path = (dir / "config.json").string();
-  std::ifstream cf(config_path);
-  if (!cf) fail(config_path, "cannot open (the HF config.json must sit beside the weights)");
-  nlohmann::json cj;
-  try {
-    cj = nlohmann::json::parse(cf);
-  } catch (const nlohmann::json::exception&) {
-    fail(config_path, "not valid JSON");
-  }
-  const ModelConfig model = ModelConfig::from_hf_json(cj, config_path);
+  if (!fs::exists(config_path)) fail(config_path, "cannot open (the HF config.json must sit beside the weights)");
+  const ModelConfig model = ModelConfig::from_hf_json(read_json_file(config_path), config_path);
   const auto index = safetensors_index(weights);
   const ParamLayout layout(model);
   for (const auto& [name, t] : index)

@@ -21,7 +21,7 @@ void register_eval(CLI::App& app) {
     if (cfg.data.eval.empty()) fail(*config, "has no [[data.eval]] set");
     Trainer trainer(cfg, *ckpt);
     for (const auto& [name, loss] : trainer.evaluate())
-      std::printf("%-16s loss %.6f  perplexity %.4f\n", name.c_str(), loss, std::exp(loss));
+      std::printf("%-16s loss %.9g  perplexity %.9g\n", name.c_str(), loss, std::exp(loss));
   });
 }
 

@@ -5,6 +5,7 @@
 #include "app/commands.hpp"
 #include "app/run_config.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "io/hdf5.hpp"
 #include "model/config.hpp"
 #include "model/param_layout.hpp"
@@ -26,7 +27,7 @@ static void describe_run(const std::string& config, const std::string& path) {
       sets += (sets.empty() ? "" : ", ") + d.name + w;
     }
     std::printf("  run: %s; %s lr %.3g -> %.3g, warmup %lld of %lld steps; init %s (%s); train on %s\n",
-                c.run_dir.c_str(), c.schedule.kind.c_str(), c.schedule.lr, c.schedule.min_lr,
+                c.run_dir.c_str(), c.schedule.kind.c_str(), c.optimizer.lr, c.optimizer.min_lr,
                 static_cast<long long>(c.schedule.warmup_steps), static_cast<long long>(c.schedule.total_steps),
                 c.init.from.c_str(), c.init.load.c_str(), sets.c_str());
   } catch (const Error& e) {
@@ -34,7 +35,7 @@ static void describe_run(const std::string& config, const std::string& path) {
   }
 }
 
-static void info(const std::string& path) {
+static void info(const std::string& path, const std::vector<Index>& seq_lens) {
   h5::File f(path, h5::File::ReadOnly);
   const std::string format = f.has_attr("format") ? f.attr_string("format") : "";
   if (format == "rewarm-tokens") {
@@ -46,9 +47,12 @@ static void info(const std::string& path) {
     if (f.exists("/document_offsets"))  // one start per document, then the end
       std::printf("  documents: %lld\n", static_cast<long long>(f.shape("/document_offsets").at(0) - 1));
     if (f.has_attr("entropy_rate")) std::printf("  entropy_rate: %.6f nats/token\n", f.attr_double("entropy_rate"));
-    std::printf("  windows: %lld at seq_len 2048\n", static_cast<long long>(n > 0 ? (n - 1) / 2048 : 0));
+    std::string windows;
+    for (Index T : seq_lens)
+      windows += (windows.empty() ? "" : ", ") + std::to_string(n > 0 ? (n - 1) / T : 0) + " at seq_len " + std::to_string(T);
+    std::printf("  windows: %s\n", windows.c_str());
   } else if (format == "rewarm-checkpoint") {
-    const auto model = ModelConfig::from_hf_json(nlohmann::json::parse(f.attr_string("model_config")), path);
+    const auto model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
     Index params = 0;
     for (const auto& e : ParamLayout(model).entries) params += e.size();
     std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s\n", path.c_str(),
@@ -90,8 +94,13 @@ static void info(const std::string& path) {
 void register_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "describe a token shard, checkpoint or metrics file");
   auto path = std::make_shared<std::string>();
+  auto seq_lens = std::make_shared<std::vector<Index>>();
   cmd->add_option("file", *path, "rewarm HDF5 file")->required();
-  cmd->callback([path] { info(*path); });
+  cmd->add_option("--seq-len", *seq_lens, "token shards: count training windows at these seq_len (default 512 1024 2048)")
+      ->check(CLI::Range(Index(1), Index(1) << 40));
+  cmd->callback([path, seq_lens] {
+    info(*path, seq_lens->empty() ? std::vector<Index>{512, 1024, 2048} : *seq_lens);
+  });
 }
 
 }  // namespace rewarm

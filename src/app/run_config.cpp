@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -14,12 +15,13 @@ namespace {
 // Reads the keys of one table; every key asked for is known, any other key is an error.
 class Section {
  public:
-  Section(const toml::table* t, std::string prefix, const std::string& source)
-      : t_(t), prefix_(std::move(prefix)), source_(source) {}
+  // `record`, if given, collects the name of every key this section accepts (for the docs test).
+  Section(const toml::table* t, std::string prefix, const std::string& source, std::vector<std::string>* record)
+      : t_(t), prefix_(std::move(prefix)), source_(source), record_(record) {}
 
   template <class X>
   bool get(const std::string& key, X& out) {
-    known_.push_back(key);
+    accept(key);
     if (!t_) return false;
     const toml::node* n = t_->get(key);
     if (!n) return false;
@@ -50,7 +52,11 @@ class Section {
       fail(source_, "unknown key " + prefix_ + key + (hint.empty() ? "" : " (did you mean " + prefix_ + hint + "?)"));
     }
   }
-  void expect(const std::vector<std::string>& extra) { known_.insert(known_.end(), extra.begin(), extra.end()); }
+  void expect(const std::vector<std::string>& tables) { known_.insert(known_.end(), tables.begin(), tables.end()); }
+  void accept(const std::string& key) {  // a key read by other means than get()
+    known_.push_back(key);
+    if (record_) record_->push_back(generic_name(prefix_ + key));
+  }
 
  private:
   [[noreturn]] void type_error(const std::string& key, const char* want, const toml::node& n) const {
@@ -58,9 +64,14 @@ class Section {
     got << n.type();
     fail(source_, key + " must be " + want + ", not a " + got.str());
   }
+  static std::string generic_name(std::string k) {  // data.train[2].path -> data.train.path
+    const auto a = k.find('['), b = k.find(']');
+    return a == std::string::npos ? k : k.substr(0, a) + k.substr(b + 1);
+  }
   const toml::table* t_;
   std::string prefix_;
   const std::string& source_;
+  std::vector<std::string>* record_;
   std::vector<std::string> known_;
 };
 
@@ -97,7 +108,8 @@ void apply_override(toml::table& root, const std::string& spec, const std::strin
   t->insert_or_assign(parts.back(), *parsed.get("v"));
 }
 
-std::vector<DataSet> read_sets(const toml::table* data, const char* key, const std::string& source, bool eval) {
+std::vector<DataSet> read_sets(const toml::table* data, const char* key, const std::string& source, bool eval,
+                               std::vector<std::string>* record) {
   std::vector<DataSet> sets;
   if (!data || !data->get(key)) return sets;
   const auto* arr = data->get(key)->as_array();
@@ -106,7 +118,7 @@ std::vector<DataSet> read_sets(const toml::table* data, const char* key, const s
     const std::string prefix = std::string("data.") + key + "[" + std::to_string(i) + "].";
     const auto* t = arr->get(i)->as_table();
     if (!t) fail(source, prefix.substr(0, prefix.size() - 1) + " must be a table");
-    Section s(t, prefix, source);
+    Section s(t, prefix, source, record);
     DataSet d;
     d.name = std::string(key) + std::to_string(i);
     s.get("name", d.name);
@@ -122,10 +134,9 @@ std::vector<DataSet> read_sets(const toml::table* data, const char* key, const s
   return sets;
 }
 
-}  // namespace
-
-RunConfig parse_run_config(const std::string& text, const std::string& source,
-                           const std::vector<std::string>& overrides) {
+// The parser behind parse_run_config; `record` collects every accepted key.
+RunConfig parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides,
+                std::vector<std::string>* record) {
   toml::table root;
   try {
     root = toml::parse(text, source);
@@ -141,30 +152,20 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
     if (n && !n->is_table()) fail(source, std::string(name) + " must be a table ([" + name + "])");
     return n ? n->as_table() : nullptr;
   };
-  Section top(&root, "", source);
+  Section top(&root, "", source, record);
   top.get("run_dir", c.run_dir);
   top.expect({"model", "init", "data", "optimizer", "schedule", "train"});
   top.finish();
 
   const toml::table* mt = table("model");
   c.model_given = mt != nullptr;
-  Section m(mt, "model.", source);
+  Section m(mt, "model.", source, record);
   std::string preset;
   if (m.get("preset", preset) && preset != "none") c.model = ModelConfig::preset(preset, source);
-  m.get("vocab_size", c.model.vocab_size);
-  m.get("hidden_size", c.model.hidden_size);
-  m.get("num_hidden_layers", c.model.num_hidden_layers);
-  m.get("num_attention_heads", c.model.num_attention_heads);
-  m.get("intermediate_size", c.model.intermediate_size);
-  m.get("rotary_pct", c.model.rotary_pct);
-  m.get("rotary_emb_base", c.model.rotary_emb_base);
-  m.get("max_position_embeddings", c.model.max_position_embeddings);
-  m.get("layer_norm_eps", c.model.layer_norm_eps);
-  m.get("use_parallel_residual", c.model.use_parallel_residual);
-  m.get("hidden_act", c.model.hidden_act);
+  c.model.for_each_field([&](const char* key, auto& field) { m.get(key, field); });
   m.finish();
 
-  Section in(table("init"), "init.", source);
+  Section in(table("init"), "init.", source, record);
   in.get("from", c.init.from);
   in.get("load", c.init.load);
   in.get("seed", c.init.seed);
@@ -176,7 +177,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
     fail(source, "init.load = \"full\" needs init.from = a checkpoint");
 
   const toml::table* dt = table("data");
-  Section d(dt, "data.", source);
+  Section d(dt, "data.", source, record);
   d.get("seq_len", c.data.seq_len);
   d.get("micro_batch", c.data.micro_batch);
   d.get("global_batch", c.data.global_batch);
@@ -184,8 +185,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
   d.get("seed", c.data.seed);
   d.expect({"train", "eval"});
   d.finish();
-  c.data.train = read_sets(dt, "train", source, false);
-  c.data.eval = read_sets(dt, "eval", source, true);
+  c.data.train = read_sets(dt, "train", source, false, record);
+  c.data.eval = read_sets(dt, "eval", source, true, record);
   if (c.data.train.empty()) fail(source, "at least one [[data.train]] set is required");
   if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
     fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
@@ -193,9 +194,9 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
     fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) +
                      " is not a multiple of data.micro_batch = " + std::to_string(c.data.micro_batch));
 
-  Section o(table("optimizer"), "optimizer.", source);
-  o.get("lr", c.schedule.lr);
-  o.get("min_lr", c.schedule.min_lr);
+  Section o(table("optimizer"), "optimizer.", source, record);
+  o.get("lr", c.optimizer.lr);
+  o.get("min_lr", c.optimizer.min_lr);
   std::vector<double> betas{c.optimizer.beta1, c.optimizer.beta2};
   if (root["optimizer"]["betas"]) {
     const auto* a = root["optimizer"]["betas"].as_array();
@@ -204,7 +205,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
     for (int i = 0; i < 2; ++i)
       betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
   }
-  o.expect({"betas"});
+  o.accept("betas");
   c.optimizer.beta1 = betas[0];
   c.optimizer.beta2 = betas[1];
   o.get("eps", c.optimizer.eps);
@@ -213,8 +214,9 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
   o.finish();
   if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1))
     fail(source, "optimizer.betas must lie in [0, 1)");
+  if (c.optimizer.lr < 0 || c.optimizer.min_lr < 0) fail(source, "optimizer.lr and optimizer.min_lr must be non-negative");
 
-  Section s(table("schedule"), "schedule.", source);
+  Section s(table("schedule"), "schedule.", source, record);
   s.get("kind", c.schedule.kind);
   double warmup = -1, total_tokens = -1;
   Index warmup_steps = -1, total_steps = -1;
@@ -241,7 +243,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
                                               : 0;
   c.schedule.validate(source);
 
-  Section t(table("train"), "train.", source);
+  Section t(table("train"), "train.", source, record);
   t.get("eval_interval", c.train.eval_interval);
   t.get("eval_at_start", c.train.eval_at_start);
   t.get("log_interval", c.train.log_interval);
@@ -254,6 +256,81 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
     c.validate_model();
   }
   return c;
+}
+
+}  // namespace
+
+RunConfig parse_run_config(const std::string& text, const std::string& source,
+                           const std::vector<std::string>& overrides) {
+  return parse(text, source, overrides, nullptr);
+}
+
+std::vector<std::string> run_config_keys() {
+  std::vector<std::string> keys;
+  parse("[[data.train]]\npath = \"x\"\n[[data.eval]]\npath = \"x\"\n[schedule]\ntotal_steps = 1\n", "keys", {}, &keys);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+const std::vector<std::string>& resume_may_change() {
+  static const std::vector<std::string> keys{"run_dir",          "data.micro_batch",         "data.eval",
+                                             "train.eval_interval", "train.eval_at_start",   "train.log_interval",
+                                             "train.checkpoint_interval", "train.keep_checkpoints"};
+  return keys;
+}
+
+// A TOML value as a user reads it: "text", 0.0006, [0.9, 0.95].
+static std::string value_text(const toml::node& n) {
+  if (const auto* s = n.as_string()) return "\"" + s->get() + "\"";
+  if (const auto* f = n.as_floating_point()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", f->get());
+    return buf;
+  }
+  if (const auto* a = n.as_array()) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < a->size(); ++i) out += (i ? ", " : "") + value_text(*a->get(i));
+    return out + "]";
+  }
+  std::ostringstream ss;  // integers, booleans
+  n.visit([&](const auto& v) { ss << v; });
+  return ss.str();
+}
+
+// Every leaf of a TOML document as "a.b[2].c" -> value text.
+static void flatten(const toml::node& n, const std::string& key, std::map<std::string, std::string>& out) {
+  if (const auto* t = n.as_table()) {
+    for (const auto& [k, v] : *t) flatten(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
+  } else if (const auto* a = n.as_array(); a && a->is_array_of_tables()) {
+    for (std::size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
+  } else {
+    out[key] = value_text(n);
+  }
+}
+
+std::vector<std::string> changes_refused_on_resume(const std::string& stored, const std::string& now) {
+  std::map<std::string, std::string> a, b;
+  try {
+    flatten(toml::parse(stored), "", a);
+    flatten(toml::parse(now), "", b);
+  } catch (const toml::parse_error& e) {
+    throw Error(std::string("a stored run config is not TOML: ") + std::string(e.description()));
+  }
+  auto may_change = [](const std::string& key) {
+    for (const auto& p : resume_may_change())
+      if (key == p || key.rfind(p + ".", 0) == 0 || key.rfind(p + "[", 0) == 0) return true;
+    return false;
+  };
+  std::set<std::string> keys;
+  for (const auto& kv : a) keys.insert(kv.first);
+  for (const auto& kv : b) keys.insert(kv.first);
+  std::vector<std::string> out;
+  for (const auto& k : keys) {
+    const std::string x = a.count(k) ? a[k] : "(none)", y = b.count(k) ? b[k] : "(none)";
+    if (x != y && !may_change(k)) out.push_back(k + ": " + x + " -> " + y);
+  }
+  return out;
 }
 
 void RunConfig::validate_model() const {
@@ -283,20 +360,11 @@ std::string RunConfig::to_toml() const {
     }
     return a;
   };
-  const auto& m = model;
+  toml::table model_table;
+  model.for_each_field([&](const char* key, const auto& v) { model_table.insert(key, v); });
   toml::table root{
       {"run_dir", run_dir},
-      {"model", toml::table{{"vocab_size", m.vocab_size},
-                            {"hidden_size", m.hidden_size},
-                            {"num_hidden_layers", m.num_hidden_layers},
-                            {"num_attention_heads", m.num_attention_heads},
-                            {"intermediate_size", m.intermediate_size},
-                            {"rotary_pct", m.rotary_pct},
-                            {"rotary_emb_base", m.rotary_emb_base},
-                            {"max_position_embeddings", m.max_position_embeddings},
-                            {"layer_norm_eps", m.layer_norm_eps},
-                            {"use_parallel_residual", m.use_parallel_residual},
-                            {"hidden_act", m.hidden_act}}},
+      {"model", model_table},
       {"init",
        toml::table{{"from", init.from}, {"load", init.load}, {"seed", std::int64_t(init.seed)}, {"std", init.std}}},
       {"data", toml::table{{"seq_len", data.seq_len},
@@ -306,8 +374,8 @@ std::string RunConfig::to_toml() const {
                            {"seed", std::int64_t(data.seed)},
                            {"train", sets(data.train, false)},
                            {"eval", sets(data.eval, true)}}},
-      {"optimizer", toml::table{{"lr", schedule.lr},
-                                {"min_lr", schedule.min_lr},
+      {"optimizer", toml::table{{"lr", optimizer.lr},
+                                {"min_lr", optimizer.min_lr},
                                 {"betas", toml::array{optimizer.beta1, optimizer.beta2}},
                                 {"eps", optimizer.eps},
                                 {"weight_decay", optimizer.weight_decay},

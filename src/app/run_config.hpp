@@ -35,6 +35,7 @@ struct RunConfig {
 
   Index accumulation_steps() const { return data.global_batch / data.micro_batch; }
   Index tokens_per_step() const { return data.global_batch * data.seq_len; }
+  double lr_at(Index t) const { return schedule(t, optimizer.lr, optimizer.min_lr); }  // LR of optimizer step t
   // Resolved config as TOML (every key, defaults filled in): stored in checkpoints and metrics.
   std::string to_toml() const;
   // Checks that need the model (called again once a checkpoint supplied it).
@@ -46,5 +47,16 @@ struct RunConfig {
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
 RunConfig parse_run_config(const std::string& text, const std::string& source,
                            const std::vector<std::string>& overrides);
+
+// Every key the parser accepts ("optimizer.lr", "data.train.path", ...), sorted.
+std::vector<std::string> run_config_keys();
+
+// What a resumed run may change: keys that do not alter the training trajectory (evaluation,
+// logging, checkpointing, where the run lives, how each step's samples are split into
+// micro-batches). Entries name a key or a whole table or array ("data.eval").
+const std::vector<std::string>& resume_may_change();
+// The keys whose values differ between two resolved configs (TOML text), as "key: old -> new",
+// leaving out those in resume_may_change().
+std::vector<std::string> changes_refused_on_resume(const std::string& stored, const std::string& now);
 
 }  // namespace rewarm

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.hpp"
 #include "io/metrics.hpp"
@@ -28,6 +29,15 @@ static std::vector<float> download(const V& src) {
   return std::vector<float>(h.data(), h.data() + h.extent(0));
 }
 
+// A [model] table given beside a checkpoint must describe the checkpoint's model exactly.
+static void check_architecture(const RunConfig& cfg, const ModelConfig& checkpoint, const std::string& path) {
+  std::string diffs;
+  for (const auto& d : cfg.model.differences(checkpoint))
+    diffs += (diffs.empty() ? "" : ", ") + ("model." + d.key + " = " + d.ours + " but the checkpoint has " + d.theirs);
+  if (!diffs.empty())
+    fail(cfg.source, diffs + " (" + path + "); leave out [model] to take the checkpoint's architecture");
+}
+
 Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg)) {
   // Where the weights come from: the newest checkpoint of this run (exact resume), an explicit
   // checkpoint (eval), init.from, or a seeded random init.
@@ -40,14 +50,26 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   if (from == "random" && !cfg_.model_given)
     fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
   if (from != "random") {
-    ck = read_checkpoint(from, cfg_.model_given ? &cfg_.model : nullptr, full);
+    ck = read_checkpoint(from, nullptr, full);
+    if (cfg_.model_given) check_architecture(cfg_, ck.model, from);
     cfg_.model = ck.model;
     cfg_.validate_model();
     if (full) state_ = ck.state;
-    std::fprintf(stderr, "rewarm: %s %s (step %lld)\n", resume ? "resuming from" : "weights from", from.c_str(),
-                 static_cast<long long>(ck.state.step));
   }
   config_text_ = cfg_.to_toml();
+  if (resume) {  // the same run, or nothing: only keys that leave the trajectory alone may change
+    std::string changed;
+    for (const auto& c : changes_refused_on_resume(ck.config_text, config_text_)) changed += (changed.empty() ? "" : ", ") + c;
+    if (!changed.empty()) {
+      std::string allowed;
+      for (const auto& k : resume_may_change()) allowed += (allowed.empty() ? "" : ", ") + k;
+      fail(cfg_.source, "resuming " + from + " with a changed config: " + changed + ". A resumed run may change only " +
+                            allowed + "; start another run_dir for another run");
+    }
+  }
+  if (from != "random")
+    origin_ = std::string(resume ? "resuming from " : "weights from ") + from + " (step " +
+              std::to_string(ck.state.step) + ")";
   model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len);
   exp_avg_ = View1<float>("rewarm::exp_avg", model_->params.extent(0));
   exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", model_->params.extent(0));
@@ -60,8 +82,8 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
   const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
   ids_ = View1<std::int32_t>("rewarm::ids", n);
   targets_ = View1<std::int32_t>("rewarm::targets", n);
-  h_ids_ = Kokkos::create_mirror_view(ids_);
-  h_targets_ = Kokkos::create_mirror_view(targets_);
+  h_ids_ = Kokkos::create_mirror_view(PinnedSpace(), ids_);
+  h_targets_ = Kokkos::create_mirror_view(PinnedSpace(), targets_);
   window_.resize(cfg_.data.seq_len + 1);
 }
 
@@ -74,9 +96,12 @@ void Trainer::stage_window(Index j) {
   }
 }
 
+// Enqueued on the execution space's stream, so the host goes on reading. The host batch is
+// rewritten only after the forward pass that reads this upload has returned its loss to the
+// host, which orders the copy before the rewrite.
 void Trainer::upload_batch() {
-  Kokkos::deep_copy(ids_, h_ids_);
-  Kokkos::deep_copy(targets_, h_targets_);
+  Kokkos::deep_copy(ExecSpace(), ids_, h_ids_);
+  Kokkos::deep_copy(ExecSpace(), targets_, h_targets_);
 }
 
 void Trainer::load_batch() {
@@ -84,15 +109,33 @@ void Trainer::load_batch() {
     mixture_->next(window_.data());
     stage_window(j);
   }
-  upload_batch();
 }
 
-double Trainer::eval_set(const DataSet& set) {
-  TokenShard shard(set.path);
+// Windows to evaluate in eval set i: its first max_sequences (all when 0).
+static Index eval_windows(const DataSet& set, const TokenShard& shard, Index seq_len) {
+  const Index n = shard.num_windows(seq_len);
+  return set.max_sequences > 0 ? std::min(n, set.max_sequences) : n;
+}
+
+void Trainer::open_eval_data() {
+  eval_shards_.clear();
+  const Index T = cfg_.data.seq_len;
+  for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {
+    const auto& set = cfg_.data.eval[i];
+    const std::string role = "data.eval[" + std::to_string(i) + "]";
+    eval_shards_.push_back(std::make_unique<TokenShard>(set.path));
+    const auto& shard = *eval_shards_.back();
+    shard.require(T, cfg_.model.vocab_size, role);
+    if (set.max_sequences > shard.num_windows(T))
+      fail(set.path, role + ".max_sequences = " + std::to_string(set.max_sequences) + " but the shard has only " +
+                         std::to_string(shard.num_windows(T)) + " windows at seq_len " + std::to_string(T));
+  }
+}
+
+double Trainer::eval_set(std::size_t i) {
+  const auto& shard = *eval_shards_.at(i);
   const Index T = cfg_.data.seq_len, B = cfg_.data.micro_batch;
-  Index n = shard.num_windows(T);
-  if (n == 0) fail(set.path, "has no window of seq_len + 1 = " + std::to_string(T + 1) + " tokens");
-  if (set.max_sequences > 0 && set.max_sequences < n) n = set.max_sequences;
+  const Index n = eval_windows(cfg_.data.eval[i], shard, T);
   double total = 0;
   for (Index first = 0; first < n; first += B) {
     const Index rows = std::min(B, n - first);
@@ -107,9 +150,20 @@ double Trainer::eval_set(const DataSet& set) {
 }
 
 std::map<std::string, double> Trainer::evaluate() {
+  if (eval_shards_.size() != cfg_.data.eval.size()) open_eval_data();
   std::map<std::string, double> out;
-  for (const auto& set : cfg_.data.eval) out[set.name] = eval_set(set);
+  for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) out[cfg_.data.eval[i].name] = eval_set(i);
   return out;
+}
+
+void Trainer::check_run_dir() const {
+  const auto dir = fs::path(cfg_.run_dir) / "checkpoints";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(cfg_.run_dir, "cannot create run_dir/checkpoints: " + ec.message());
+  const auto probe = dir / ".rewarm-write-test";
+  if (!std::ofstream(probe).put('x')) fail(cfg_.run_dir, "run_dir/checkpoints is not writable");
+  fs::remove(probe, ec);
 }
 
 void Trainer::save_checkpoint() {
@@ -149,8 +203,9 @@ StepResult Trainer::step() {
   double loss_sum = 0;
   for (Index u = 0; u < accum; ++u) {
     const auto d0 = std::chrono::steady_clock::now();
-    load_batch();
+    load_batch();  // host reads alone: the device may still be computing
     r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
+    upload_batch();
     loss_sum += model_->forward(ids_, targets_, grad_scale);
   }
   r.loss = loss_sum * grad_scale;
@@ -160,7 +215,7 @@ StepResult Trainer::step() {
                            (std::isnan(r.loss) || std::isnan(r.grad_norm) ? "NaN" : "infinite") + " at step " +
                            std::to_string(t) + "; stopped, earlier checkpoints are kept");
   clip_by_global_norm(model_->grads, r.grad_norm, cfg_.optimizer.grad_clip);
-  r.lr = cfg_.schedule(t);
+  r.lr = cfg_.lr_at(t);
   adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, r.lr, t);
   kx::fence("rewarm::step");  // the step is done when the timer is read
   state_.step = t;
@@ -171,17 +226,25 @@ StepResult Trainer::step() {
 }
 
 void Trainer::train(Index stop_at) {
+  if (stop_at != -1 && stop_at <= state_.step)
+    fail("--stop-at " + std::to_string(stop_at),
+         state_.step > 0 ? "is not after step " + std::to_string(state_.step) + ", where this run resumes"
+                         : "must be a step >= 1");
+  // everything the run touches, before any work
   open_train_data();
-  fs::create_directories(cfg_.run_dir);
+  open_eval_data();
+  check_run_dir();
+  if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
   const bool resumed = state_.step > 0;
   Metrics metrics((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_, device_description(),
                   resumed ? state_.step : -1);
   auto run_eval = [&] {
-    for (const auto& e : cfg_.data.eval) {
-      const double loss = eval_set(e);
-      metrics.log_eval(e.name, state_.step, state_.tokens_seen, loss);
-      std::printf("eval  step %6lld | %-12s loss %.6f | ppl %.4f\n", static_cast<long long>(state_.step),
-                  e.name.c_str(), loss, std::exp(loss));
+    for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {
+      const auto& name = cfg_.data.eval[i].name;
+      const double loss = eval_set(i);
+      metrics.log_eval(name, state_.step, state_.tokens_seen, loss);
+      std::printf("eval  step %6lld | %-12s loss %.9g | ppl %.6g\n", static_cast<long long>(state_.step),
+                  name.c_str(), loss, std::exp(loss));
     }
     std::fflush(stdout);
   };
@@ -201,7 +264,7 @@ void Trainer::train(Index stop_at) {
       metrics.log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
                         set_samples);
-      std::printf("train step %6lld | loss %.6f | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
+      std::printf("train step %6lld | loss %.9g | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
                   r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);
     }

@@ -23,6 +23,17 @@ using Kokkos::sqrt;
 using Kokkos::tanh;
 #endif
 
+// Host memory the device copies from asynchronously (page-locked on GPUs).
+#if defined(KOKKOS_ENABLE_CUDA)
+using PinnedSpace = Kokkos::CudaHostPinnedSpace;
+#elif defined(KOKKOS_ENABLE_HIP) && KOKKOS_VERSION >= 40000
+using PinnedSpace = Kokkos::HIPHostPinnedSpace;
+#elif defined(KOKKOS_ENABLE_HIP)  // remove when Kokkos >= 4 is required
+using PinnedSpace = Kokkos::Experimental::HIPHostPinnedSpace;
+#else
+using PinnedSpace = Kokkos::HostSpace;
+#endif
+
 // Labelled fences exist from 3.5 on.
 inline void fence(const char* label) {
 #if KOKKOS_VERSION < 30500  // remove when Kokkos >= 3.5 is required

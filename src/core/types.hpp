@@ -9,6 +9,7 @@ namespace rewarm {
 
 using ExecSpace = Kokkos::DefaultExecutionSpace;
 using MemSpace = ExecSpace::memory_space;
+using PinnedSpace = kx::PinnedSpace;  // host staging for uploads
 
 template <class T>
 using View1 = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace>;
@@ -19,6 +20,24 @@ template <class T>
 using Matrix = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 template <class T>
 using Vector = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+
+// The one way to view memory as a Matrix or Vector (no copy, no ownership).
+template <class T>
+Matrix<T> as_matrix(T* p, Index rows, Index cols) {
+  return Matrix<T>(p, rows, cols);
+}
+template <class T>
+Vector<T> as_vector(T* p, Index n) {
+  return Vector<T>(p, n);
+}
+template <class V>  // a rank-2 view as a Matrix
+auto as_matrix(const V& v) {
+  return as_matrix(v.data(), Index(v.extent(0)), Index(v.extent(1)));
+}
+template <class V>  // any view, all its elements in order
+auto flat(const V& v) {
+  return as_vector(v.data(), Index(v.size()));
+}
 
 using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<Index>>;
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace rewarm {
 namespace {
@@ -88,16 +89,8 @@ bool is_type(const nlohmann::json& j, const char* type) {
 }  // namespace
 
 BpeTokenizer BpeTokenizer::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, "cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception&) {
-    fail(path, "not valid JSON");
-  }
+  std::string bytes;
+  const nlohmann::json j = read_json_file(path, &bytes);
   auto unsupported = [&](const std::string& what) {
     fail(path, what + " is not supported (byte-level BPE as in GPT-NeoX-20B only)");
   };
@@ -107,7 +100,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path) {
   const std::string type = m.value("type", std::string("?"));
   if (type != "BPE") unsupported("model type \"" + type + "\"");
   BpeTokenizer t;
-  t.fingerprint_ = path.substr(path.find_last_of('/') + 1) + " fnv1a64:" + fnv1a64(ss.str());
+  t.fingerprint_ = path.substr(path.find_last_of('/') + 1) + " fnv1a64:" + fnv1a64(bytes);
   // normaliser: none, NFC, or a sequence of NFC
   const auto& n = j.contains("normalizer") ? j["normalizer"] : nlohmann::json();
   if (is_type(n, "NFC") ||

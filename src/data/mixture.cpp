@@ -1,6 +1,7 @@
 #include "data/mixture.hpp"
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 
 namespace rewarm {
 
@@ -10,10 +11,10 @@ Mixture::Mixture(const std::vector<DataSet>& sets, Index seq_len, bool shuffle, 
   for (const auto& s : sets) total += s.weight;
   for (std::size_t i = 0; i < sets.size(); ++i) {
     shards_.push_back(std::make_unique<TokenShard>(sets[i].path));
+    shards_.back()->require(seq_len, model_vocab, "data.train[" + std::to_string(i) + "]");
     const Index n = shards_.back()->num_windows(seq_len);
-    if (n == 0) fail(sets[i].path, "has no window of seq_len + 1 = " + std::to_string(seq_len + 1) + " tokens");
     // each set its own shuffle; set 0 keeps the plain seed
-    samplers_.emplace_back(n, shuffle, seed + 0x9E3779B97F4A7C15ull * std::uint64_t(i));
+    samplers_.emplace_back(n, shuffle, seed + kGoldenGamma * std::uint64_t(i));
     weights_.push_back(sets[i].weight / total);
   }
 }

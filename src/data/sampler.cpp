@@ -1,14 +1,11 @@
 #include "data/sampler.hpp"
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 
 namespace rewarm {
 
-static std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+static std::uint64_t mix(std::uint64_t z) { return splitmix64_mix(z); }
 
 Index feistel_permute(Index i, Index n, int half_bits, std::uint64_t key) {
   const std::uint64_t mask = (std::uint64_t(1) << half_bits) - 1;
@@ -16,7 +13,7 @@ Index feistel_permute(Index i, Index n, int half_bits, std::uint64_t key) {
   do {
     std::uint64_t l = x >> half_bits, r = x & mask;
     for (int round = 0; round < 4; ++round) {
-      const std::uint64_t f = mix(r ^ mix(key + std::uint64_t(round) * 0x9E3779B97F4A7C15ull)) & mask;
+      const std::uint64_t f = mix(r ^ mix(key + std::uint64_t(round) * kGoldenGamma)) & mask;
       const std::uint64_t nl = r;
       r = l ^ f;
       l = nl;

@@ -4,15 +4,9 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 
 namespace rewarm {
-
-static std::uint64_t next(std::uint64_t& s) {  // splitmix64
-  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 std::vector<double> synth_distribution(const SynthSpec& s) {
   if (s.vocab < 2 || s.vocab > 256)
@@ -32,19 +26,16 @@ double synth_entropy_rate(const SynthSpec& s) {
   return h;
 }
 
-static std::uint64_t mix(std::uint64_t z) {
-  std::uint64_t s = z;
-  return next(s);
-}
+static std::uint64_t mix(std::uint64_t z) { return splitmix64_next(z); }  // one step from state z
 
 std::vector<std::uint32_t> synth_permutation(const SynthSpec& s, Index a, Index b) {
   const std::uint64_t context = std::uint64_t(a * s.vocab + b);
   // whether this context is shared depends on shared_seed alone: the same set in every corpus
   const double u = double(mix(s.shared_seed ^ mix(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
-  std::uint64_t rng = mix((u < s.share ? s.shared_seed : s.seed) * 0x9E3779B97F4A7C15ull + context);
+  std::uint64_t rng = mix((u < s.share ? s.shared_seed : s.seed) * kGoldenGamma + context);
   std::vector<std::uint32_t> q(std::size_t(s.vocab));
   std::iota(q.begin(), q.end(), 0u);
-  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates
+  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[splitmix64_next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates
   return q;
 }
 
@@ -64,7 +55,7 @@ std::vector<std::uint32_t> synth_tokens(const SynthSpec& s) {
   std::uint64_t r = s.stream_seed;
   std::uint32_t a = 0, b = 0;
   for (auto& t : out) {
-    const double u = double(next(r) >> 11) * 0x1.0p-53;
+    const double u = double(splitmix64_next(r) >> 11) * 0x1.0p-53;
     Index rank = 0;
     while (rank < V - 1 && u >= cdf[rank]) ++rank;
     t = perm[std::size_t((a * V + b) * V + rank)];

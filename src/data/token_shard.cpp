@@ -24,6 +24,15 @@ TokenShard::TokenShard(const std::string& path)
 
 TokenShard::~TokenShard() = default;
 
+void TokenShard::require(Index seq_len, Index model_vocab, const std::string& role) const {
+  if (vocab_size_ > model_vocab)
+    fail(path_, "vocab_size " + std::to_string(vocab_size_) + " (" + role + ") exceeds the model's vocab_size " +
+                    std::to_string(model_vocab));
+  if (num_windows(seq_len) == 0)
+    fail(path_, "has " + std::to_string(num_tokens_) + " tokens, no window of seq_len + 1 = " +
+                    std::to_string(seq_len + 1) + " (" + role + ")");
+}
+
 void TokenShard::read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const {
   if (k < 0 || k >= num_windows(seq_len)) fail(path_, "window " + std::to_string(k) + " is out of range");
   const Index a = k * seq_len, n = seq_len + 1;

@@ -21,6 +21,9 @@ class TokenShard {
   Index num_tokens() const { return num_tokens_; }
   Index vocab_size() const { return vocab_size_; }
   Index num_windows(Index seq_len) const { return num_tokens_ > 0 ? (num_tokens_ - 1) / seq_len : 0; }
+  // Fails naming the file (and `role`, e.g. "data.eval[1]") unless the shard has a window of
+  // seq_len + 1 tokens and its vocab_size fits a model of model_vocab tokens.
+  void require(Index seq_len, Index model_vocab, const std::string& role) const;
   // Reads window k (seq_len + 1 tokens); every id must be < model_vocab.
   void read_window(Index k, Index seq_len, Index model_vocab, std::int32_t* out) const;
 

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
 #include "model/param_layout.hpp"
@@ -53,13 +54,7 @@ CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expec
   if (!f.has_attr("format") || f.attr_string("format") != "rewarm-checkpoint")
     fail(path, "not a rewarm checkpoint (root attribute format != \"rewarm-checkpoint\")");
   CheckpointData c;
-  nlohmann::json mc;
-  try {
-    mc = nlohmann::json::parse(f.attr_string("model_config"));
-  } catch (const nlohmann::json::exception&) {
-    fail(path, "attribute model_config is not JSON");
-  }
-  c.model = ModelConfig::from_hf_json(mc, path);
+  c.model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
   c.config_text = f.has_attr("config") ? f.attr_string("config") : "";
   c.state.step = f.attr_int("step");
   c.state.tokens_seen = f.attr_int("tokens_seen");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace rewarm {
 
@@ -32,12 +33,7 @@ static std::map<std::string, SafeTensor> index_one(const std::string& path) {
   if (n > (std::uint64_t(100) << 20)) fail(path, "header length " + std::to_string(n) + " is over 100 MB");
   std::string header(n, '\0');
   f.read(header.data(), std::streamsize(n));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception&) {
-    fail(path, "header is not valid JSON");
-  }
+  const nlohmann::json j = parse_json(header, path, "header is not valid JSON");
   if (!j.is_object()) fail(path, "header is not a JSON object");
   const std::uint64_t data_begin = 8 + n, data_size = file_size - data_begin;
   std::map<std::string, SafeTensor> out;
@@ -88,14 +84,7 @@ std::map<std::string, SafeTensor> safetensors_index(const std::string& path) {
   const std::string suffix = ".index.json";
   if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
     return index_one(path);
-  std::ifstream f(path);
-  if (!f) fail(path, "cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception&) {
-    fail(path, "not valid JSON");
-  }
+  const nlohmann::json j = read_json_file(path);
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     fail(path, "has no weight_map object");
   const auto slash = path.find_last_of('/');

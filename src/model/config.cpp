@@ -20,7 +20,17 @@ void ModelConfig::validate(const std::string& where) const {
   need(layer_norm_eps > 0, "layer_norm_eps must be positive");
   need(hidden_act == "gelu" || hidden_act == "gelu_fast" || hidden_act == "gelu_new" ||
            hidden_act == "gelu_pytorch_tanh",
-       "hidden_act = \"" + hidden_act + "\" is not one of gelu, gelu_fast");
+       "hidden_act = \"" + hidden_act +
+           "\" is not one of gelu (exact erf), gelu_fast, gelu_new, gelu_pytorch_tanh (tanh approximations)");
+}
+
+std::vector<ModelConfig::Difference> ModelConfig::differences(const ModelConfig& theirs) const {
+  const auto a = to_hf_json(), b = theirs.to_hf_json();
+  std::vector<Difference> out;
+  for_each_field([&](const char* key, const auto&) {
+    if (a.at(key) != b.at(key)) out.push_back({key, a.at(key).dump(), b.at(key).dump()});
+  });
+  return out;
 }
 
 nlohmann::json ModelConfig::to_hf_json() const {

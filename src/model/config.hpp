@@ -2,6 +2,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/index.hpp"
 
@@ -18,7 +19,23 @@ struct ModelConfig {
   Index max_position_embeddings = 2048;
   double layer_norm_eps = 1e-5;
   bool use_parallel_residual = true;
-  std::string hidden_act = "gelu";  // "gelu" (erf) or "gelu_fast" (tanh)
+  std::string hidden_act = "gelu";  // "gelu" (erf) or a tanh approximation: gelu_fast, gelu_new, gelu_pytorch_tanh
+
+  // Calls f(name, field) for every architecture field, HF config.json names in a fixed order:
+  // the one list that the TOML parser, the resolved config and comparisons read.
+  template <class F>
+  void for_each_field(F&& f) {
+    fields(*this, f);
+  }
+  template <class F>
+  void for_each_field(F&& f) const {
+    fields(*this, f);
+  }
+  struct Difference {
+    std::string key, ours, theirs;  // values as JSON text
+  };
+  // The fields that differ (empty when the architectures agree).
+  std::vector<Difference> differences(const ModelConfig& theirs) const;
 
   Index head_dim() const { return hidden_size / num_attention_heads; }
   Index rotary_dims() const { return static_cast<Index>(head_dim() * rotary_pct); }
@@ -31,7 +48,23 @@ struct ModelConfig {
   static ModelConfig from_hf_json(const nlohmann::json& j, const std::string& where);
   // Pythia sizes; throws naming the preset if unknown.
   static ModelConfig preset(const std::string& name, const std::string& where);
-  bool operator==(const ModelConfig& o) const { return to_hf_json() == o.to_hf_json(); }
+  bool operator==(const ModelConfig& o) const { return differences(o).empty(); }
+
+ private:
+  template <class Self, class F>
+  static void fields(Self& s, F& f) {
+    f("vocab_size", s.vocab_size);
+    f("hidden_size", s.hidden_size);
+    f("num_hidden_layers", s.num_hidden_layers);
+    f("num_attention_heads", s.num_attention_heads);
+    f("intermediate_size", s.intermediate_size);
+    f("rotary_pct", s.rotary_pct);
+    f("rotary_emb_base", s.rotary_emb_base);
+    f("max_position_embeddings", s.max_position_embeddings);
+    f("layer_norm_eps", s.layer_norm_eps);
+    f("use_parallel_residual", s.use_parallel_residual);
+    f("hidden_act", s.hidden_act);
+  }
 };
 
 }  // namespace rewarm

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/random.hpp"
+
 #include "model/layers/cross_entropy.hpp"
 #include "model/layers/elementwise.hpp"
 #include "model/layers/embedding.hpp"
@@ -11,19 +13,6 @@
 
 namespace rewarm {
 using namespace layers;
-
-template <class T>
-static Matrix<T> M(const View2<T>& v) {
-  return Matrix<T>(v.data(), v.extent(0), v.extent(1));
-}
-template <class T>
-static Vector<T> V(const View1<T>& v) {
-  return Vector<T>(v.data(), v.extent(0));
-}
-template <class T>
-static Vector<T> V(const View2<T>& v) {
-  return Vector<T>(v.data(), v.size());
-}
 
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
@@ -36,25 +25,25 @@ ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T*
     return as_vector(base + e.offset, e.shape[0]);
   };
   ModelTensors<T> t;
-  t.embed_in = mat("gpt_neox.embed_in.weight");
-  t.embed_out = mat("embed_out.weight");
-  t.lnf_w = vec("gpt_neox.final_layer_norm.weight");
-  t.lnf_b = vec("gpt_neox.final_layer_norm.bias");
+  t.embed_in = mat(names::embed_in);
+  t.embed_out = mat(names::embed_out);
+  t.lnf_w = vec(names::final_ln_w);
+  t.lnf_b = vec(names::final_ln_b);
   for (Index i = 0; i < c.num_hidden_layers; ++i) {
     const auto p = layer_prefix(i);
     LayerTensors<T> l;
-    l.ln1_w = vec(p + "input_layernorm.weight");
-    l.ln1_b = vec(p + "input_layernorm.bias");
-    l.ln2_w = vec(p + "post_attention_layernorm.weight");
-    l.ln2_b = vec(p + "post_attention_layernorm.bias");
-    l.qkv_w = mat(p + "attention.query_key_value.weight");
-    l.qkv_b = vec(p + "attention.query_key_value.bias");
-    l.dense_w = mat(p + "attention.dense.weight");
-    l.dense_b = vec(p + "attention.dense.bias");
-    l.fc1_w = mat(p + "mlp.dense_h_to_4h.weight");
-    l.fc1_b = vec(p + "mlp.dense_h_to_4h.bias");
-    l.fc2_w = mat(p + "mlp.dense_4h_to_h.weight");
-    l.fc2_b = vec(p + "mlp.dense_4h_to_h.bias");
+    l.ln1_w = vec(p + names::ln1_w);
+    l.ln1_b = vec(p + names::ln1_b);
+    l.ln2_w = vec(p + names::ln2_w);
+    l.ln2_b = vec(p + names::ln2_b);
+    l.qkv_w = mat(p + names::qkv_w);
+    l.qkv_b = vec(p + names::qkv_b);
+    l.dense_w = mat(p + names::dense_w);
+    l.dense_b = vec(p + names::dense_b);
+    l.fc1_w = mat(p + names::fc1_w);
+    l.fc1_b = vec(p + names::fc1_b);
+    l.fc2_w = mat(p + names::fc2_w);
+    l.fc2_b = vec(p + names::fc2_b);
     t.layers.push_back(l);
   }
   return t;
@@ -112,26 +101,18 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
   losses_ = View1<double>("rewarm::losses", N);
 }
 
-// splitmix64: a tiny, portable, seedable generator (std:: distributions differ between libraries).
-static std::uint64_t splitmix64(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 template <class T>
 void Gpt<T>::init_random(std::uint64_t seed, double std) {
   auto h = Kokkos::create_mirror_view(params);
   Kokkos::deep_copy(h, T(0));
   std::uint64_t s = seed;
-  auto uniform = [&] { return (double(splitmix64(s) >> 11) + 0.5) * 0x1.0p-53; };
+  auto uniform = [&] { return splitmix64_uniform(s); };
   for (const auto& e : layout_.entries) {
-    const bool is_ln = e.name.find("layernorm") != std::string::npos;
-    const bool is_bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
+    const bool is_ln_weight = is_layernorm_weight(e.name);
+    const bool is_bias = e.shape.size() == 1 && !is_ln_weight;  // every other 1-D tensor is a bias
     for (Index i = 0; i < e.size(); ++i) {
       T v = 0;
-      if (is_ln && !is_bias)
+      if (is_ln_weight)
         v = 1;
       else if (!is_bias)
         v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
@@ -151,34 +132,34 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
-  embedding_forward(M(h_[0]), ids, P_.embed_in);
+  embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
   for (Index l = 0; l < c.num_hidden_layers; ++l) {
     const auto& p = P_.layers[l];
     auto& a = acts_[l];
-    const auto h = M(h_[l]), hout = M(h_[l + 1]);
+    const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
     // attention branch: dense(attn(rotary(qkv(LN1 h))))
-    layernorm_forward(M(a.ln1), V(a.ln1_mean), V(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
-    linear_forward(M(a.qkv), M(a.ln1), p.qkv_w, p.qkv_b);
-    rotary_apply(M(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
-    attention_forward(M(a.attn), V(a.lse), M(a.qkv), shape, attn_ws_);
-    linear_forward(M(tmp_a_), M(a.attn), p.dense_w, p.dense_b);
+    layernorm_forward(as_matrix(a.ln1), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
+    linear_forward(as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b);
+    rotary_apply(as_matrix(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
+    attention_forward(as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
+    linear_forward(as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, p.dense_b);
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
-    const auto mlp_in = par ? h : M(a.hmid);
-    if (!par) add(V(a.hmid), V(h_[l]), V(tmp_a_));
-    layernorm_forward(M(a.ln2), V(a.ln2_mean), V(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(M(a.fc1), M(a.ln2), p.fc1_w, p.fc1_b);
-    gelu_forward(V(a.act), V(a.fc1), tanh_gelu);
-    linear_forward(M(tmp_m_), M(a.act), p.fc2_w, p.fc2_b);
+    const auto mlp_in = par ? h : as_matrix(a.hmid);
+    if (!par) add(flat(a.hmid), flat(h_[l]), flat(tmp_a_));
+    layernorm_forward(as_matrix(a.ln2), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
+    linear_forward(as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, p.fc1_b);
+    gelu_forward(flat(a.act), flat(a.fc1), tanh_gelu);
+    linear_forward(as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, p.fc2_b);
     if (par) {
-      add(V(h_[l + 1]), V(h_[l]), V(tmp_a_));
-      add(flat(hout), flat(hout), V(tmp_m_));
+      add(flat(h_[l + 1]), flat(h_[l]), flat(tmp_a_));
+      add(flat(hout), flat(hout), flat(tmp_m_));
     } else {
-      add(V(h_[l + 1]), V(a.hmid), V(tmp_m_));
+      add(flat(h_[l + 1]), flat(a.hmid), flat(tmp_m_));
     }
   }
-  layernorm_forward(M(lnf_), V(lnf_mean_), V(lnf_rstd_), M(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
-  linear_forward(M(logits_), M(lnf_), P_.embed_out, Vector<T>());
-  cross_entropy(losses_, M(logits_), targets, grad_scale);
+  layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
+  linear_forward(as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
+  cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
   double total = 0;
   auto losses = losses_;
   Kokkos::parallel_reduce(
@@ -194,29 +175,29 @@ void Gpt<T>::backward(const View1<int32_t>& ids) {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
-  const auto dh = M(dh_);
-  linear_backward(M(dln1_), G_.embed_out, Vector<T>(), M(logits_), M(lnf_), P_.embed_out);
+  const auto dh = as_matrix(dh_);
+  linear_backward(as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out);
   Kokkos::deep_copy(dh_, T(0));
-  layernorm_backward(dh, G_.lnf_w, G_.lnf_b, M(dln1_), M(h_.back()), V(lnf_mean_), V(lnf_rstd_), P_.lnf_w);
+  layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_), P_.lnf_w);
   for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
     const auto &p = P_.layers[l], &g = G_.layers[l];
     auto& a = acts_[l];
-    const auto h = M(h_[l]);
-    const auto mlp_in = par ? h : M(a.hmid);
+    const auto h = as_matrix(h_[l]);
+    const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(M(dact_), g.fc2_w, g.fc2_b, dh, M(a.act), p.fc2_w);
-    gelu_backward(V(dact_), V(dact_), V(a.fc1), tanh_gelu);
-    linear_backward(M(dln2_), g.fc1_w, g.fc1_b, M(dact_), M(a.ln2), p.fc1_w);
+    linear_backward(as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w);
+    gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
+    linear_backward(as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w);
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
-      layernorm_backward(dh, g.ln2_w, g.ln2_b, M(dln2_), mlp_in, V(a.ln2_mean), V(a.ln2_rstd), p.ln2_w);
+      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
     // attention branch
-    linear_backward(M(dattn_), g.dense_w, g.dense_b, dh, M(a.attn), p.dense_w);
-    attention_backward(M(dqkv_), M(dattn_), M(a.attn), V(a.lse), M(a.qkv), shape, attn_ws_);
-    rotary_apply(M(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
-    linear_backward(M(dln1_), g.qkv_w, g.qkv_b, M(dqkv_), M(a.ln1), p.qkv_w);
+    linear_backward(as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w);
+    attention_backward(as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
+    rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
+    linear_backward(as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w);
     // residual: dh (identity path) += LayerNorm backward of each branch
-    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, M(dln2_), h, V(a.ln2_mean), V(a.ln2_rstd), p.ln2_w);
-    layernorm_backward(dh, g.ln1_w, g.ln1_b, M(dln1_), h, V(a.ln1_mean), V(a.ln1_rstd), p.ln1_w);
+    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
+    layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w);
   }
   embedding_backward(G_.embed_in, ids, dh);
 }

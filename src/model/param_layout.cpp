@@ -6,6 +6,13 @@ namespace rewarm {
 
 std::string layer_prefix(Index i) { return "gpt_neox.layers." + std::to_string(i) + "."; }
 
+bool is_layernorm_weight(const std::string& name) {
+  auto ends_with = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return name == names::final_ln_w || ends_with("." + names::ln1_w) || ends_with("." + names::ln2_w);
+}
+
 ParamLayout::ParamLayout(const ModelConfig& c) {
   const Index d = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
   auto add = [&](const std::string& name, std::vector<Index> shape) {
@@ -14,29 +21,29 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
     entries.push_back(std::move(e));
   };
   // GPT-NeoX weight-decay groups: matrices and embeddings decay; biases and LayerNorm do not.
-  add("gpt_neox.embed_in.weight", {V, d});
+  add(names::embed_in, {V, d});
   for (Index i = 0; i < c.num_hidden_layers; ++i) {
     const auto p = layer_prefix(i);
-    add(p + "attention.query_key_value.weight", {3 * d, d});
-    add(p + "attention.dense.weight", {d, d});
-    add(p + "mlp.dense_h_to_4h.weight", {I, d});
-    add(p + "mlp.dense_4h_to_h.weight", {d, I});
+    add(p + names::qkv_w, {3 * d, d});
+    add(p + names::dense_w, {d, d});
+    add(p + names::fc1_w, {I, d});
+    add(p + names::fc2_w, {d, I});
   }
-  add("embed_out.weight", {V, d});
+  add(names::embed_out, {V, d});
   decay_end = total;
   for (Index i = 0; i < c.num_hidden_layers; ++i) {
     const auto p = layer_prefix(i);
-    add(p + "input_layernorm.weight", {d});
-    add(p + "input_layernorm.bias", {d});
-    add(p + "post_attention_layernorm.weight", {d});
-    add(p + "post_attention_layernorm.bias", {d});
-    add(p + "attention.query_key_value.bias", {3 * d});
-    add(p + "attention.dense.bias", {d});
-    add(p + "mlp.dense_h_to_4h.bias", {I});
-    add(p + "mlp.dense_4h_to_h.bias", {d});
+    add(p + names::ln1_w, {d});
+    add(p + names::ln1_b, {d});
+    add(p + names::ln2_w, {d});
+    add(p + names::ln2_b, {d});
+    add(p + names::qkv_b, {3 * d});
+    add(p + names::dense_b, {d});
+    add(p + names::fc1_b, {I});
+    add(p + names::fc2_b, {d});
   }
-  add("gpt_neox.final_layer_norm.weight", {d});
-  add("gpt_neox.final_layer_norm.bias", {d});
+  add(names::final_ln_w, {d});
+  add(names::final_ln_b, {d});
 }
 
 const ParamEntry* ParamLayout::find(const std::string& name) const {

@@ -29,7 +29,23 @@ struct ParamLayout {
   const ParamEntry* find(const std::string& name) const;
 };
 
+// HF GPTNeoX tensor names, spelled once: the layout, the model's tensor binding, checkpoints
+// and conversions all use these.
+namespace names {
+inline const std::string embed_in = "gpt_neox.embed_in.weight", embed_out = "embed_out.weight",
+                         final_ln_w = "gpt_neox.final_layer_norm.weight", final_ln_b = "gpt_neox.final_layer_norm.bias";
+// after layer_prefix(i)
+inline const std::string ln1_w = "input_layernorm.weight", ln1_b = "input_layernorm.bias",
+                         ln2_w = "post_attention_layernorm.weight", ln2_b = "post_attention_layernorm.bias",
+                         qkv_w = "attention.query_key_value.weight", qkv_b = "attention.query_key_value.bias",
+                         dense_w = "attention.dense.weight", dense_b = "attention.dense.bias",
+                         fc1_w = "mlp.dense_h_to_4h.weight", fc1_b = "mlp.dense_h_to_4h.bias",
+                         fc2_w = "mlp.dense_4h_to_h.weight", fc2_b = "mlp.dense_4h_to_h.bias";
+}  // namespace names
+
 // Prefix of layer i's tensor names.
 std::string layer_prefix(Index i);
+// LayerNorm weights start at 1 in a random init (names: any layer's ln1_w/ln2_w, final_ln_w).
+bool is_layernorm_weight(const std::string& name);
 
 }  // namespace rewarm

@@ -21,7 +21,6 @@ void Schedule::validate(const std::string& where) const {
   }
   if (total_steps < 1) fail(where, "schedule.total_steps must be at least 1");
   if (warmup_steps < 0 || warmup_steps > total_steps) fail(where, "schedule warmup must lie in [0, total_steps]");
-  if (lr < 0 || min_lr < 0) fail(where, "optimizer.lr and optimizer.min_lr must be non-negative");
   if (kind.rfind("infinite_", 0) == 0) {
     if (!(cooldown > 0 && cooldown <= constant && constant < 1))
       fail(where, "infinite schedules need 0 < schedule.cooldown <= schedule.constant < 1");
@@ -30,7 +29,7 @@ void Schedule::validate(const std::string& where) const {
   if (kind == "wsd" && !(decay >= 0 && decay <= 1)) fail(where, "schedule.decay must lie in [0, 1]");
 }
 
-double Schedule::operator()(Index t) const {
+double Schedule::operator()(Index t, double lr, double min_lr) const {
   const double W = double(warmup_steps), E = double(total_steps), tt = double(t);
   const double pi = 3.14159265358979323846;
   if (t <= warmup_steps && warmup_steps > 0) return lr * tt / W;  // linear warmup from 0

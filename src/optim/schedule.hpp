@@ -7,9 +7,9 @@
 
 namespace rewarm {
 
+// The [schedule] table; the peak and floor LRs are the optimizer's (lr, min_lr).
 struct Schedule {
   std::string kind = "cosine";
-  double lr = 3e-4, min_lr = 3e-5;
   Index warmup_steps = 0, total_steps = 1;
   double const_lr = 0;      // infinite_*: LR of the constant phase
   double cooldown = 0.6;    // infinite_*: cooldown to const_lr ends at this fraction of total
@@ -19,7 +19,7 @@ struct Schedule {
 
   static const std::vector<std::string>& kinds();
   void validate(const std::string& where) const;  // unknown kind, bad fractions
-  double operator()(Index t) const;               // LR used by optimizer step t
+  double operator()(Index t, double lr, double min_lr) const;  // LR used by optimizer step t
 };
 
 }  // namespace rewarm

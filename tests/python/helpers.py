@@ -61,3 +61,60 @@ def write_safetensors(path, tensors, dtype="F32"):
 def write_toml(path, text):
     with open(path, "w") as f:
         f.write(text)
+
+
+def toml_text(cfg):
+    """A run config dict as TOML: scalars first, then [tables] and [[arrays of tables]]."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    def table(t, name, out):
+        for k, v in t.items():
+            if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict)):
+                out.append(f"{k} = {value(v)}")
+        for k, v in t.items():
+            full = f"{name}.{k}" if name else k
+            if isinstance(v, dict):
+                out.append(f"[{full}]")
+                table(v, full, out)
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for item in v:
+                    out.append(f"[[{full}]]")
+                    table(item, full, out)
+        return out
+
+    return "\n".join(table(cfg, "", [])) + "\n"
+
+
+def tiny_config(run_dir, train_sets, eval_sets=(), layers=2, **sections):
+    """The tests' tiny run (GPT-NeoX with vocab 13, hidden 16) as a dict. `train_sets` and
+    `eval_sets` are shard paths (or dicts of [[data.train]]/[[data.eval]] keys); `sections`
+    update tables, e.g. schedule={"total_steps": 4}."""
+    as_set = lambda s: dict(s) if isinstance(s, dict) else {"path": str(s)}
+    cfg = {
+        "run_dir": str(run_dir),
+        "model": {"vocab_size": 13, "hidden_size": 16, "num_hidden_layers": layers, "num_attention_heads": 2,
+                  "intermediate_size": 24, "max_position_embeddings": 32},
+        "data": {"seq_len": 16, "micro_batch": 2, "global_batch": 4,
+                 "train": [as_set(s) for s in (train_sets if isinstance(train_sets, (list, tuple)) else [train_sets])],
+                 "eval": [as_set(s) for s in eval_sets]},
+        "optimizer": {"lr": 1e-2},
+        "schedule": {"kind": "cosine", "warmup_steps": 2, "total_steps": 8},
+        "train": {"log_interval": 1},
+    }
+    for name, update in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **update} if isinstance(update, dict) else update
+    if not cfg["data"]["eval"]:
+        del cfg["data"]["eval"]
+    return cfg
+
+
+def write_config(path, cfg):
+    write_toml(path, toml_text(cfg))
+    return path

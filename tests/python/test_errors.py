@@ -6,31 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from helpers import rewarm, write_safetensors, write_shard, write_toml
+from helpers import rewarm, tiny_config, write_config, write_safetensors, write_shard
 
-BASE = """
-run_dir = "{d}/run"
-[model]
-vocab_size = 13
-hidden_size = 16
-num_hidden_layers = 1
-num_attention_heads = 2
-intermediate_size = 24
-max_position_embeddings = 32
-[data]
-seq_len = 16
-micro_batch = 2
-global_batch = 4
-[[data.train]]
-path = "{d}/train.h5"
-[optimizer]
-lr = 1e-2
-[schedule]
-kind = "constant"
-total_steps = 4
-[train]
-checkpoint_interval = 1
-"""
+
+def base_config(d, **sections):
+    """One layer, constant LR, a checkpoint every step: the runs these tests break."""
+    sections.setdefault("schedule", {"kind": "constant", "warmup_steps": 0, "total_steps": 4})
+    sections.setdefault("train", {"checkpoint_interval": 1})
+    return tiny_config(d / "run", d / "train.h5", layers=1, **sections)
 
 
 @pytest.fixture
@@ -49,8 +32,8 @@ def fails(*args, expect):
     return lines[0]
 
 
-def train_fails(d, extra_sets=(), expect=(), text=None):
-    write_toml(d / "run.toml", text if text is not None else BASE.format(d=d))
+def train_fails(d, extra_sets=(), expect=(), cfg=None):
+    write_config(d / "run.toml", cfg if cfg is not None else base_config(d))
     sets = [a for s in extra_sets for a in ("--set", s)]
     return fails("train", d / "run.toml", *sets, expect=expect)
 
@@ -71,7 +54,9 @@ def test_missing_files(d):
 
 def test_token_id_beyond_vocab(d):
     write_shard(d / "train.h5", np.arange(200) % 20, 20)
-    train_fails(d, [], ["train.h5", "is >= vocab_size 13"])
+    train_fails(d, [], ["train.h5", "vocab_size 20 (data.train[0]) exceeds the model's vocab_size 13"])
+    write_shard(d / "train.h5", np.arange(200) % 20, 13)  # a shard whose ids break its own vocab_size
+    train_fails(d, [], ["train.h5", "token id 13 at position 13 is >= vocab_size 13"])
 
 
 def test_not_a_shard(d):
@@ -135,6 +120,101 @@ def test_convert_rejects_shape_mismatch(d):
 def test_checkpoint_shape_mismatch_with_run_config(d):
     hf_dir(d)
     rewarm("convert", "hf", d / "hf", "--out", d / "c.h5")
-    text = BASE.format(d=d) + f'[init]\nfrom = "{d}/c.h5"\n'
-    train_fails(d, ["model.hidden_size=32"], ["c.h5", "has shape [13,16] but the model config needs [13,32]"], text=text)
-    train_fails(d, ['init.load="full"'], ["c.h5: has no optimizer state"], text=text)
+    cfg = base_config(d, init={"from": str(d / "c.h5")})
+    train_fails(d, ["model.hidden_size=32"], ["run.toml", "model.hidden_size = 32 but the checkpoint has 16", "c.h5"], cfg=cfg)
+    train_fails(d, ['init.load="full"'], ["c.h5: has no optimizer state"], cfg=cfg)
+
+
+def no_work_done(d):
+    """Nothing trained, evaluated or written: the run failed before its first step."""
+    assert not (d / "run" / "metrics.h5").exists()
+    assert not (d / "run" / "checkpoints").exists() or not os.listdir(d / "run" / "checkpoints")
+
+
+@pytest.mark.parametrize("case", ["missing", "not_hdf5", "too_short", "vocab", "max_sequences"])
+def test_every_eval_shard_is_checked_before_step_1(d, case):
+    val = d / "val.h5"
+    expect = {"missing": "val.h5: cannot open", "not_hdf5": "val.h5: not an HDF5 file",
+              "too_short": "has 10 tokens, no window of seq_len + 1 = 17 (data.eval[1])",
+              "vocab": "vocab_size 99 (data.eval[1]) exceeds the model's vocab_size 13",
+              "max_sequences": "data.eval[1].max_sequences = 50 but the shard has only 12 windows at seq_len 16"}[case]
+    if case == "not_hdf5":
+        val.write_text("not a shard")
+    elif case == "too_short":
+        write_shard(val, np.arange(10) % 13, 13)
+    elif case == "vocab":
+        write_shard(val, np.arange(200) % 13, 99)
+    elif case == "max_sequences":
+        write_shard(val, np.arange(200) % 13, 13)
+    write_shard(d / "good.h5", np.arange(200) % 13, 13)
+    evals = [{"name": "good", "path": str(d / "good.h5")}, {"name": "bad", "path": str(val), "max_sequences": 50}]
+    cfg = base_config(d, train={"eval_at_start": False, "eval_interval": 0, "checkpoint_interval": 1})
+    cfg["data"]["eval"] = evals
+    train_fails(d, [], [expect], cfg=cfg)
+    no_work_done(d)
+
+
+def test_init_and_run_dir_are_checked_before_step_1(d):
+    train_fails(d, [f"init.from={d}/no_such.h5"], ["no_such.h5: cannot open"])
+    (d / "a_file").write_text("")
+    train_fails(d, [f"run_dir={d}/a_file/run"], ["a_file/run: cannot create run_dir/checkpoints"])
+    no_work_done(d)
+
+
+def trained_checkpoint(d, **model):
+    """A checkpoint of a 1-step run of the tiny model with `model` keys."""
+    cfg = base_config(d, schedule={"kind": "constant", "warmup_steps": 0, "total_steps": 1})
+    cfg["model"].update(model)
+    cfg["run_dir"] = str(d / "source")
+    write_config(d / "source.toml", cfg)
+    rewarm("train", d / "source.toml")
+    return d / "source" / "checkpoints" / "step_00000001.h5"
+
+
+def test_config_never_overrides_the_checkpoints_architecture(d):
+    ck = trained_checkpoint(d, use_parallel_residual=True, rotary_pct=0.5, hidden_act="gelu")
+    cfg = base_config(d, init={"from": str(ck)})
+    cfg["model"].update(use_parallel_residual=False, rotary_pct=0.25, hidden_act="gelu_fast")
+    line = train_fails(d, [], ["run.toml", str(ck), "model.rotary_pct = 0.25 but the checkpoint has 0.5",
+                               "model.use_parallel_residual = false but the checkpoint has true",
+                               'model.hidden_act = "gelu_fast" but the checkpoint has "gelu"'], cfg=cfg)
+    no_work_done(d)
+    for key, value in [("layer_norm_eps", 1e-3), ("rotary_emb_base", 500.0), ("max_position_embeddings", 64)]:
+        cfg = base_config(d, init={"from": str(ck)})
+        cfg["model"].update({key: value, "rotary_pct": 0.5})
+        train_fails(d, [], [f"model.{key} = "], cfg=cfg)
+    # eval --checkpoint, and a resumed run, check the same way
+    cfg = base_config(d)
+    cfg["model"]["rotary_pct"] = 0.25
+    cfg["data"]["eval"] = [{"path": str(d / "train.h5")}]
+    write_config(d / "e.toml", cfg)
+    fails("eval", d / "e.toml", "--checkpoint", ck, expect=["model.rotary_pct = 0.25 but the checkpoint has 0.5"])
+    # without [model] the checkpoint supplies the architecture
+    cfg = base_config(d, init={"from": str(ck)})
+    del cfg["model"]
+    write_config(d / "run.toml", cfg)
+    rewarm("train", d / "run.toml")
+    out = rewarm("info", d / "run" / "checkpoints" / "step_00000004.h5").stdout
+    assert "parallel residual, gelu" in out
+
+
+def test_resume_refuses_a_changed_config(d):
+    write_config(d / "run.toml", base_config(d))
+    rewarm("train", d / "run.toml", "--stop-at", 2)
+    line = fails("train", d / "run.toml", "--set", "optimizer.lr=0.02", "--set", "data.seed=7",
+                 expect=["run.toml: resuming", "step_00000002.h5", "with a changed config: data.seed: 1234 -> 7, "
+                         "optimizer.lr: 0.01 -> 0.02", "may change only run_dir, data.micro_batch, data.eval"])
+    fails("train", d / "run.toml", "--set", "model.rotary_pct=0.5", expect=["model.rotary_pct = 0.5 but the checkpoint has 0.25"])
+    fails("train", d / "run.toml", "--stop-at", 2, expect=["--stop-at 2: is not after step 2, where this run resumes"])
+    fails("train", d / "run.toml", "--stop-at", 1, expect=["--stop-at 1: is not after step 2"])
+    assert sorted(os.listdir(d / "run" / "checkpoints")) == ["step_00000001.h5", "step_00000002.h5"]
+    # what may change does not stop it
+    p = rewarm("train", d / "run.toml", "--set", "train.log_interval=2", "--set", "train.keep_checkpoints=5")
+    assert "resuming from" in p.stderr
+    assert sorted(os.listdir(d / "run" / "checkpoints"))[-1] == "step_00000004.h5"
+
+
+def test_stop_at_zero(d):
+    write_config(d / "run.toml", base_config(d))
+    fails("train", d / "run.toml", "--stop-at", 0, expect=["--stop-at 0: must be a step >= 1"])
+    no_work_done(d)

@@ -8,35 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import REWARM, ROOT, rewarm, write_shard, write_toml
+from helpers import REWARM, ROOT, rewarm, tiny_config, write_config, write_shard
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting munge and SLURM needs root")
-
-CONFIG = """
-run_dir = "{run}"
-[model]
-vocab_size = 13
-hidden_size = 16
-num_hidden_layers = 1
-num_attention_heads = 2
-intermediate_size = 24
-max_position_embeddings = 32
-[data]
-seq_len = 16
-micro_batch = 2
-global_batch = 4
-[[data.train]]
-path = "{data}"
-[optimizer]
-lr = 1e-2
-[schedule]
-kind = "cosine"
-warmup_steps = 2
-total_steps = 6
-[train]
-log_interval = 1
-checkpoint_interval = 0
-"""
 
 
 def submit(*args, out):
@@ -60,7 +34,8 @@ def test_job_stops_and_resumes(tmp_path):
     rng = np.random.default_rng(0)
     write_shard(tmp_path / "train.h5", rng.integers(0, 13, 4000), 13)
     for name in ("slurm", "direct"):
-        write_toml(tmp_path / f"{name}.toml", CONFIG.format(run=tmp_path / name, data=tmp_path / "train.h5"))
+        write_config(tmp_path / f"{name}.toml", tiny_config(tmp_path / name, tmp_path / "train.h5", layers=1,
+                                                            schedule={"total_steps": 6}, train={"checkpoint_interval": 0}))
 
     state, log = submit(tmp_path / "slurm.toml", "--stop-at", 3, out=tmp_path / "job1.out")
     assert state == "COMPLETED", log

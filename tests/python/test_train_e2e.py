@@ -4,39 +4,20 @@ import os
 import h5py
 import numpy as np
 
-from helpers import ROOT, rewarm, write_toml
+from helpers import ROOT, rewarm, tiny_config, write_config
 
-TINY = """
-run_dir = "{run}"
-[model]
-vocab_size = 13
-hidden_size = 16
-num_hidden_layers = 2
-num_attention_heads = 2
-intermediate_size = 24
-max_position_embeddings = 32
-[data]
-seq_len = 16
-micro_batch = 2
-global_batch = 4
-shuffle = true
-[[data.train]]
-path = "{data}/train.h5"
-[[data.eval]]
-name = "val"
-path = "{data}/val.h5"
-max_sequences = 5
-[optimizer]
-lr = 1e-2
-[schedule]
-kind = "cosine"
-warmup_steps = 2
-total_steps = 8
-[train]
-eval_interval = 3
-log_interval = 1
-checkpoint_interval = 4
-"""
+
+def tiny(d, run):
+    """Two layers, cosine LR with warmup, 8 steps, an eval set, a checkpoint every 4 steps."""
+    return tiny_config(d / run, d / "train.h5", [{"name": "val", "path": str(d / "val.h5"), "max_sequences": 5}],
+                       data={"shuffle": True}, train={"eval_interval": 3, "log_interval": 1, "checkpoint_interval": 4})
+
+
+def write_tiny(d, run, **updates):
+    cfg = tiny(d, run)
+    for section, keys in updates.items():
+        cfg[section] = {**cfg.get(section, {}), **keys}
+    return write_config(d / f"{run}.toml", cfg)
 
 
 def make_data(d, vocab=13):
@@ -72,13 +53,15 @@ def test_learns_to_the_entropy_floor(tmp_path):
         first = m["eval/synth/loss"][0]
         assert m["eval/synth/step"][0] == 0 and m["eval/synth/step"][-1] == 800
     assert abs(first - np.log(8)) < 0.05  # starts at chance
-    assert final < 1.05 * entropy, f"final eval loss {final} vs entropy rate {entropy}"
+    # no model beats the entropy rate on held-out data: a loss below it means the model sees the
+    # tokens it predicts (say, attention that looks ahead)
+    assert 0.98 * entropy < final < 1.015 * entropy, f"final eval loss {final} vs entropy rate {entropy}"
 
 
 def test_resume_is_bit_exact(tmp_path):
     make_data(tmp_path)
-    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
-    write_toml(tmp_path / "b.toml", TINY.format(run=tmp_path / "b", data=tmp_path))
+    write_tiny(tmp_path, "a")
+    write_tiny(tmp_path, "b")
     rewarm("train", tmp_path / "a.toml", "--set", "train.keep_checkpoints=1")
     p = rewarm("train", tmp_path / "b.toml", "--stop-at", 5)
     assert "stopped after step 5" in p.stdout
@@ -101,21 +84,23 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_init_load_full_and_weights(tmp_path):
     make_data(tmp_path)
-    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    write_tiny(tmp_path, "a")
     rewarm("train", tmp_path / "a.toml")
     start = tmp_path / "a" / "checkpoints" / "step_00000004.h5"
     # "full": the exact state, so the run ends where run a ended
-    write_toml(tmp_path / "f.toml", TINY.format(run=tmp_path / "f", data=tmp_path) + f'[init]\nfrom = "{start}"\nload = "full"\n')
+    write_tiny(tmp_path, "f", init={"from": str(start), "load": "full"})
     rewarm("train", tmp_path / "f.toml")
     assert_identical(read_all(tmp_path / "a" / "checkpoints" / "step_00000008.h5"),
                      read_all(tmp_path / "f" / "checkpoints" / "step_00000008.h5"))
     # "weights": the paper's setup — same weights, fresh optimizer at step 0, eval at step 0 first
-    write_toml(tmp_path / "w.toml", TINY.format(run=tmp_path / "w", data=tmp_path) + f'[init]\nfrom = "{start}"\nload = "weights"\n')
+    write_tiny(tmp_path, "w", init={"from": str(start), "load": "weights"})
     rewarm("train", tmp_path / "w.toml")
+    p = rewarm("eval", tmp_path / "w.toml", "--checkpoint", start)  # the starting weights, evaluated alone
+    start_loss = float(p.stdout.split()[2])
     with h5py.File(tmp_path / "w" / "metrics.h5", "r") as m, h5py.File(tmp_path / "a" / "metrics.h5", "r") as a:
         np.testing.assert_array_equal(m["train/step"][:], np.arange(1, 9))
         assert m["eval/val/step"][0] == 0
-        assert abs(m["eval/val/loss"][0] - a["eval/val/loss"][1]) > 0  # not the random init
+        assert float(f"{m['eval/val/loss'][0]:.9g}") == start_loss  # step 0 is the checkpoint's model
         assert m["train/lr"][0] == a["train/lr"][0]  # warmup restarts
     with h5py.File(start, "r") as s, h5py.File(tmp_path / "w" / "checkpoints" / "step_00000008.h5", "r") as w:
         assert w.attrs["step"] == 8 and w.attrs["tokens_seen"] == 8 * 4 * 16
@@ -123,15 +108,17 @@ def test_init_load_full_and_weights(tmp_path):
 
 def test_eval_and_info(tmp_path):
     make_data(tmp_path)
-    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    write_tiny(tmp_path, "a")
     rewarm("train", tmp_path / "a.toml")
     ck = tmp_path / "a" / "checkpoints" / "step_00000008.h5"
     p = rewarm("eval", tmp_path / "a.toml", "--checkpoint", ck)
     loss = float(p.stdout.split()[2])
     with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
-        assert loss == float(f"{m['eval/val/loss'][-1]:.6f}")  # the same windows as during training
+        assert loss == float(f"{m['eval/val/loss'][-1]:.9g}")  # the same windows as during training
     out = rewarm("info", tmp_path / "val.h5").stdout
     assert "token shard, 1000 tokens" in out and "entropy_rate" in out
+    assert "windows: 1 at seq_len 512, 0 at seq_len 1024, 0 at seq_len 2048" in out
+    assert "windows: 62 at seq_len 16, 9 at seq_len 100" in rewarm("info", tmp_path / "val.h5", "--seq-len", 16, "--seq-len", 100).stdout
     out = rewarm("info", ck).stdout
     assert "checkpoint at step 8" in out and "optimizer state yes" in out
     assert "run: {}; cosine lr 0.01 -> 3e-05, warmup 2 of 8 steps; init random (weights)".format(tmp_path / "a") in out
@@ -147,7 +134,7 @@ def test_metrics_readable_while_training(tmp_path):
     from helpers import REWARM
 
     make_data(tmp_path)
-    write_toml(tmp_path / "a.toml", TINY.format(run=tmp_path / "a", data=tmp_path))
+    write_tiny(tmp_path, "a")
     proc = subprocess.Popen([REWARM, "train", tmp_path / "a.toml", "--set", "schedule.total_steps=400",
                              "--set", "train.eval_interval=50"], stdout=subprocess.DEVNULL)
     reads_during_run = 0
@@ -167,11 +154,11 @@ def test_metrics_readable_while_training(tmp_path):
 def test_mixture_with_replay_resumes_exactly_and_logs_counts(tmp_path):
     make_data(tmp_path)
     rewarm("synth", "--out", tmp_path / "up.h5", "--vocab", 13, "--tokens", 3000, "--seed", 9)
-    mix = '[[data.train]]\nname = "up"\npath = "{}"\nweight = 0.25\n'.format(tmp_path / "up.h5")
     for run in ("a", "b"):
-        text = TINY.format(run=tmp_path / run, data=tmp_path).replace("[optimizer]", mix + "[optimizer]")
-        write_toml(tmp_path / f"{run}.toml", text.replace('path = "{}/train.h5"'.format(tmp_path),
-                                                           'name = "down"\npath = "{}/train.h5"\nweight = 0.75'.format(tmp_path)))
+        cfg = tiny(tmp_path, run)
+        cfg["data"]["train"] = [{"name": "down", "path": str(tmp_path / "train.h5"), "weight": 0.75},
+                                {"name": "up", "path": str(tmp_path / "up.h5"), "weight": 0.25}]
+        write_config(tmp_path / f"{run}.toml", cfg)
     rewarm("train", tmp_path / "a.toml")
     rewarm("train", tmp_path / "b.toml", "--stop-at", 3)
     rewarm("train", tmp_path / "b.toml")

@@ -2,6 +2,9 @@
 #include "app/run_config.hpp"
 #include "testing.hpp"
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 using namespace rewarm;
 
 static const char* kBase = R"(
@@ -54,7 +57,7 @@ TEST_CASE("a valid config parses with defaults and derived values", "[config]") 
 TEST_CASE("--set overrides any key with a TOML value", "[config]") {
   const auto c = parse({"optimizer.lr=3e-4", "schedule.kind=linear", "model.use_parallel_residual=false",
                         "data.train.0.path=other.h5", "optimizer.betas=[0.8, 0.9]", "run_dir=runs/y"});
-  CHECK(c.schedule.lr == 3e-4);
+  CHECK(c.optimizer.lr == 3e-4);
   CHECK(c.schedule.kind == "linear");
   CHECK_FALSE(c.model.use_parallel_residual);
   CHECK(c.data.train[0].path == "other.h5");
@@ -100,5 +103,93 @@ TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
     CHECK(c.schedule.total_steps > 0);
     if (std::string(name) == "pythia-410m-replay5.toml") CHECK(c.data.train.at(1).weight == 0.05);
     if (std::string(name).rfind("pythia", 0) == 0) CHECK(c.schedule.total_steps == 23842);  // 50e9 / 2^21, rounded up
+  }
+}
+
+// config.json of EleutherAI/pythia-{14m,...,1.4b} on the Hugging Face hub (the keys convert hf reads).
+static const char* kPythiaConfigs[][2] = {
+    {"pythia-14m", R"({"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 6, "intermediate_size": 512})"},
+    {"pythia-70m", R"({"hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 6, "intermediate_size": 2048})"},
+    {"pythia-160m", R"({"hidden_size": 768, "num_attention_heads": 12, "num_hidden_layers": 12, "intermediate_size": 3072})"},
+    {"pythia-410m", R"({"hidden_size": 1024, "num_attention_heads": 16, "num_hidden_layers": 24, "intermediate_size": 4096})"},
+    {"pythia-1b", R"({"hidden_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 16, "intermediate_size": 8192})"},
+    {"pythia-1.4b", R"({"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 24, "intermediate_size": 8192})"},
+};
+
+TEST_CASE("presets and inputs/pythia-410m-rewarm.toml agree with Pythia's config.json", "[config]") {
+  for (const auto& [name, sizes] : kPythiaConfigs) {
+    auto j = nlohmann::json::parse(sizes);
+    j.update(nlohmann::json::parse(R"({"architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "eos_token_id": 0,
+        "hidden_act": "gelu", "initializer_range": 0.02, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048,
+        "model_type": "gpt_neox", "rotary_emb_base": 10000, "rotary_pct": 0.25, "tie_word_embeddings": false,
+        "torch_dtype": "float16", "use_cache": true, "use_parallel_residual": true, "vocab_size": 50304})"));
+    const auto hf = ModelConfig::from_hf_json(j, name);
+    INFO(name);
+    CHECK(ModelConfig::preset(name, "test").differences(hf).empty());
+    if (std::string(name) == "pythia-410m") {
+      const auto c = load_run_config(std::string(REWARM_SOURCE_DIR) + "/inputs/pythia-410m-rewarm.toml", {});
+      CHECK(c.model.differences(hf).empty());
+    }
+  }
+  // a difference names the key and both values
+  auto other = ModelConfig::preset("pythia-70m", "test");
+  other.rotary_pct = 0.5;
+  other.hidden_act = "gelu_fast";
+  const auto d = ModelConfig::preset("pythia-70m", "test").differences(other);
+  REQUIRE(d.size() == 2);
+  CHECK(d[0].key == "rotary_pct");
+  CHECK(d[0].ours == "0.25");
+  CHECK(d[0].theirs == "0.5");
+  CHECK(d[1].key == "hidden_act");
+  CHECK(d[1].theirs == "\"gelu_fast\"");
+}
+
+TEST_CASE("hidden_act errors list every accepted name", "[config]") {
+  CHECK_THROWS_WITH(parse({"model.hidden_act=relu"}),
+                    Catch::Contains("gelu (exact erf), gelu_fast, gelu_new, gelu_pytorch_tanh"));
+  for (const char* act : {"gelu", "gelu_fast", "gelu_new", "gelu_pytorch_tanh"})
+    CHECK(parse({std::string("model.hidden_act=") + act}).model.hidden_act == act);
+}
+
+TEST_CASE("a resumed run may change only keys that leave training alone", "[config]") {
+  const auto base = parse().to_toml();
+  CHECK(changes_refused_on_resume(base, base).empty());
+  const auto allowed = parse({"train.eval_interval=7", "train.log_interval=3", "train.checkpoint_interval=5",
+                              "train.keep_checkpoints=9", "train.eval_at_start=false", "run_dir=elsewhere",
+                              "data.micro_batch=4", "data.eval.0.path=moved.h5", "data.eval.0.max_sequences=3"});
+  CHECK(changes_refused_on_resume(base, allowed.to_toml()).empty());
+  const auto refused = changes_refused_on_resume(
+      base, parse({"optimizer.lr=6e-4", "data.train.0.path=other.h5", "schedule.total_steps=300"}).to_toml());
+  REQUIRE(refused.size() == 4);  // warmup = 0.1 of total_steps moves too
+  CHECK(refused[0] == "data.train[0].path: \"up.h5\" -> \"other.h5\"");
+  CHECK(refused[1] == "optimizer.lr: 0.001 -> 0.0006");
+  CHECK(refused[2] == "schedule.total_steps: 200 -> 300");
+  CHECK(refused[3] == "schedule.warmup_steps: 20 -> 30");
+  // a set added or removed is a change too
+  const auto two = parse({}, "[[data.train]]\npath = \"b.h5\"\n").to_toml();
+  CHECK(changes_refused_on_resume(base, two).size() == 3);  // data.train[1].name, .path, .weight
+}
+
+// The rows of the key tables in docs/config.md: "| `section.key` | ...".
+static std::vector<std::string> documented_keys() {
+  std::ifstream f(std::string(REWARM_SOURCE_DIR) + "/docs/config.md");
+  REQUIRE(f);
+  std::vector<std::string> keys;
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("| `", 0) == 0) keys.push_back(line.substr(3, line.find('`', 3) - 3));
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+TEST_CASE("docs/config.md documents every key the parser accepts, and no other", "[config][docs]") {
+  const auto accepted = run_config_keys(), documented = documented_keys();
+  CHECK(accepted.size() > 40);
+  for (const auto& k : accepted) {
+    INFO("accepted but not documented: " << k);
+    CHECK(std::binary_search(documented.begin(), documented.end(), k));
+  }
+  for (const auto& k : documented) {
+    INFO("documented but not accepted: " << k);
+    CHECK(std::binary_search(accepted.begin(), accepted.end(), k));
   }
 }

@@ -20,11 +20,11 @@ TEST_CASE("linear backward matches finite differences", "[layers]") {
     auto x = random_view(N * in, 1), W = random_view(out * in, 2), b = random_view(out, 3), R = random_view(N * out, 4);
     View1<double> y("y", N * out), dx("dx", N * in), dW("dW", out * in), db("db", out);
     auto loss = [&] {
-      linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), vec(b));
+      linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), flat(b));
       return dot(y, R);
     };
     loss();
-    linear_backward(mat(dx, N, in), mat(dW, out, in), vec(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
+    linear_backward(mat(dx, N, in), mat(dW, out, in), flat(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
     CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
     // the forward value itself against a naive loop
     auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
@@ -46,11 +46,11 @@ TEST_CASE("layernorm backward matches finite differences", "[layers]") {
          b = random_view(d, 7 + trial), R = random_view(N * d, 8 + trial);
     View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
     auto loss = [&] {
-      layernorm_forward(mat(y, N, d), vec(mean), vec(rstd), mat(x, N, d), vec(w), vec(b), 1e-5);
+      layernorm_forward(mat(y, N, d), flat(mean), flat(rstd), mat(x, N, d), flat(w), flat(b), 1e-5);
       return dot(y, R);
     };
     loss();
-    layernorm_backward(mat(dx, N, d), vec(dw), vec(db), mat(R, N, d), mat(x, N, d), vec(mean), vec(rstd), vec(w));
+    layernorm_backward(mat(dx, N, d), flat(dw), flat(db), mat(R, N, d), mat(x, N, d), flat(mean), flat(rstd), flat(w));
     CHECK(max_fd_error(loss, {{x, dx}, {w, dw}, {b, db}}) < 1e-7);
     // naive reference: (x − mean) / sqrt(var + eps) · w + b, row by row
     auto xs = to_vec(x), ys = to_vec(y), ws = to_vec(w), bs = to_vec(b);
@@ -69,11 +69,11 @@ TEST_CASE("gelu (erf and tanh) backward matches finite differences", "[layers]")
     const Index n = 11;
     auto x = random_view(n, 9, -4, 4), R = random_view(n, 10), y = View1<double>("y", n), dx = View1<double>("dx", n);
     auto loss = [&] {
-      gelu_forward(vec(y), vec(x), tanh_approx);
+      gelu_forward(flat(y), flat(x), tanh_approx);
       return dot(y, R);
     };
     loss();
-    gelu_backward(vec(dx), vec(R), vec(x), tanh_approx);
+    gelu_backward(flat(dx), flat(R), flat(x), tanh_approx);
     CHECK(max_fd_error(loss, {{x, dx}}) < 1e-7);
   }
   // reference values: torch.nn.functional.gelu(1.0) and gelu(1.0, approximate="tanh")
@@ -131,11 +131,11 @@ TEST_CASE("causal attention matches a naive softmax and finite differences", "[l
     View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d);
     const AttentionWorkspace<double> ws(s);
     auto loss = [&] {
-      attention_forward(mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
+      attention_forward(mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
       return dot(out, R);
     };
     loss();
-    attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), vec(lse), mat(qkv, N, 3 * d), s, ws);
+    attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
     CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
     // naive reference: full score matrix, masked, softmax
     auto q = to_vec(qkv), o = to_vec(out);

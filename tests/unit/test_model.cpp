@@ -37,7 +37,7 @@ TEST_CASE("GPT-NeoX gradient matches finite differences", "[model]") {
         Gpt<double> model(cfg, B, T);
         auto p = random_vec(model.params.extent(0), 42, -0.5, 0.5);
         for (const auto& e : model.layout().entries)  // LayerNorm weights near 1, as after training
-          if (e.name.find("layernorm.weight") != std::string::npos)
+          if (is_layernorm_weight(e.name))
             for (Index i = 0; i < e.size(); ++i) p[e.offset + i] += 1;
         from_vec(model.params, p);
         View1<int32_t> ids("ids", B * T), tg("tg", B * T);

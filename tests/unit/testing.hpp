@@ -33,8 +33,7 @@ inline View1<double> random_view(std::size_t n, unsigned seed, double lo = -1, d
   from_vec(v, random_vec(n, seed, lo, hi));
   return v;
 }
-inline Matrix<double> mat(const View1<double>& v, Index r, Index c) { return Matrix<double>(v.data(), r, c); }
-inline Vector<double> vec(const View1<double>& v) { return Vector<double>(v.data(), v.extent(0)); }
+inline Matrix<double> mat(const View1<double>& v, Index r, Index c) { return as_matrix(v.data(), r, c); }
 inline double dot(const View1<double>& a, const View1<double>& b) {
   auto x = to_vec(a), y = to_vec(b);
   double s = 0;

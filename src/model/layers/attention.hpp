@@ -77,9 +77,9 @@ void causal_softmax(const View1<T>& p, const View1<T>& s, const Vector<T>& lse, 
       });
 }
 
-template <class T>
+template <class T>  // rows×cols starting at element `offset` of v
 Matrix<T> block(const View1<T>& v, Index offset, Index rows, Index cols) {
-  return Matrix<T>(v.data() + offset, rows, cols);
+  return as_matrix(v.data() + offset, rows, cols);
 }
 }  // namespace detail
 

@@ -31,18 +31,4 @@ void add_column_sums(const Vector<T>& db, const Matrix<T>& dy) {
       });
 }
 
-// View a flat buffer range as a row-major matrix / vector.
-template <class T>
-Matrix<T> as_matrix(T* p, Index rows, Index cols) {
-  return Matrix<T>(p, rows, cols);
-}
-template <class T>
-Vector<T> as_vector(T* p, Index n) {
-  return Vector<T>(p, n);
-}
-template <class V>
-auto flat(const V& m) {
-  return Vector<typename V::value_type>(m.data(), m.size());
-}
-
 }  // namespace rewarm::layers
