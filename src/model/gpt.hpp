@@ -46,6 +46,9 @@ class Gpt {
   double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
 
   Index tokens() const { return B_ * T_; }
+  // Logits [batch·seq_len, vocab] of the last forward pass made without gradients (with
+  // gradients they are overwritten by the loss gradient).
+  const View2<T>& logits() const { return logits_; }
 
  private:
   struct LayerActs {

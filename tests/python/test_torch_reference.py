@@ -17,13 +17,13 @@ STEPS, T, MB, GB = 6, 16, 2, 4
 OPT = dict(lr=5e-3, min_lr=5e-4, betas=(0.9, 0.95), eps=1e-6, weight_decay=0.1, clip=0.5, warmup=2)
 
 
-def model_config(parallel, act, rotary_pct):
+def model_config(parallel, act, rotary_pct, eps=1e-5, base=10000.0):
     return dict(vocab_size=37, hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=40,
-                rotary_pct=rotary_pct, rotary_emb_base=10000.0, max_position_embeddings=64, layer_norm_eps=1e-5,
+                rotary_pct=rotary_pct, rotary_emb_base=base, max_position_embeddings=64, layer_norm_eps=eps,
                 use_parallel_residual=parallel, hidden_act=act)
 
 
-def reference_run(model, tokens):
+def reference_run(model, tokens, clip):
     decay, no_decay = decay_groups(model)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}],
@@ -40,7 +40,8 @@ def reference_run(model, tokens):
             loss = model(batch[:, :-1], batch[:, 1:]) / (GB // MB)
             loss.backward()
             total += loss.item()
-        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), OPT["clip"]).item())
+        # grad_clip = 0 disables clipping: the norm is still logged
+        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf")).item())
         lr = schedule("cosine", step, OPT["lr"], OPT["min_lr"], OPT["warmup"], STEPS)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -50,11 +51,13 @@ def reference_run(model, tokens):
     return opt, losses, lrs, norms
 
 
-@pytest.mark.parametrize("parallel,act,rotary_pct", [(True, "gelu", 0.25), (False, "gelu", 0.5),
-                                                      (True, "gelu_fast", 1.0), (False, "gelu_fast", 0.25)])
-def test_matches_pytorch(tmp_path, parallel, act, rotary_pct):
+@pytest.mark.parametrize("parallel,act,rotary_pct,eps,base,clip", [
+    (True, "gelu", 0.25, 1e-5, 10000.0, 0.5), (False, "gelu", 0.5, 1e-5, 10000.0, 0.5),
+    (True, "gelu_fast", 1.0, 1e-5, 10000.0, 0.5), (False, "gelu_fast", 0.25, 1e-5, 10000.0, 0.5),
+    (True, "gelu", 1.0, 0.3, 10.0, 0.0)])  # LayerNorm eps and rotary base that matter; clipping off
+def test_matches_pytorch(tmp_path, parallel, act, rotary_pct, eps, base, clip):
     torch.manual_seed(0)
-    c = model_config(parallel, act, rotary_pct)
+    c = model_config(parallel, act, rotary_pct, eps, base)
     model = GPTNeoX(c)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -85,7 +88,7 @@ min_lr = {OPT['min_lr']}
 betas = [0.9, 0.95]
 eps = {OPT['eps']}
 weight_decay = {OPT['weight_decay']}
-grad_clip = {OPT['clip']}
+grad_clip = {clip}
 [schedule]
 kind = "cosine"
 warmup_steps = {OPT['warmup']}
@@ -96,19 +99,22 @@ checkpoint_interval = {STEPS}
 """)
     rewarm("train", tmp_path / "run.toml")
 
-    opt, losses, lrs, norms = reference_run(model, tokens)
+    opt, losses, lrs, norms = reference_run(model, tokens, clip)
     with h5py.File(tmp_path / "run" / "metrics.h5", "r") as m:
         np.testing.assert_array_equal(m["train/step"][:], np.arange(1, STEPS + 1))
-        np.testing.assert_allclose(m["train/loss"][:], losses, rtol=1e-4)
+        # tolerances ~3x the agreement observed (float32 on both sides, different summation orders):
+        # losses 1e-7, norms 2e-7 relative, weights 4e-6 absolute, moments 7e-6 of their largest value
+        np.testing.assert_allclose(m["train/loss"][:], losses, rtol=3e-7)
         np.testing.assert_allclose(m["train/lr"][:], lrs, rtol=1e-12)
-        np.testing.assert_allclose(m["train/grad_norm"][:], norms, rtol=1e-4)
-    assert min(norms) > OPT["clip"], "the test should exercise clipping"
+        np.testing.assert_allclose(m["train/grad_norm"][:], norms, rtol=6e-7)
+    if clip > 0:
+        assert min(norms) > clip, "the test should exercise clipping"
     with h5py.File(tmp_path / "run" / "checkpoints" / f"step_{STEPS:08d}.h5", "r") as ck:
         assert ck.attrs["step"] == STEPS
         for name, p in model.named_parameters():
             st = opt.state[p]
-            np.testing.assert_allclose(ck["model/" + name][:], p.detach().numpy(), atol=2e-5, rtol=0, err_msg=name)
+            np.testing.assert_allclose(ck["model/" + name][:], p.detach().numpy(), atol=1e-5, rtol=0, err_msg=name)
             scale = float(st["exp_avg"].abs().max())
-            np.testing.assert_allclose(ck["optimizer/exp_avg/" + name][:], st["exp_avg"].numpy(), atol=1e-4 * scale, rtol=0, err_msg=name)
+            np.testing.assert_allclose(ck["optimizer/exp_avg/" + name][:], st["exp_avg"].numpy(), atol=2e-5 * scale, rtol=0, err_msg=name)
             scale = float(st["exp_avg_sq"].abs().max())
-            np.testing.assert_allclose(ck["optimizer/exp_avg_sq/" + name][:], st["exp_avg_sq"].numpy(), atol=1e-4 * scale, rtol=0, err_msg=name)
+            np.testing.assert_allclose(ck["optimizer/exp_avg_sq/" + name][:], st["exp_avg_sq"].numpy(), atol=2e-5 * scale, rtol=0, err_msg=name)

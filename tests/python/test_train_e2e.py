@@ -170,3 +170,32 @@ def test_mixture_with_replay_resumes_exactly_and_logs_counts(tmp_path):
         assert up[-1] == 8 and down[-1] == 24  # 25% of 32 samples
     with h5py.File(tmp_path / "a" / final, "r") as c:
         np.testing.assert_array_equal(c["state/set_samples"][:], [24, 8])
+
+
+def test_docs_describe_every_object_and_attribute(tmp_path):
+    """docs/formats.md names every dataset and attribute that rewarm writes (and the checkpoint's
+    parameter names appear in its list)."""
+    make_data(tmp_path)
+    write_tiny(tmp_path, "a")
+    rewarm("train", tmp_path / "a.toml")
+    docs = open(os.path.join(ROOT, "docs", "formats.md")).read()
+    files = {"shard": tmp_path / "val.h5", "checkpoint": tmp_path / "a" / "checkpoints" / "step_00000008.h5",
+             "metrics": tmp_path / "a" / "metrics.h5"}
+    for kind, path in files.items():
+        with h5py.File(path, "r") as f:
+            for a in f.attrs:
+                assert f"attribute `{a}`" in docs or f"`{a}`" in docs, (kind, a)
+            names = []
+            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            for n in names:
+                if n.startswith(("model/", "optimizer/")):
+                    group, tensor = n.rsplit("/", 1)
+                    assert f"`/{group}/<name>`" in docs, n
+                    generic = tensor.split(".", 3)[-1] if tensor.startswith("gpt_neox.layers.") else tensor
+                    assert generic.rsplit(".", 1)[0] in docs, n
+                elif n.startswith("eval/"):
+                    assert "`/eval/<set>/" + n.split("/")[-1] + "`" in docs, n
+                elif n.startswith("train/samples_"):
+                    assert "`/train/samples_<set>`" in docs, n
+                else:
+                    assert f"`/{n}`" in docs, n

@@ -79,6 +79,18 @@ TEST_CASE("gelu (erf and tanh) backward matches finite differences", "[layers]")
   // reference values: torch.nn.functional.gelu(1.0) and gelu(1.0, approximate="tanh")
   CHECK(gelu(1.0, false) == Approx(0.8413447460685429).epsilon(1e-14));
   CHECK(gelu(1.0, true) == Approx(0.8411919906082768).epsilon(1e-14));
+  // and the formulas over a range, with their derivatives written out independently
+  const double c = std::sqrt(2 / M_PI);
+  for (double x = -6; x <= 6; x += 0.37) {
+    INFO("x = " << x);
+    const double u = c * (x + 0.044715 * x * x * x), t = std::tanh(u);
+    CHECK(gelu(x, true) == Approx(0.5 * x * (1 + t)).epsilon(1e-14).margin(1e-300));
+    CHECK(gelu_grad(x, true) ==
+          Approx(0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)).epsilon(1e-13).margin(1e-15));
+    const double phi = std::exp(-x * x / 2) / std::sqrt(2 * M_PI), Phi = 0.5 * std::erfc(-x / std::sqrt(2.0));
+    CHECK(gelu(x, false) == Approx(x * Phi).epsilon(1e-13).margin(1e-15));
+    CHECK(gelu_grad(x, false) == Approx(Phi + x * phi).epsilon(1e-13).margin(1e-15));
+  }
 }
 
 TEST_CASE("rotary matches the HF formula and its backward is the transpose rotation", "[layers]") {

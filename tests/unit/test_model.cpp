@@ -83,3 +83,31 @@ TEST_CASE("evaluation over a prefix counts only those tokens", "[model]") {
   CHECK(first_two < all);
   CHECK(first_two > 0);
 }
+
+TEST_CASE("random init: normal(0, std) matrices, zero biases, LayerNorm weights 1 (final one too)", "[model]") {
+  auto cfg = tiny(true, "gelu", 0.5);
+  cfg.hidden_size = 48;
+  cfg.num_attention_heads = 4;
+  cfg.intermediate_size = 96;
+  Gpt<double> m(cfg, 1, 2);
+  m.init_random(11, 0.02);
+  const auto p = to_vec(m.params);
+  for (const auto& e : m.layout().entries) {
+    INFO(e.name);
+    double sum = 0, sq = 0;
+    for (Index i = 0; i < e.size(); ++i) sum += p[e.offset + i], sq += p[e.offset + i] * p[e.offset + i];
+    const double n = double(e.size()), mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+    if (is_layernorm_weight(e.name)) {
+      CHECK(mean == 1.0);
+      CHECK(sd == Approx(0.0).margin(1e-12));
+    } else if (e.shape.size() == 1) {
+      CHECK(sq == 0.0);
+    } else {
+      CHECK(std::abs(mean) < 4 * 0.02 / std::sqrt(n));
+      CHECK(sd == Approx(0.02).epsilon(6 / std::sqrt(2 * n)));
+    }
+  }
+  CHECK(is_layernorm_weight("gpt_neox.final_layer_norm.weight"));
+  CHECK(is_layernorm_weight("gpt_neox.layers.3.post_attention_layernorm.weight"));
+  CHECK_FALSE(is_layernorm_weight("gpt_neox.layers.3.post_attention_layernorm.bias"));
+}
