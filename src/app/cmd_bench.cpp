@@ -6,6 +6,7 @@
 #include "app/commands.hpp"
 #include "app/trainer.hpp"
 #include "core/gemm.hpp"
+#include "parallel/runtime.hpp"
 
 namespace rewarm {
 
@@ -36,7 +37,7 @@ static double flops_per_token(const ModelConfig& c, Index seq_len) {
   return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
 }
 
-void register_bench(CLI::App& app) {
+void register_bench(CLI::App& app, const LaunchOptions& launch) {
   auto* cmd = app.add_subcommand("bench", "training tokens/s, model FLOP/s and MFU against a measured GEMM peak");
   auto config = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();
@@ -48,7 +49,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--gemm-size", *gemm_n, "size n of the n×n×n GEMM that measures the peak")->capture_default_str();
   auto read_only = std::make_shared<bool>(false);
   cmd->add_flag("--read-only", *read_only, "only time reading every window of the first [[data.train]] set, in order");
-  cmd->callback([=] {
+  cmd->callback([=, &launch] {
     auto cfg = load_run_config(*config, *sets);
     if (*read_only) {  // the data path alone: HDF5 window reads, range checks
       TokenShard shard(cfg.data.train.at(0).path);
@@ -63,33 +64,48 @@ void register_bench(CLI::App& app) {
       return;
     }
     cfg.run_dir = "";  // a benchmark resumes nothing and writes nothing
-    Trainer trainer(cfg);
-    trainer.open_train_data();
-    const auto& c = trainer.config();
-    const double peak = gemm_peak_flops(*gemm_n, 3);
-    trainer.step();  // warm-up
-    double data = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (Index s = 0; s < *steps; ++s) data += trainer.step().data_seconds;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
-    const double model_flops = tps * flops_per_token(c.model, c.data.seq_len);
-    std::printf("device          %s\n", device_description().c_str());
-    std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld)\n", peak / 1e9,
-                static_cast<long long>(*gemm_n));
-    std::printf(
-        "model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, "
-        "global_batch %lld\n",
-        static_cast<long long>(c.model.hidden_size), static_cast<long long>(c.model.num_hidden_layers),
-        static_cast<long long>(c.model.num_attention_heads), static_cast<long long>(c.model.vocab_size),
-        static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
-        static_cast<long long>(c.data.global_batch));
-    std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step)\n", tps, static_cast<long long>(*steps),
-                secs / double(*steps));
-    std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9,
-                flops_per_token(c.model, c.data.seq_len));
-    std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
-    std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
+    run_on_device(launch.kokkos_args, [&](Comm& comm) {
+      std::unique_ptr<Trainer> trainer;
+      comm.agree([&] {
+        comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
+        trainer = std::make_unique<Trainer>(cfg, comm);
+        trainer->open_train_data();
+      });
+      const auto& c = trainer->config();
+      const double peak = comm.sum(gemm_peak_flops(*gemm_n, 3));  // every rank's GPU/cores
+      trainer->step();  // warm-up
+      double data = 0, allreduce = 0;
+      comm.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (Index s = 0; s < *steps; ++s) {
+        const auto r = trainer->step();
+        data += r.data_seconds, allreduce += r.allreduce_seconds;
+      }
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      data = comm.sum(data) / comm.size(), allreduce = comm.sum(allreduce) / comm.size();  // rank means
+      if (!comm.root()) return;
+      const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
+      const double model_flops = tps * flops_per_token(c.model, c.data.seq_len);
+      std::printf("device          %s, %d rank%s\n", device_description().c_str(), comm.size(), comm.size() > 1 ? "s" : "");
+      std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld, summed over ranks)\n", peak / 1e9,
+                  static_cast<long long>(*gemm_n));
+      std::printf(
+          "model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, "
+          "global_batch %lld\n",
+          static_cast<long long>(c.model.hidden_size), static_cast<long long>(c.model.num_hidden_layers),
+          static_cast<long long>(c.model.num_attention_heads), static_cast<long long>(c.model.vocab_size),
+          static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
+          static_cast<long long>(c.data.global_batch));
+      std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step), %.0f tokens/s per rank\n", tps,
+                  static_cast<long long>(*steps), secs / double(*steps), tps / comm.size());
+      std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9,
+                  flops_per_token(c.model, c.data.seq_len));
+      std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
+      std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
+      std::printf("all-reduce      %.2f%% of step time (gradients and loss over %d ranks%s)\n", 100 * allreduce / secs,
+                  comm.size(), c.parallel.zero ? ", ZeRO-1 reduce-scatter + all-gather" : "");
+      std::printf("AdamW state     %.1f MiB per rank\n", double(trainer->optimizer_bytes()) / (1 << 20));
+    });
   });
 }
 

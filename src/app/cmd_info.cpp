@@ -55,9 +55,10 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens) {
     const auto model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
     Index params = 0;
     for (const auto& e : ParamLayout(model).entries) params += e.size();
-    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s\n", path.c_str(),
+    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s, world_size %lld\n", path.c_str(),
                 static_cast<long long>(f.attr_int("step")), static_cast<long long>(f.attr_int("tokens_seen")),
-                f.exists("/optimizer/exp_avg") ? "yes" : "no");
+                f.exists("/optimizer/exp_avg") ? "yes" : "no",
+                static_cast<long long>(f.has_attr("world_size") ? f.attr_int("world_size") : 1));
     std::printf(
         "  model: GPT-NeoX, %lld parameters, hidden %lld, layers %lld, heads %lld, vocab %lld, %s residual, %s\n",
         static_cast<long long>(params), static_cast<long long>(model.hidden_size),

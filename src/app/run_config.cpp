@@ -154,7 +154,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   };
   Section top(&root, "", source, record);
   top.get("run_dir", c.run_dir);
-  top.expect({"model", "init", "data", "optimizer", "schedule", "train"});
+  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "train"});
   top.finish();
 
   const toml::table* mt = table("model");
@@ -243,6 +243,12 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
                                               : 0;
   c.schedule.validate(source);
 
+  Section par(table("parallel"), "parallel.", source, record);
+  par.get("zero", c.parallel.zero);
+  par.get("gpu_aware_mpi", c.parallel.gpu_aware_mpi);
+  par.finish();
+  if (c.parallel.zero > 1) fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0 or 1");
+
   Section t(table("train"), "train.", source, record);
   t.get("eval_interval", c.train.eval_interval);
   t.get("eval_at_start", c.train.eval_at_start);
@@ -274,7 +280,7 @@ std::vector<std::string> run_config_keys() {
 }
 
 const std::vector<std::string>& resume_may_change() {
-  static const std::vector<std::string> keys{"run_dir",          "data.micro_batch",         "data.eval",
+  static const std::vector<std::string> keys{"run_dir", "parallel", "data.micro_batch", "data.eval",
                                              "train.eval_interval", "train.eval_at_start",   "train.log_interval",
                                              "train.checkpoint_interval", "train.keep_checkpoints"};
   return keys;
@@ -388,6 +394,7 @@ std::string RunConfig::to_toml() const {
                                {"constant", schedule.constant},
                                {"timescale", schedule.timescale},
                                {"decay", schedule.decay}}},
+      {"parallel", toml::table{{"zero", parallel.zero}, {"gpu_aware_mpi", parallel.gpu_aware_mpi}}},
       {"train", toml::table{{"eval_interval", train.eval_interval},
                             {"eval_at_start", train.eval_at_start},
                             {"log_interval", train.log_interval},

@@ -29,6 +29,10 @@ struct RunConfig {
   AdamW optimizer;
   Schedule schedule;
   struct {
+    Index zero = 0;              // 1: ZeRO-1, AdamW state sharded over the ranks
+    bool gpu_aware_mpi = false;  // device buffers straight to MPI
+  } parallel;
+  struct {
     Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;
     bool eval_at_start = true;
   } train;

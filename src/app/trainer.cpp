@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "io/metrics.hpp"
 #include "optim/adamw.hpp"
+#include "optim/gradients.hpp"
 
 namespace rewarm {
 namespace fs = std::filesystem;
@@ -18,9 +19,9 @@ std::string device_description() {
 }
 
 template <class V>
-static void upload(const V& dst, const std::vector<float>& src) {
+static void upload(const V& dst, const float* src, Index n) {
   auto h = Kokkos::create_mirror_view(dst);
-  for (std::size_t i = 0; i < src.size(); ++i) h(i) = src[i];
+  for (Index i = 0; i < n; ++i) h(i) = src[i];
   Kokkos::deep_copy(dst, h);
 }
 template <class V>
@@ -38,7 +39,7 @@ static void check_architecture(const RunConfig& cfg, const ModelConfig& checkpoi
     fail(cfg.source, diffs + " (" + path + "); leave out [model] to take the checkpoint's architecture");
 }
 
-Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg)) {
+Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(std::move(cfg)), comm_(comm), slices_(0, 1) {
   // Where the weights come from: the newest checkpoint of this run (exact resume), an explicit
   // checkpoint (eval), init.from, or a seeded random init.
   const bool may_resume = weights.empty() && !cfg_.run_dir.empty();  // bench and eval resume nothing
@@ -71,13 +72,22 @@ Trainer::Trainer(RunConfig cfg, const std::string& weights) : cfg_(std::move(cfg
     origin_ = std::string(resume ? "resuming from " : "weights from ") + from + " (step " +
               std::to_string(ck.state.step) + ")";
   model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len);
-  exp_avg_ = View1<float>("rewarm::exp_avg", model_->params.extent(0));
-  exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", model_->params.extent(0));
+  const Index P = model_->params.extent(0);
+  slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
+  own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
+  own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
+  grad_sum_ = View1<double>("rewarm::grad_sum", P);
+  if (cfg_.parallel.zero) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
+  exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
+  exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
   if (from == "random") {
     model_->init_random(cfg_.init.seed, cfg_.init.std);
   } else {
-    upload(model_->params, ck.params);
-    if (full) upload(exp_avg_, ck.exp_avg), upload(exp_avg_sq_, ck.exp_avg_sq);
+    upload(model_->params, ck.params.data(), P);
+    if (full) {
+      upload(exp_avg_, ck.exp_avg.data() + own_.offset, own_.count);
+      upload(exp_avg_sq_, ck.exp_avg_sq.data() + own_.offset, own_.count);
+    }
   }
   const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
   ids_ = View1<std::int32_t>("rewarm::ids", n);
@@ -104,13 +114,6 @@ void Trainer::upload_batch() {
   Kokkos::deep_copy(ExecSpace(), targets_, h_targets_);
 }
 
-void Trainer::load_batch() {
-  for (Index j = 0; j < cfg_.data.micro_batch; ++j) {
-    mixture_->next(window_.data());
-    stage_window(j);
-  }
-}
-
 // Windows to evaluate in eval set i: its first max_sequences (all when 0).
 static Index eval_windows(const DataSet& set, const TokenShard& shard, Index seq_len) {
   const Index n = shard.num_windows(seq_len);
@@ -132,21 +135,25 @@ void Trainer::open_eval_data() {
   }
 }
 
+// Rank r evaluates windows [r·n/N, (r+1)·n/N); the token losses are summed in double.
 double Trainer::eval_set(std::size_t i) {
   const auto& shard = *eval_shards_.at(i);
-  const Index T = cfg_.data.seq_len, B = cfg_.data.micro_batch;
+  const Index T = cfg_.data.seq_len, B = cfg_.data.micro_batch, N = comm_.size(), r = comm_.rank();
   const Index n = eval_windows(cfg_.data.eval[i], shard, T);
+  const Index begin = r * n / N, end = (r + 1) * n / N;
   double total = 0;
-  for (Index first = 0; first < n; first += B) {
-    const Index rows = std::min(B, n - first);
-    for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
-      shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, window_.data());
-      stage_window(j);
+  comm_.agree([&] {
+    for (Index first = begin; first < end; first += B) {
+      const Index rows = std::min(B, end - first);
+      for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
+        shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, window_.data());
+        stage_window(j);
+      }
+      upload_batch();
+      total += model_->forward(ids_, targets_, 0, rows * T);
     }
-    upload_batch();
-    total += model_->forward(ids_, targets_, 0, rows * T);
-  }
-  return total / double(n * T);
+  });
+  return comm_.sum(total) / double(n * T);
 }
 
 std::map<std::string, double> Trainer::evaluate() {
@@ -166,22 +173,39 @@ void Trainer::check_run_dir() const {
   fs::remove(probe, ec);
 }
 
+// The full state whatever the rank count: ZeRO-1 moments are gathered to rank 0, which writes.
 void Trainer::save_checkpoint() {
-  fs::create_directories(fs::path(cfg_.run_dir) / "checkpoints");
   CheckpointData c;
   c.model = cfg_.model;
   c.config_text = config_text_;
   c.state = state_;
-  c.params = download(model_->params);
-  c.exp_avg = download(exp_avg_);
-  c.exp_avg_sq = download(exp_avg_sq_);
-  write_checkpoint(checkpoint_path(cfg_.run_dir, state_.step), c);
-  auto all = list_checkpoints(cfg_.run_dir);
-  const std::size_t keep = std::size_t(std::max<Index>(cfg_.train.keep_checkpoints, 1));
-  for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+  c.world_size = comm_.size();
+  for (auto* m : {&exp_avg_, &exp_avg_sq_}) {
+    std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
+    const auto mine = host_copy(*m);
+    std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
+    if (cfg_.parallel.zero)  // every rank holds a slice
+      comm_.gather_to_root(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                               full.data(), full.size()),
+                           slices_);
+    (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
+  }
+  comm_.agree([&] {
+    if (!comm_.root()) return;
+    c.params = download(model_->params);
+    fs::create_directories(fs::path(cfg_.run_dir) / "checkpoints");
+    write_checkpoint(checkpoint_path(cfg_.run_dir, state_.step), c);
+    auto all = list_checkpoints(cfg_.run_dir);
+    const std::size_t keep = std::size_t(std::max<Index>(cfg_.train.keep_checkpoints, 1));
+    for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+  });
 }
 
 void Trainer::open_train_data() {
+  const Index G = cfg_.data.global_batch, mb = cfg_.data.micro_batch, N = comm_.size();
+  if (G % (mb * N) != 0)
+    fail(cfg_.source, "data.global_batch = " + std::to_string(G) + " is not a multiple of data.micro_batch × ranks = " +
+                          std::to_string(mb) + " × " + std::to_string(N) + " = " + std::to_string(mb * N));
   mixture_ = std::make_unique<Mixture>(cfg_.data.train, cfg_.data.seq_len, cfg_.data.shuffle, cfg_.data.seed,
                                        cfg_.model.vocab_size);
   auto counts = state_.set_samples;
@@ -196,53 +220,89 @@ void Trainer::open_train_data() {
 }
 
 StepResult Trainer::step() {
-  const Index t = state_.step + 1, accum = cfg_.accumulation_steps();
+  const Index t = state_.step + 1, G = cfg_.data.global_batch, mb = cfg_.data.micro_batch;
+  const Index per_rank = G / comm_.size(), first_sample = comm_.rank() * per_rank;
   const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
   StepResult r{};
-  model_->zero_grads();
+  std::vector<Mixture::Draw> draws;  // every sample of the step; this rank reads its slice
+  for (Index j = 0; j < G; ++j) draws.push_back(mixture_->draw());
   double loss_sum = 0;
-  for (Index u = 0; u < accum; ++u) {
-    const auto d0 = std::chrono::steady_clock::now();
-    load_batch();  // host reads alone: the device may still be computing
-    r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
-    upload_batch();
-    loss_sum += model_->forward(ids_, targets_, grad_scale);
+  comm_.agree([&] {  // a read error on one rank stops every rank, not just that one
+    for (Index u = 0; u < per_rank / mb; ++u) {
+      const auto d0 = std::chrono::steady_clock::now();
+      for (Index j = 0; j < mb; ++j) {  // host reads alone: the device may still be computing
+        mixture_->read(draws[std::size_t(first_sample + u * mb + j)], window_.data());
+        stage_window(j);
+      }
+      r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
+      upload_batch();
+      model_->zero_grads();
+      loss_sum += model_->forward(ids_, targets_, grad_scale);
+      accumulate_gradient(flat(grad_sum_), flat(model_->grads), u == 0);
+    }
+  });
+  // Σ over ranks, then this rank's part of the gradient in working precision
+  const auto a0 = std::chrono::steady_clock::now();
+  const auto g = as_vector(model_->grads.data() + own_.offset, own_.count);
+  if (cfg_.parallel.zero) {
+    comm_.reduce_scatter_sum(grad_sum_, grad_slice_, slices_);
+    round_gradient(g, flat(grad_slice_));
+  } else {
+    comm_.allreduce_sum(grad_sum_);
+    round_gradient(g, flat(grad_sum_));
   }
-  r.loss = loss_sum * grad_scale;
-  r.grad_norm = global_norm(model_->grads);
+  r.loss = comm_.sum(loss_sum) * grad_scale;
+  r.grad_norm = std::sqrt(cfg_.parallel.zero ? comm_.sum(sum_of_squares(g)) : sum_of_squares(g));
+  r.allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - a0).count();
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))  // before the update: nothing bad is saved
-    fail(cfg_.run_dir, std::string(std::isfinite(r.loss) ? "gradient norm" : "loss") + " became " +
-                           (std::isnan(r.loss) || std::isnan(r.grad_norm) ? "NaN" : "infinite") + " at step " +
-                           std::to_string(t) + "; stopped, earlier checkpoints are kept");
-  clip_by_global_norm(model_->grads, r.grad_norm, cfg_.optimizer.grad_clip);
+    throw CollectiveError(cfg_.run_dir + ": " + (std::isfinite(r.loss) ? "gradient norm" : "loss") + " became " +
+                          (std::isnan(r.loss) || std::isnan(r.grad_norm) ? "NaN" : "infinite") + " at step " +
+                          std::to_string(t) + "; stopped, earlier checkpoints are kept");
+  clip_by_global_norm(g, r.grad_norm, cfg_.optimizer.grad_clip);
   r.lr = cfg_.lr_at(t);
-  adamw_step(model_->params, model_->grads, exp_avg_, exp_avg_sq_, model_->layout().decay_end, cfg_.optimizer, r.lr, t);
+  const auto p = as_vector(model_->params.data() + own_.offset, own_.count);
+  adamw_step(p, g, flat(exp_avg_), flat(exp_avg_sq_), model_->layout().decay_end - own_.offset, cfg_.optimizer, r.lr,
+             t);
+  if (cfg_.parallel.zero) {
+    const auto a1 = std::chrono::steady_clock::now();
+    comm_.allgather(model_->params, slices_);
+    r.allreduce_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - a1).count();
+  }
   kx::fence("rewarm::step");  // the step is done when the timer is read
   state_.step = t;
-  state_.samples_seen += cfg_.data.global_batch;
+  state_.samples_seen += G;
   state_.set_samples = mixture_->counts();
   state_.tokens_seen += cfg_.tokens_per_step();
   return r;
 }
 
 void Trainer::train(Index stop_at) {
-  if (stop_at != -1 && stop_at <= state_.step)
-    fail("--stop-at " + std::to_string(stop_at),
-         state_.step > 0 ? "is not after step " + std::to_string(state_.step) + ", where this run resumes"
-                         : "must be a step >= 1");
-  // everything the run touches, before any work
-  open_train_data();
-  open_eval_data();
-  check_run_dir();
-  if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
-  const bool resumed = state_.step > 0;
-  Metrics metrics((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_, device_description(),
-                  resumed ? state_.step : -1);
+  comm_.agree([&] {  // everything the run touches, on every rank, before any work
+    if (stop_at != -1 && stop_at <= state_.step)
+      fail("--stop-at " + std::to_string(stop_at),
+           state_.step > 0 ? "is not after step " + std::to_string(state_.step) + ", where this run resumes"
+                           : "must be a step >= 1");
+    open_train_data();
+    open_eval_data();
+    if (comm_.root()) check_run_dir();
+  });
+  const bool root = comm_.root(), resumed = state_.step > 0;
+  std::unique_ptr<Metrics> metrics;  // rank 0 logs and prints
+  if (root) {
+    if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
+    if (comm_.size() > 1)
+      std::fprintf(stderr, "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s\n",
+                   comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
+                   double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "");
+    metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
+                                        device_description(), comm_.size(), resumed ? state_.step : -1);
+  }
   auto run_eval = [&] {
     for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {
       const auto& name = cfg_.data.eval[i].name;
       const double loss = eval_set(i);
-      metrics.log_eval(name, state_.step, state_.tokens_seen, loss);
+      if (!root) continue;
+      metrics->log_eval(name, state_.step, state_.tokens_seen, loss);
       std::printf("eval  step %6lld | %-12s loss %.9g | ppl %.6g\n", static_cast<long long>(state_.step),
                   name.c_str(), loss, std::exp(loss));
     }
@@ -256,14 +316,14 @@ void Trainer::train(Index stop_at) {
     const StepResult r = step();
     const Index t = state_.step;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
+    if (root && (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps)) {
       const double tps = double(cfg_.tokens_per_step()) / secs;
       std::vector<std::pair<std::string, Index>> set_samples;
       for (std::size_t i = 0; i < cfg_.data.train.size(); ++i)
         set_samples.emplace_back(cfg_.data.train[i].name, state_.set_samples[i]);
-      metrics.log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
-                        set_samples);
+      metrics->log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
+                         set_samples);
       std::printf("train step %6lld | loss %.9g | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
                   r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);
@@ -274,7 +334,8 @@ void Trainer::train(Index stop_at) {
         t == cfg_.schedule.total_steps || t == stop_at)
       save_checkpoint();
     if (t == stop_at) {
-      std::printf("stopped after step %lld (--stop-at); rerun the same command to resume\n", static_cast<long long>(t));
+      if (root)
+        std::printf("stopped after step %lld (--stop-at); rerun the same command to resume\n", static_cast<long long>(t));
       return;
     }
   }

@@ -10,6 +10,12 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An error every rank of the job raises together (agreed through the communicator): rank 0
+// reports it once and every rank exits cleanly.
+struct CollectiveError : Error {
+  using Error::Error;
+};
+
 // "FILE: what is wrong"
 [[noreturn]] void fail(const std::string& where, const std::string& what);
 

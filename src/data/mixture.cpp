@@ -31,10 +31,13 @@ std::size_t Mixture::next_set() const {
   return best;
 }
 
-void Mixture::next(std::int32_t* out) {
+Mixture::Draw Mixture::draw() {
   const std::size_t i = next_set();
-  shards_[i]->read_window(samplers_[i](counts_[i]), seq_len_, vocab_, out);
-  ++counts_[i];
+  return {i, samplers_[i](counts_[i]++)};
+}
+
+void Mixture::read(const Draw& d, std::int32_t* out) const {
+  shards_[d.set]->read_window(d.window, seq_len_, vocab_, out);
 }
 
 void Mixture::set_counts(const std::vector<Index>& counts) {

@@ -18,8 +18,17 @@ namespace rewarm {
 class Mixture {
  public:
   Mixture(const std::vector<DataSet>& sets, Index seq_len, bool shuffle, std::uint64_t seed, Index model_vocab);
-  // Reads the next sample of the stream (seq_len + 1 tokens) and advances the counts.
-  void next(std::int32_t* out);
+  // Which window of which set a sample reads.
+  struct Draw {
+    std::size_t set;
+    Index window;
+  };
+  // The next sample of the stream; advances the counts. Cheap: every rank of a data-parallel
+  // job draws every sample of a step and reads only its own.
+  Draw draw();
+  // Reads a drawn sample (seq_len + 1 tokens).
+  void read(const Draw& d, std::int32_t* out) const;
+  void next(std::int32_t* out) { read(draw(), out); }
   const std::vector<Index>& counts() const { return counts_; }
   void set_counts(const std::vector<Index>& counts);  // restores a checkpointed position
   // Set that the next sample comes from (pure function of the counts).

@@ -30,6 +30,7 @@ void write_checkpoint(const std::string& path, const CheckpointData& c) {
     f.set_attr("tokens_seen", std::int64_t(c.state.tokens_seen));
     f.set_attr("config", c.config_text);
     f.set_attr("model_config", c.model.to_hf_json().dump(2));
+    f.set_attr("world_size", std::int64_t(c.world_size));
     const ParamLayout layout(c.model);
     const bool opt = !c.exp_avg.empty();
     for (const auto& e : layout.entries) {
@@ -56,6 +57,7 @@ CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expec
   CheckpointData c;
   c.model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
   c.config_text = f.has_attr("config") ? f.attr_string("config") : "";
+  c.world_size = f.has_attr("world_size") ? int(f.attr_int("world_size")) : 1;
   c.state.step = f.attr_int("step");
   c.state.tokens_seen = f.attr_int("tokens_seen");
   c.state.samples_seen = f.exists("/state/samples_seen") ? f.read<std::int64_t>("/state/samples_seen").at(0) : 0;

@@ -17,6 +17,7 @@ struct TrainState {
 struct CheckpointData {
   ModelConfig model;
   std::string config_text;  // resolved run config (TOML)
+  int world_size = 1;       // ranks of the run that wrote it (any rank count can resume it)
   TrainState state;
   std::vector<float> params;               // flat, ParamLayout(model) offsets
   std::vector<float> exp_avg, exp_avg_sq;  // empty when the checkpoint has no optimizer state

@@ -7,19 +7,26 @@
 
 namespace rewarm {
 
-// ‖g‖₂ over the whole buffer, accumulated in double.
-template <class T>
-double global_norm(const View1<T>& g) {
+// ‖g‖₂² over the buffer, accumulated in double (a rank's part of the global norm).
+template <class V>
+double sum_of_squares(const V& g) {
   double s = 0;
   Kokkos::parallel_reduce(
       "rewarm::grad_norm", Range(0, g.extent(0)),
       KOKKOS_LAMBDA(Index i, double& acc) { acc += double(g(i)) * double(g(i)); }, s);
-  return std::sqrt(s);
+  return s;
+}
+
+// ‖g‖₂ over the whole buffer.
+template <class V>
+double global_norm(const V& g) {
+  return std::sqrt(sum_of_squares(g));
 }
 
 // torch.nn.utils.clip_grad_norm_: g *= min(1, clip/(‖g‖ + 1e-6)). Returns the factor used.
-template <class T>
-double clip_by_global_norm(const View1<T>& g, double norm, double clip) {
+template <class V>
+double clip_by_global_norm(const V& g, double norm, double clip) {
+  using T = typename V::non_const_value_type;
   if (clip <= 0) return 1;
   const double coef = clip / (norm + 1e-6);
   if (coef >= 1) return 1;
@@ -31,9 +38,10 @@ double clip_by_global_norm(const View1<T>& g, double norm, double clip) {
 
 // One AdamW step t (1-based) at learning rate lr. Elements [0, decay_end) are weight-decayed.
 // Same operation order as torch's single-tensor AdamW: decay, lerp m, update v, bias-corrected step.
-template <class T>
-void adamw_step(const View1<T>& p, const View1<T>& g, const View1<T>& m, const View1<T>& v, Index decay_end,
-                const AdamW& o, double lr, Index t) {
+// p, g, m, v may be a rank's slice of the buffers (decay_end then counted from the slice's start).
+template <class V>
+void adamw_step(const V& p, const V& g, const V& m, const V& v, Index decay_end, const AdamW& o, double lr, Index t) {
+  using T = typename V::non_const_value_type;
   const T decay = T(1 - lr * o.weight_decay), b2 = T(o.beta2), eps = T(o.eps);
   const T one_m_b1 = T(1 - o.beta1), one_m_b2 = T(1 - o.beta2);
   const T step_size = T(lr / (1 - std::pow(o.beta1, double(t))));

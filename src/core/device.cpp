@@ -1,0 +1,38 @@
+#include "core/device.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#if defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime.h>
+#elif defined(KOKKOS_ENABLE_HIP)
+#include <hip/hip_runtime.h>
+#endif
+
+namespace rewarm {
+
+DeviceProbe probe_devices() {
+  DeviceProbe p;
+  p.backend = Kokkos::DefaultExecutionSpace::name();
+#if defined(KOKKOS_ENABLE_CUDA)
+  p.gpu = true;
+  const cudaError_t err = cudaGetDeviceCount(&p.count);
+  if (err != cudaSuccess) p.count = 0, p.error = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err);
+#elif defined(KOKKOS_ENABLE_HIP)
+  p.gpu = true;
+  const hipError_t err = hipGetDeviceCount(&p.count);
+  if (err != hipSuccess) p.count = 0, p.error = std::string("hipGetDeviceCount: ") + hipGetErrorString(err);
+#endif
+  if (p.gpu && p.count == 0 && p.error.empty()) p.error = "no GPU is visible";
+  return p;
+}
+
+void device_memory(std::size_t& free_bytes, std::size_t& total_bytes) {
+  free_bytes = total_bytes = 0;
+#if defined(KOKKOS_ENABLE_CUDA)
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+#elif defined(KOKKOS_ENABLE_HIP)
+  hipMemGetInfo(&free_bytes, &total_bytes);
+#endif
+}
+
+}  // namespace rewarm

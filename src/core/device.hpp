@@ -1,0 +1,21 @@
+// What accelerator this build computes on, and whether this machine has one, asked of the vendor
+// runtime before Kokkos starts: a CUDA or HIP build on a login node (driver, no GPU) then
+// fails with one line instead of aborting inside Kokkos' initialisation.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace rewarm {
+
+struct DeviceProbe {
+  std::string backend;  // "CUDA", "HIP", or the host backend ("Serial", "OpenMP")
+  bool gpu = false;     // the build computes on a GPU
+  int count = 1;        // GPUs visible to this process (1 for host backends)
+  std::string error;    // why none is usable (the runtime's own message), empty if fine
+};
+DeviceProbe probe_devices();
+
+// Free and total memory of the current device (after Kokkos chose it); host backends: 0, 0.
+void device_memory(std::size_t& free_bytes, std::size_t& total_bytes);
+
+}  // namespace rewarm

@@ -1,0 +1,148 @@
+#include "parallel/comm.hpp"
+
+#include <climits>
+
+#include "core/error.hpp"
+
+namespace rewarm {
+
+template <>
+MPI_Datatype mpi_type<float>() {
+  return MPI_FLOAT;
+}
+template <>
+MPI_Datatype mpi_type<double>() {
+  return MPI_DOUBLE;
+}
+template <>
+MPI_Datatype mpi_type<std::int32_t>() {
+  return MPI_INT32_T;
+}
+template <>
+MPI_Datatype mpi_type<std::int64_t>() {
+  return MPI_INT64_T;
+}
+
+Slices::Slices(Index n, int ranks) {
+  const Index part = (n + ranks - 1) / ranks, aligned = (part + 15) / 16 * 16;
+  for (int r = 0; r < ranks; ++r) {
+    const Index begin = std::min(n, r * aligned), end = std::min(n, (r + 1) * aligned);
+    offset.push_back(begin);
+    count.push_back(end - begin);
+  }
+}
+
+static void check(int err, const char* what) {
+  if (err == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(err, msg, &len);
+  throw Error(std::string("MPI ") + what + " failed: " + std::string(msg, std::size_t(len)));
+}
+
+Comm::Comm(MPI_Comm world, bool gpu_aware) : gpu_aware_(gpu_aware) {
+  check(MPI_Comm_dup(world, &comm_), "Comm_dup");
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);  // errors become rewarm::Error, not an abort
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  MPI_Comm node;  // the ranks that share this node's memory: the local rank picks the GPU
+  check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type");
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_free(&node);
+}
+
+Comm::~Comm() {
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+double Comm::sum(double x) const {
+  if (size_ > 1) check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, comm_), "Allreduce");
+  return x;
+}
+
+bool Comm::any(bool flag) const {
+  int v = flag;
+  if (size_ > 1) check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LOR, comm_), "Allreduce");
+  return v != 0;
+}
+
+int Comm::min(int x) const {
+  if (size_ > 1) check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MIN, comm_), "Allreduce");
+  return x;
+}
+
+std::string Comm::broadcast_string(const std::string& s, int from) const {
+  if (size_ == 1) return s;
+  std::int64_t n = std::int64_t(s.size());
+  check(MPI_Bcast(&n, 1, MPI_INT64_T, from, comm_), "Bcast");
+  std::string out = rank_ == from ? s : std::string(std::size_t(n), '\0');
+  check(MPI_Bcast(out.data(), int(n), MPI_CHAR, from, comm_), "Bcast");
+  return out;
+}
+
+void Comm::agree(const std::function<void()>& work) const {
+  std::string message;
+  bool failed = false;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    message = e.what(), failed = true;
+  }
+  if (size_ == 1) {
+    if (failed) throw CollectiveError(message);
+    return;
+  }
+  const int first = min(failed ? rank_ : size_);  // the lowest failing rank speaks for all
+  if (first == size_) return;
+  throw CollectiveError(broadcast_string(rank_ == first ? "rank " + std::to_string(first) + ": " + message : "", first));
+}
+
+void Comm::barrier() const {
+  if (size_ > 1) check(MPI_Barrier(comm_), "Barrier");
+}
+
+void Comm::run(Op op, void* data, void* recv, Index n, MPI_Datatype type, const Slices* slices, int root) const {
+  int elem = 0;
+  MPI_Type_size(type, &elem);
+  if (op == Op::Allreduce || op == Op::Broadcast) {  // in pieces: MPI counts are int
+    const Index piece = INT_MAX / 2;
+    for (Index first = 0; first < n; first += piece) {
+      const int count = int(std::min(piece, n - first));
+      char* p = static_cast<char*>(data) + first * elem;
+      if (op == Op::Allreduce)
+        check(MPI_Allreduce(MPI_IN_PLACE, p, count, type, MPI_SUM, comm_), "Allreduce");
+      else
+        check(MPI_Bcast(p, count, type, root, comm_), "Bcast");
+    }
+    return;
+  }
+  if (int(slices->count.size()) != size_)
+    throw Error("a collective over " + std::to_string(slices->count.size()) + " slices on " + std::to_string(size_) +
+                " ranks");
+  std::vector<int> counts, displs;
+  for (int r = 0; r < size_; ++r) {
+    if (slices->offset[r] + slices->count[r] > INT_MAX)
+      throw Error("a buffer of " + std::to_string(n) + " elements is too large for MPI's int counts");
+    counts.push_back(int(slices->count[r]));
+    displs.push_back(int(slices->offset[r]));
+  }
+  char* mine = static_cast<char*>(data) + slices->offset[rank_] * elem;
+  switch (op) {
+    case Op::ReduceScatter:
+      check(MPI_Reduce_scatter(data, recv, counts.data(), type, MPI_SUM, comm_), "Reduce_scatter");
+      break;
+    case Op::Allgather:
+      check(MPI_Allgatherv(MPI_IN_PLACE, 0, type, data, counts.data(), displs.data(), type, comm_), "Allgatherv");
+      break;
+    case Op::Gather:
+      if (rank_ == 0)
+        check(MPI_Gatherv(MPI_IN_PLACE, 0, type, data, counts.data(), displs.data(), type, 0, comm_), "Gatherv");
+      else
+        check(MPI_Gatherv(mine, counts[rank_], type, nullptr, nullptr, nullptr, type, 0, comm_), "Gatherv");
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace rewarm

@@ -1,0 +1,163 @@
+// The ranks of a data-parallel job: rank, size, local rank, and the collectives the trainer
+// needs on Views (all-reduce, reduce-scatter, all-gather, gather, broadcast) and on scalars.
+// A Comm made without MPI is a world of one rank whose collectives do nothing, so a run
+// without mpirun/srun is exactly the single-process program.
+//
+// Device data: every collective fences the execution space before MPI reads or writes it.
+// With gpu_aware = false, data in memory the host cannot access is staged through a host
+// buffer; with true, device pointers go to MPI (a CUDA-/ROCm-aware MPI is then required).
+#pragma once
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace rewarm {
+
+// A contiguous split of n elements over the ranks: rank r owns [offset[r], offset[r] + count[r]).
+struct Slices {
+  std::vector<Index> offset, count;
+  Slices(Index n, int ranks);  // equal parts, each but the last a multiple of 16 elements
+};
+
+class Comm {
+ public:
+  Comm() = default;                      // one rank, no MPI
+  explicit Comm(MPI_Comm world, bool gpu_aware);  // duplicates `world`
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+  ~Comm();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }  // rank among the ranks on this node
+  bool root() const { return rank_ == 0; }
+  bool gpu_aware() const { return gpu_aware_; }
+  void set_gpu_aware(bool on) { gpu_aware_ = on; }
+
+  // Scalars, every rank the same result.
+  double sum(double x) const;
+  bool any(bool flag) const;
+  int min(int x) const;
+  std::string broadcast_string(const std::string& s, int from) const;
+  void barrier() const;
+
+  // Runs `work` on every rank. If it throws on any rank, every rank throws the same
+  // CollectiveError: the lowest failing rank's message ("rank 3: ..." in a job of several), so
+  // no rank goes on into a collective that another will never join.
+  void agree(const std::function<void()>& work) const;
+
+  // v ← Σ over ranks of v (in place).
+  template <class V>
+  void allreduce_sum(const V& v);
+  // recv ← this rank's slice of Σ over ranks of send (recv has slices.count[rank()] elements).
+  template <class V, class W>
+  void reduce_scatter_sum(const V& send, const W& recv, const Slices& slices);
+  // Every rank's slice of v (its own filled in) becomes every rank's.
+  template <class V>
+  void allgather(const V& v, const Slices& slices);
+  // Rank 0's v receives every rank's slice.
+  template <class V>
+  void gather_to_root(const V& v, const Slices& slices);
+  template <class V>
+  void broadcast(const V& v, int from);
+
+ private:
+  enum class Op { Allreduce, ReduceScatter, Allgather, Gather, Broadcast };
+  // The one place MPI meets memory: host-accessible pointers, after a fence.
+  void run(Op op, void* data, void* recv, Index n, MPI_Datatype type, const Slices* slices, int root) const;
+  template <class V>
+  auto host_view(const V& v, int slot);  // v itself, or a staging copy
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1, local_rank_ = 0;
+  bool gpu_aware_ = false;
+  std::vector<char> staging_[2];  // host copies of device data (two: reduce-scatter's send and recv)
+};
+
+template <class T>
+MPI_Datatype mpi_type();
+
+template <class V>
+auto Comm::host_view(const V& v, int slot) {
+  using T = typename V::non_const_value_type;
+  using Host = Kokkos::View<T*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  constexpr bool host_accessible = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename V::memory_space>::accessible;
+  if (host_accessible || gpu_aware_) return Host(const_cast<T*>(v.data()), v.size());
+  auto& buf = staging_[slot];
+  if (buf.size() < v.size() * sizeof(T)) buf.resize(v.size() * sizeof(T));
+  return Host(reinterpret_cast<T*>(buf.data()), v.size());
+}
+
+// Before MPI: the device is done with v, and a staging copy holds it. After: back into v.
+template <class V>  // any view as 1-D in its own memory space
+auto flat_in_place(const V& v) {
+  using T = typename V::non_const_value_type;
+  return Kokkos::View<T*, typename V::memory_space, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+      const_cast<T*>(v.data()), v.size());
+}
+template <class H, class V>
+void stage_in(const H& h, const V& v) {
+  kx::fence("rewarm::comm");
+  if (h.data() != v.data()) Kokkos::deep_copy(h, flat_in_place(v));
+}
+template <class H, class V>
+void stage_out(const H& h, const V& v) {
+  if (h.data() != v.data()) Kokkos::deep_copy(flat_in_place(v), h);
+}
+
+template <class V>
+void Comm::allreduce_sum(const V& v) {
+  if (size_ == 1) return;
+  auto h = host_view(v, 0);
+  stage_in(h, v);
+  run(Op::Allreduce, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), nullptr, 0);
+  stage_out(h, v);
+}
+
+template <class V, class W>
+void Comm::reduce_scatter_sum(const V& send, const W& recv, const Slices& slices) {
+  if (size_ == 1) {
+    kx::fence("rewarm::comm");
+    Kokkos::deep_copy(flat_in_place(recv), Kokkos::subview(flat_in_place(send), std::make_pair(Index(0), Index(recv.size()))));
+    return;
+  }
+  auto hs = host_view(send, 0);
+  auto hr = host_view(recv, 1);
+  stage_in(hs, send);
+  run(Op::ReduceScatter, hs.data(), hr.data(), Index(send.size()), mpi_type<typename V::non_const_value_type>(),
+      &slices, 0);
+  stage_out(hr, recv);
+}
+
+template <class V>
+void Comm::allgather(const V& v, const Slices& slices) {
+  if (size_ == 1) return;
+  auto h = host_view(v, 0);
+  stage_in(h, v);
+  run(Op::Allgather, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), &slices, 0);
+  stage_out(h, v);
+}
+
+template <class V>
+void Comm::gather_to_root(const V& v, const Slices& slices) {
+  if (size_ == 1) return;
+  auto h = host_view(v, 0);
+  stage_in(h, v);
+  run(Op::Gather, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), &slices, 0);
+  if (root()) stage_out(h, v);
+}
+
+template <class V>
+void Comm::broadcast(const V& v, int from) {
+  if (size_ == 1) return;
+  auto h = host_view(v, 0);
+  stage_in(h, v);
+  run(Op::Broadcast, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), nullptr, from);
+  stage_out(h, v);
+}
+
+}  // namespace rewarm

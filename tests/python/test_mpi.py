@@ -1,0 +1,168 @@
+"""Data parallelism under mpirun: one run whatever the rank count (plain and ZeRO-1), resume on
+another rank count, evaluation split over ranks, and failures that end every rank quickly."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REWARM, rewarm, tiny_config, write_config, write_shard
+
+pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs OpenMPI's mpirun")
+
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OPENBLAS_NUM_THREADS="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def mpirun(n, *args, check=True, timeout=120, mpmd=None):
+    """rewarm on n ranks (mpmd: a second program, `: -n 1 rewarm ...`, for per-rank arguments)."""
+    cmd = ["mpirun", "-n", str(n), "--oversubscribe", REWARM, *map(str, args)]
+    if mpmd:
+        cmd += [":", "-n", "1", REWARM, *map(str, mpmd)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def config(d, run, **sections):
+    """Global batch 8 in micro-batches of 1: 8, 4 or 2 micro-steps per rank on 1, 2 or 4 ranks;
+    clipping active; an eval set of 7 windows (not a multiple of the rank count)."""
+    sections.setdefault("data", {"micro_batch": 1, "global_batch": 8})
+    sections.setdefault("optimizer", {"lr": 1e-2, "grad_clip": 0.3})
+    sections.setdefault("train", {"eval_interval": 3, "checkpoint_interval": 3})
+    sections.setdefault("schedule", {"total_steps": 6})
+    cfg = tiny_config(d / run, d / "train.h5", [{"name": "val", "path": str(d / "val.h5"), "max_sequences": 7}],
+                      **sections)
+    return write_config(d / f"{run}.toml", cfg)
+
+
+@pytest.fixture
+def d(tmp_path):
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "train.h5", rng.integers(0, 13, 3000), 13)
+    write_shard(tmp_path / "val.h5", rng.integers(0, 13, 500), 13)
+    return tmp_path
+
+
+def checkpoint(d, run, step=6):
+    with h5py.File(d / run / "checkpoints" / f"step_{step:08d}.h5", "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+        out["@world_size"] = f.attrs["world_size"]
+        return out
+
+
+def max_rel_diff(a, b):
+    """Largest difference of any tensor relative to that tensor's largest value; 0 when bitwise equal."""
+    worst = 0.0
+    for k in a:
+        if k.startswith(("model/", "optimizer/")):
+            scale = max(float(np.max(np.abs(a[k]))), 1e-30)
+            worst = max(worst, float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) / scale)
+    return worst
+
+
+def metrics(d, run):
+    with h5py.File(d / run / "metrics.h5", "r") as m:
+        return {k: m[k][:] for k in ("train/loss", "train/grad_norm", "eval/val/loss")} | {"@ws": m.attrs["world_size"]}
+
+
+def test_rank_counts_and_zero1_give_the_same_run(d):
+    rewarm("train", config(d, "n1"))
+    runs = {"n2": (2, 0), "n4": (4, 0), "n2z": (2, 1), "n4z": (4, 1)}
+    for run, (n, zero) in runs.items():
+        p = mpirun(n, "train", config(d, run, parallel={"zero": zero}))
+        assert "train step      6" in p.stdout and p.stdout.count("train step      6") == 1  # rank 0 prints
+    ref, ref_m = checkpoint(d, "n1"), metrics(d, "n1")
+    assert min(ref_m["train/grad_norm"]) > 0.3, "clipping should be active"
+    for run, (n, zero) in runs.items():
+        ck, m = checkpoint(d, run), metrics(d, run)
+        assert ck["@world_size"] == n and m["@ws"] == n
+        assert sorted(k for k in ck if not k.startswith("@")) == sorted(k for k in ref if not k.startswith("@"))
+        # equal to 1e-6 in general (sums in double); bitwise in practice, and here
+        assert max_rel_diff(ck, ref) <= 1e-6, run
+        assert max_rel_diff(ck, ref) == 0, f"{run}: not bitwise equal to one rank"
+        np.testing.assert_allclose(m["train/loss"], ref_m["train/loss"], rtol=1e-12)
+        np.testing.assert_allclose(m["eval/val/loss"], ref_m["eval/val/loss"], rtol=1e-12)
+    out = rewarm("info", d / "n4z" / "checkpoints" / "step_00000006.h5").stdout
+    assert "world_size 4" in out
+    assert "world_size 2" in rewarm("info", d / "n2" / "metrics.h5").stdout
+
+
+def test_resume_on_another_rank_count(d):
+    rewarm("train", config(d, "ref"))
+    cfg = config(d, "run", parallel={"zero": 1})
+    p = mpirun(4, "train", cfg, "--stop-at", 2)
+    assert "stopped after step 2" in p.stdout
+    assert checkpoint(d, "run", 2)["@world_size"] == 4
+    p = mpirun(2, "train", cfg, "--stop-at", 4, "--set", "parallel.zero=0")  # another rank count and zero
+    assert "resuming from" in p.stderr
+    rewarm("train", cfg)  # and one rank to the end
+    assert max_rel_diff(checkpoint(d, "run"), checkpoint(d, "ref")) == 0
+    np.testing.assert_allclose(metrics(d, "run")["train/loss"], metrics(d, "ref")["train/loss"], rtol=1e-12)
+
+
+def test_eval_command_splits_windows_over_ranks(d):
+    rewarm("train", config(d, "a"))
+    ck = d / "a" / "checkpoints" / "step_00000006.h5"
+    one = rewarm("eval", d / "a.toml", "--checkpoint", ck).stdout.split()
+    for n in (2, 3):
+        many = mpirun(n, "eval", d / "a.toml", "--checkpoint", ck).stdout.split()
+        assert many[0] == "val" and len(many) == len(one)  # printed once
+        assert float(many[2]) == pytest.approx(float(one[2]), rel=1e-9)
+
+
+def one_error_line(p):
+    lines = [l for l in p.stderr.splitlines() if l.startswith("rewarm: error")]
+    assert p.returncode != 0 and len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def test_batch_rule_names_the_numbers(d):
+    p = mpirun(2, "train", config(d, "a", data={"micro_batch": 3, "global_batch": 9}), check=False)
+    assert "data.global_batch = 9 is not a multiple of data.micro_batch × ranks = 3 × 2 = 6" in one_error_line(p)
+
+
+def test_bad_shard_or_config_on_one_rank_ends_every_rank(d):
+    cfg = config(d, "a")
+    t0 = time.time()
+    p = mpirun(1, "train", cfg, mpmd=["train", cfg, "--set", f"data.eval.0.path={d}/missing.h5"], check=False, timeout=60)
+    line = one_error_line(p)
+    assert "rank 1: " in line and "missing.h5: cannot open" in line
+    p = mpirun(1, "train", cfg, mpmd=["train", cfg, "--set", "optimizer.lrr=1"], check=False, timeout=60)
+    assert "rank 1: " in one_error_line(p) and "unknown key optimizer.lrr" in p.stderr
+    assert time.time() - t0 < 30
+    assert not (d / "a" / "metrics.h5").exists()
+
+
+def test_nan_stops_every_rank_and_keeps_the_checkpoint(d):
+    cfg = config(d, "a", optimizer={"lr": 1e38}, train={"checkpoint_interval": 1})
+    p = mpirun(2, "train", cfg, check=False, timeout=60)
+    line = one_error_line(p)  # every rank agrees: rank 0 says it once, naming no rank
+    assert "became NaN at step 2" in line and "rank 0:" not in line and "rank 1:" not in line
+    assert os.listdir(d / "a" / "checkpoints") == ["step_00000001.h5"]
+
+
+def test_a_killed_rank_ends_the_job(d):
+    cfg = config(d, "a", schedule={"total_steps": 100000}, train={"log_interval": 1, "eval_interval": 0})
+    proc = subprocess.Popen(["mpirun", "-n", "2", "--oversubscribe", REWARM, "train", cfg], env=MPI_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):  # until both ranks train
+            if (d / "a" / "metrics.h5").exists():
+                break
+            time.sleep(0.1)
+        found = subprocess.run(["pgrep", "-f", f"{REWARM} train {cfg}"], capture_output=True, text=True).stdout.split()
+        ranks = [pid for pid in found if int(pid) != proc.pid]  # not mpirun itself
+        assert len(ranks) == 2, found
+        os.kill(int(ranks[-1]), signal.SIGKILL)
+        proc.wait(timeout=30)  # mpirun notices and ends the other rank
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
