@@ -11,7 +11,8 @@
 namespace rewarm {
 
 // Best of `reps` square fp32 GEMMs of size n: the peak that MFU is measured against.
-static double gemm_peak_flops(Index n, int reps) {
+static double gemm_peak_flops(Index n, int reps, GemmPrecision precision) {
+  Gemm<float> gemm(precision);
   View2<float> a("rewarm::bench_a", n, n), b("rewarm::bench_b", n, n), c("rewarm::bench_c", n, n);
   Kokkos::deep_copy(a, 1.0f);
   Kokkos::deep_copy(b, 0.5f);
@@ -20,7 +21,7 @@ static double gemm_peak_flops(Index n, int reps) {
   for (int r = 0; r <= reps; ++r) {  // the first is a warm-up
     kx::fence("rewarm::bench_gemm_start");
     const auto t0 = std::chrono::steady_clock::now();
-    gemm<float>('N', 'T', 1, A, B, 0, C);
+    gemm('N', 'T', 1, A, B, 0, C);
     kx::fence("rewarm::bench_gemm_end");
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (r > 0) best = std::min(best, s);
@@ -72,7 +73,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
         trainer->open_train_data();
       });
       const auto& c = trainer->config();
-      const double peak = comm.sum(gemm_peak_flops(*gemm_n, 3));  // every rank's GPU/cores
+      const double peak = comm.sum(gemm_peak_flops(*gemm_n, 3, GemmPrecision::fp32));  // every rank's GPU/cores
       trainer->step();  // warm-up
       double data = 0, allreduce = 0;
       comm.barrier();

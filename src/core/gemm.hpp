@@ -1,17 +1,65 @@
-// The one GEMM interface: C = alpha * op(A) * op(B) + beta * C on row-major matrices.
-// KokkosBlas::gemm dispatches to OpenBLAS on the host and cuBLAS/rocBLAS on GPUs.
+// The one GEMM interface: C = alpha·op(A)·op(B) + beta·C on row-major matrices, one at a time
+// or as a strided batch, in the precision the run asks for. Nothing else in rewarm calls a BLAS.
+//
+//   fp32  KokkosBlas::gemm (OpenBLAS on the host, cuBLAS/rocBLAS on GPUs); batches are a loop
+//         on the host and one strided-batched call on GPUs.
+//   bf16  inputs rounded to bfloat16 (round to nearest even), products accumulated and written in
+//         fp32: cuBLAS's GemmEx on NVIDIA GPUs; on the host an exact emulation (the inputs rounded
+//         to bf16 values held in floats, then an fp32 GEMM), so the logic is tested in CI and a
+//         GPU run can be compared with it.
+//   tf32  NVIDIA tensor cores with fp32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32); refused elsewhere.
 #pragma once
-#include <KokkosBlas3_gemm.hpp>
+#include <string>
 
 #include "core/types.hpp"
 
 namespace rewarm {
 
-// transA/transB: 'N' or 'T'. The 7-argument form exists in Kokkos Kernels 3.4 and 4.x.
-template <class T>
-void gemm(char transA, char transB, T alpha, const Matrix<T>& A, const Matrix<T>& B, T beta, const Matrix<T>& C) {
-  const char ta[2] = {transA, '\0'}, tb[2] = {transB, '\0'};
-  KokkosBlas::gemm(ta, tb, alpha, A, B, beta, C);
+enum class GemmPrecision { fp32, tf32, bf16 };
+// "fp32" | "tf32" | "bf16"; fails naming `where` otherwise, or when this build cannot do it.
+GemmPrecision gemm_precision(const std::string& name, const std::string& where);
+std::string to_string(GemmPrecision p);
+
+// Rounds to the nearest bfloat16 (ties to even) and back to float: the value a bf16 GEMM sees.
+KOKKOS_INLINE_FUNCTION float round_to_bf16(float x) {
+  union {
+    float f;
+    std::uint32_t u;
+  } v{x};
+  if ((v.u & 0x7f800000u) == 0x7f800000u) return x;  // inf and NaN pass through
+  v.u = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) & 0xffff0000u;
+  return v.f;
 }
+
+template <class T>
+class Gemm {
+ public:
+  explicit Gemm(GemmPrecision precision = GemmPrecision::fp32);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // transA, transB: 'N' or 'T'
+  void operator()(char transA, char transB, T alpha, const Matrix<T>& A, const Matrix<T>& B, T beta,
+                  const Matrix<T>& C);
+  // For i < count: C_i = alpha·op(A_i)·op(B_i) + beta·C_i, where X_i is the matrix of X's shape
+  // starting stride_x·i elements after X's first.
+  void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Matrix<T>& B, Index strideB,
+               T beta, const Matrix<T>& C, Index strideC, Index count);
+
+  GemmPrecision precision() const { return precision_; }
+  Index calls() const { return calls_; }  // library calls made so far (device operations)
+
+ private:
+  // The bf16 inputs: rounded copies (host) or bf16 arrays (GPU), grown on demand.
+  View1<T> scratch_a_, scratch_b_;
+  Kokkos::View<std::uint16_t*, MemSpace> bf16_a_, bf16_b_;
+  GemmPrecision precision_;
+  Index calls_ = 0;
+  void* handle_ = nullptr;  // the vendor library's handle, on GPUs
+};
+
+extern template class Gemm<float>;
+extern template class Gemm<double>;
 
 }  // namespace rewarm

@@ -50,13 +50,14 @@ ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T*
 }
 
 template <class T>
-Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
+Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options)
     : cfg_(cfg),
       layout_(cfg),
       params("rewarm::params", layout_.total),
       grads("rewarm::grads", layout_.total),
       B_(batch),
       T_(seq_len),
+      gemm_(options.gemm),
       P_(bind_tensors(layout_, cfg, params.data())),
       G_(bind_tensors(layout_, cfg, grads.data())),
       rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)) {
@@ -97,7 +98,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len)
   dattn_ = mat("rewarm::dattn", N, d);
   dqkv_ = mat("rewarm::dqkv", N, 3 * d);
   dact_ = mat("rewarm::dact", N, I);
-  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()});
+  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes);
   losses_ = View1<double>("rewarm::losses", N);
 }
 
@@ -139,17 +140,17 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
     // attention branch: dense(attn(rotary(qkv(LN1 h))))
     layernorm_forward(as_matrix(a.ln1), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
-    linear_forward(as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b);
+    linear_forward(gemm_, as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b);
     rotary_apply(as_matrix(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
-    attention_forward(as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
-    linear_forward(as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, p.dense_b);
+    attention_forward(gemm_, as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
+    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, p.dense_b);
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     if (!par) add(flat(a.hmid), flat(h_[l]), flat(tmp_a_));
     layernorm_forward(as_matrix(a.ln2), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, p.fc1_b);
+    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, p.fc1_b);
     gelu_forward(flat(a.act), flat(a.fc1), tanh_gelu);
-    linear_forward(as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, p.fc2_b);
+    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, p.fc2_b);
     if (par) {
       add(flat(h_[l + 1]), flat(h_[l]), flat(tmp_a_));
       add(flat(hout), flat(hout), flat(tmp_m_));
@@ -158,7 +159,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     }
   }
   layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
-  linear_forward(as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
+  linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
   cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
   double total = 0;
   auto losses = losses_;
@@ -176,7 +177,7 @@ void Gpt<T>::backward(const View1<int32_t>& ids) {
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
   const auto dh = as_matrix(dh_);
-  linear_backward(as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out);
+  linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out);
   Kokkos::deep_copy(dh_, T(0));
   layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_), P_.lnf_w);
   for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
@@ -185,16 +186,16 @@ void Gpt<T>::backward(const View1<int32_t>& ids) {
     const auto h = as_matrix(h_[l]);
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w);
+    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w);
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
-    linear_backward(as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w);
+    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w);
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
     // attention branch
-    linear_backward(as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w);
-    attention_backward(as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
+    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w);
+    attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
-    linear_backward(as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w);
+    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w);
     // residual: dh (identity path) += LayerNorm backward of each branch
     if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
     layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w);

@@ -25,6 +25,12 @@ struct ModelTensors {
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
 
+// How the model computes (the [precision] table): not what it computes.
+struct GptOptions {
+  GemmPrecision gemm = GemmPrecision::fp32;
+  std::size_t attention_workspace_bytes = std::size_t(4096) << 20;  // T×T scores of a group of heads
+};
+
 template <class T>
 class Gpt {
   ModelConfig cfg_;
@@ -32,7 +38,7 @@ class Gpt {
 
  public:
   // Activations are sized for `batch` sequences of `seq_len` tokens.
-  Gpt(const ModelConfig& cfg, Index batch, Index seq_len);
+  Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
 
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }
@@ -46,6 +52,7 @@ class Gpt {
   double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
 
   Index tokens() const { return B_ * T_; }
+  const Gemm<T>& gemm() const { return gemm_; }
   // Logits [batch·seq_len, vocab] of the last forward pass made without gradients (with
   // gradients they are overwritten by the loss gradient).
   const View2<T>& logits() const { return logits_; }
@@ -58,6 +65,7 @@ class Gpt {
   void backward(const View1<int32_t>& ids);
 
   Index B_, T_;
+  Gemm<T> gemm_;
   ModelTensors<T> P_, G_;
   layers::RotaryTables rope_;
   std::vector<View2<T>> h_;  // residual stream entering each layer, h_[L] leaves the last

@@ -14,17 +14,18 @@ using namespace rewarm::testing;
 
 TEST_CASE("linear backward matches finite differences", "[layers]") {
   std::mt19937 rng(7);
+  Gemm<double> gemm;
   for (int trial = 0; trial < 3; ++trial) {  // random odd shapes
     const Index N = 1 + rng() % 9, in = 1 + rng() % 9, out = 1 + rng() % 9;
     INFO("N=" << N << " in=" << in << " out=" << out);
     auto x = random_view(N * in, 1), W = random_view(out * in, 2), b = random_view(out, 3), R = random_view(N * out, 4);
     View1<double> y("y", N * out), dx("dx", N * in), dW("dW", out * in), db("db", out);
     auto loss = [&] {
-      linear_forward(mat(y, N, out), mat(x, N, in), mat(W, out, in), flat(b));
+      linear_forward(gemm, mat(y, N, out), mat(x, N, in), mat(W, out, in), flat(b));
       return dot(y, R);
     };
     loss();
-    linear_backward(mat(dx, N, in), mat(dW, out, in), flat(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
+    linear_backward(gemm, mat(dx, N, in), mat(dW, out, in), flat(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
     CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
     // the forward value itself against a naive loop
     auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
@@ -132,25 +133,40 @@ TEST_CASE("rotary matches the HF formula and its backward is the transpose rotat
   }
 }
 
-TEST_CASE("causal attention matches a naive softmax and finite differences", "[layers]") {
+TEST_CASE("batched causal attention matches a naive softmax and finite differences, for any group size",
+          "[layers]") {
   std::mt19937 rng(2024);
-  for (int trial = 0; trial < 4; ++trial) {  // random shapes, odd sizes included, T = 1 once
+  Gemm<double> gemm;
+  for (int trial = 0; trial < 5; ++trial) {  // random shapes, odd sizes included, T = 1 once
     const Index B = 1 + rng() % 3, T = trial == 0 ? 1 : 2 + rng() % 8, H = 1 + rng() % 3, hd = 1 + rng() % 6;
-    const Index d = H * hd, N = B * T;
+    const Index d = H * hd, N = B * T, pairs = B * H;
     INFO("B=" << B << " T=" << T << " H=" << H << " hd=" << hd);
     const AttentionShape s{B, T, H, hd};
     auto qkv = random_view(N * 3 * d, 13 + trial, -2, 2), R = random_view(N * d, 14 + trial);
-    View1<double> out("out", N * d), lse("lse", B * H * T), dqkv("dqkv", N * 3 * d);
-    const AttentionWorkspace<double> ws(s);
-    auto loss = [&] {
-      attention_forward(mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
-      return dot(out, R);
-    };
-    loss();
-    attention_backward(mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
-    CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
-    // naive reference: full score matrix, masked, softmax
-    auto q = to_vec(qkv), o = to_vec(out);
+    View1<double> out("out", N * d), lse("lse", pairs * T), dqkv("dqkv", N * 3 * d);
+    const auto pair_bytes = std::size_t(2 * sizeof(double) * T * T);
+    std::vector<double> out1, lse1, dqkv1;  // group of one pair: the reference for the others
+    // groups of 1, 2 and 3 pairs (which split batches when H does not divide them) and all at once
+    for (Index group : {Index(1), Index(2), Index(3), pairs}) {
+      const AttentionWorkspace<double> ws(s, std::size_t(group) * pair_bytes);
+      REQUIRE(ws.group == std::min(group, pairs));
+      auto loss = [&] {
+        attention_forward(gemm, mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
+        return dot(out, R);
+      };
+      loss();
+      attention_backward(gemm, mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
+      if (group == 1) {
+        out1 = to_vec(out), lse1 = to_vec(lse), dqkv1 = to_vec(dqkv);
+        CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
+      } else {  // the same products and rows, however grouped: equal to the bit
+        CHECK(to_vec(out) == out1);
+        CHECK(to_vec(lse) == lse1);
+        CHECK(to_vec(dqkv) == dqkv1);
+      }
+    }
+    // naive reference: the masked scores of each (batch, head), softmax, values
+    auto q = to_vec(qkv), o = out1;
     for (Index b = 0; b < B; ++b)
       for (Index h = 0; h < H; ++h)
         for (Index t = 0; t < T; ++t) {
@@ -164,6 +180,7 @@ TEST_CASE("causal attention matches a naive softmax and finite differences", "[l
             mx = std::max(mx, sc[k]);
           }
           for (auto& v : sc) z += (v = std::exp(v - mx));
+          CHECK(lse1[(b * H + h) * T + t] == Approx(mx + std::log(z)).epsilon(1e-13));
           for (Index j = 0; j < hd; ++j) {
             double ref = 0;
             for (Index k = 0; k <= t; ++k) ref += sc[k] / z * q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j];

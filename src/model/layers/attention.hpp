@@ -1,8 +1,10 @@
-// Causal multi-head attention, one (batch, head) at a time: S = Q·Kᵀ and O = P·V are GEMMs,
-// the masked softmax a row kernel. Only one T×T score matrix (two in the backward pass) exists
-// at any time, whatever the batch and head count; the backward pass recomputes the
-// probabilities from the saved log-sum-exp instead of storing them.
+// Causal multi-head attention over groups of (batch, head) pairs: S = Q·Kᵀ and O = P·V are
+// strided-batched GEMMs over a group, the masked softmax one team per score row. The group is as
+// large as the workspace budget allows (all pairs at once when it fits), so the launches per
+// layer do not grow with batch or head count. The backward pass recomputes the probabilities
+// from the saved log-sum-exp; T×T scores live only in the workspace, never across layers.
 #pragma once
+#include <algorithm>
 #include <cmath>
 
 #include "core/gemm.hpp"
@@ -13,144 +15,164 @@ struct AttentionShape {
   Index batch, seq, heads, hd;
 };
 
-// Scratch shared by all layers: heads split out of qkv ([B,H,T,hd] each) and T×T scores.
+// Heads split out of qkv ([B·H, T, hd] each, head-major), their gradients, and the score
+// workspace of one group: two [G, T, T] buffers.
 template <class T>
 struct AttentionWorkspace {
-  View1<T> q, k, v, o, s, p, delta, qk;
+  Index group = 1;  // (batch, head) pairs per batched GEMM
+  View1<T> q, k, v, o, dq, dk, dv, s, p, delta;
   AttentionWorkspace() = default;
-  explicit AttentionWorkspace(AttentionShape a) {
-    const Index n = a.batch * a.heads * a.seq * a.hd;
+  // budget_bytes bounds the two score buffers (at least one pair is always allowed).
+  AttentionWorkspace(AttentionShape a, std::size_t budget_bytes) {
+    const Index pairs = a.batch * a.heads, n = pairs * a.seq * a.hd;
+    const auto per_pair = std::size_t(2) * sizeof(T) * std::size_t(a.seq * a.seq);
+    group = std::clamp<Index>(Index(budget_bytes / per_pair), 1, pairs);
     auto buf = [](const char* name, Index len) {
       return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
     };
-    q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n),
-    o = buf("rewarm::attn_o", n);
-    s = buf("rewarm::attn_s", a.seq * a.seq), p = buf("rewarm::attn_p", a.seq * a.seq);
-    delta = buf("rewarm::attn_delta", a.batch * a.heads * a.seq);
-    qk = buf("rewarm::attn_qk_head", 2 * a.seq * a.hd);
+    q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n);
+    o = buf("rewarm::attn_o", n), dq = buf("rewarm::attn_dq", n), dk = buf("rewarm::attn_dk", n);
+    dv = buf("rewarm::attn_dv", n);
+    s = buf("rewarm::attn_s", group * a.seq * a.seq), p = buf("rewarm::attn_p", group * a.seq * a.seq);
+    delta = buf("rewarm::attn_delta", pairs * a.seq);
   }
 };
 
 namespace detail {
-// The head-major index of element j of head h at row n = b·T + t.
-KOKKOS_INLINE_FUNCTION Index head_index(Index n, Index h, Index j, Index Tn, Index H, Index hd) {
-  return (((n / Tn) * H + h) * Tn + n % Tn) * hd + j;
-}
 
-// qkv[N,3d] (per head [q|k|v]) <-> q, k, v [B,H,T,hd]. to_heads = false writes them back in qkv's layout.
+using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
+
+// Moves between qkv[N, 3d] (per head [q|k|v]) and head-major [B·H, T, hd] buffers, one team per
+// token row. to_heads: qkv → (q, k, v); otherwise (q, k, v) → qkv (their gradients).
 template <class T>
-void split_heads(const Matrix<T>& qkv, const AttentionWorkspace<T>& w, AttentionShape s, bool to_heads) {
-  const Index Tn = s.seq, H = s.heads, hd = s.hd, per_row = H * hd;
-  auto q = w.q, k = w.k, v = w.v;
+void move_heads(const Matrix<T>& qkv, const View1<T>& q, const View1<T>& k, const View1<T>& v, AttentionShape s,
+                bool to_heads) {
+  const Index Tn = s.seq, H = s.heads, hd = s.hd;
   Kokkos::parallel_for(
-      "rewarm::attn_split_heads", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
-        const Index n = i / per_row, h = (i % per_row) / hd, j = i % hd, c = h * 3 * hd + j;
-        const Index x = head_index(n, h, j, Tn, H, hd);
-        if (to_heads) {
-          q(x) = qkv(n, c), k(x) = qkv(n, c + hd), v(x) = qkv(n, c + 2 * hd);
-        } else {
-          qkv(n, c) = q(x), qkv(n, c + hd) = k(x), qkv(n, c + 2 * hd) = v(x);
-        }
+      "rewarm::attn_move_heads", Kokkos::TeamPolicy<ExecSpace>(qkv.extent(0), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const Team& m) {
+        const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
+          const Index x = ((b * H + h) * Tn + t) * hd, c = h * 3 * hd;
+          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, hd), [&](Index j) {
+            if (to_heads) {
+              q(x + j) = qkv(n, c + j), k(x + j) = qkv(n, c + hd + j), v(x + j) = qkv(n, c + 2 * hd + j);
+            } else {
+              qkv(n, c + j) = q(x + j), qkv(n, c + hd + j) = k(x + j), qkv(n, c + 2 * hd + j) = v(x + j);
+            }
+          });
+        });
       });
 }
 
-// p[T,T] = causal softmax of scale·s by rows (zero above the diagonal). With `save`, the row
-// log-sum-exp is stored in lse; otherwise lse is read (the backward pass's recomputation).
+// out[N, d] ↔ o [B·H, T, hd]; to_heads moves out into o.
 template <class T>
-void causal_softmax(const View1<T>& p, const View1<T>& s, const Vector<T>& lse, Index Tn, T scale, bool save) {
+void move_merged(const Matrix<T>& out, const View1<T>& o, AttentionShape s, bool to_heads) {
+  const Index Tn = s.seq, H = s.heads, hd = s.hd;
   Kokkos::parallel_for(
-      "rewarm::attn_softmax", Range(0, Tn), KOKKOS_LAMBDA(Index t) {
-        const Index row = t * Tn;
-        if (save) {  // exponentials once: p = exp(scale·s − max), then normalise
-          T m = s(row) * scale;
-          for (Index k = 1; k <= t; ++k) m = s(row + k) * scale > m ? s(row + k) * scale : m;
-          T z = 0;
-          for (Index k = 0; k <= t; ++k) z += (p(row + k) = kx::exp(s(row + k) * scale - m));
-          lse(t) = m + kx::log(z);
-          const T inv = T(1) / z;
-          for (Index k = 0; k <= t; ++k) p(row + k) *= inv;
-        } else {
-          const T L = lse(t);
-          for (Index k = 0; k <= t; ++k) p(row + k) = kx::exp(s(row + k) * scale - L);
-        }
-        for (Index k = t + 1; k < Tn; ++k) p(row + k) = 0;
+      "rewarm::attn_move_merged", Kokkos::TeamPolicy<ExecSpace>(out.extent(0), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const Team& m) {
+        const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
+          const Index x = ((b * H + h) * Tn + t) * hd;
+          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, hd), [&](Index j) {
+            if (to_heads)
+              o(x + j) = out(n, h * hd + j);
+            else
+              out(n, h * hd + j) = o(x + j);
+          });
+        });
       });
 }
 
-template <class T>  // rows×cols starting at element `offset` of v
-Matrix<T> block(const View1<T>& v, Index offset, Index rows, Index cols) {
-  return as_matrix(v.data() + offset, rows, cols);
+// One team per score row of the group starting at pair `first`: row t of pair g holds
+// S = Q·Kᵀ. Forward: p = causal softmax(scale·S) and lse = its log-sum-exp. Backward (dp holds
+// dO·Vᵀ): p = exp(scale·S − lse), recomputed, and dp becomes dS = p∘(dp − δ)·scale.
+template <class T>
+void softmax_rows(const View1<T>& s, const View1<T>& p, const View1<T>& dp, const Vector<T>& lse,
+                  const View1<T>& delta, Index first, Index count, Index Tn, T scale, bool backward) {
+  Kokkos::parallel_for(
+      backward ? "rewarm::attn_softmax_bwd" : "rewarm::attn_softmax_fwd",
+      Kokkos::TeamPolicy<ExecSpace>(count * Tn, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+        const Index r = m.league_rank(), t = r % Tn, row = r * Tn, stat = first * Tn + r;
+        T L;
+        if (backward) {
+          L = lse(stat);
+        } else {  // max, then Σ exp: deterministic team reductions
+          T mx;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& v) { v = s(row + k) * scale > v ? s(row + k) * scale : v; },
+              Kokkos::Max<T>(mx));
+          T z;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& acc) { acc += kx::exp(s(row + k) * scale - mx); }, z);
+          L = mx + kx::log(z);
+          Kokkos::single(Kokkos::PerTeam(m), [&] { lse(stat) = L; });
+        }
+        const T dl = backward ? delta(stat) : T(0);
+        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn), [&](Index k) {
+          const T pk = k <= t ? kx::exp(s(row + k) * scale - L) : T(0);
+          p(row + k) = pk;
+          if (backward) dp(row + k) = pk * (dp(row + k) - dl) * scale;
+        });
+      });
 }
+
 }  // namespace detail
 
 // qkv[N,3d] (after rotary) -> out[N,d] (heads merged), lse[B·H·T]
 template <class T>
-void attention_forward(const Matrix<T>& out, const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s,
-                       const AttentionWorkspace<T>& w) {
-  using detail::block;
-  const Index Tn = s.seq, hd = s.hd;
+void attention_forward(Gemm<T>& gemm, const Matrix<T>& out, const Vector<T>& lse, const Matrix<T>& qkv,
+                       AttentionShape s, const AttentionWorkspace<T>& w) {
+  const Index Tn = s.seq, hd = s.hd, pairs = s.batch * s.heads, TT = Tn * Tn, Thd = Tn * hd;
   const T scale = T(1.0 / std::sqrt(double(hd)));
-  detail::split_heads(qkv, w, s, true);
-  for (Index bh = 0; bh < s.batch * s.heads; ++bh) {
-    const Index off = bh * Tn * hd;
-    gemm<T>('N', 'T', 1, block(w.q, off, Tn, hd), block(w.k, off, Tn, hd), 0, block(w.s, 0, Tn, Tn));
-    detail::causal_softmax(w.p, w.s, Vector<T>(lse.data() + bh * Tn, Tn), Tn, scale, true);
-    gemm<T>('N', 'N', 1, block(w.p, 0, Tn, Tn), block(w.v, off, Tn, hd), 0, block(w.o, off, Tn, hd));
+  detail::move_heads(qkv, w.q, w.k, w.v, s, true);
+  for (Index first = 0; first < pairs; first += w.group) {
+    const Index count = std::min(w.group, pairs - first), off = first * Thd;
+    gemm.batched('N', 'T', 1, as_matrix(w.q.data() + off, Tn, hd), Thd, as_matrix(w.k.data() + off, Tn, hd), Thd, 0,
+                 as_matrix(w.s.data(), Tn, Tn), TT, count);
+    detail::softmax_rows(w.s, w.p, w.s, lse, w.delta, first, count, Tn, scale, false);
+    gemm.batched('N', 'N', 1, as_matrix(w.p.data(), Tn, Tn), TT, as_matrix(w.v.data() + off, Tn, hd), Thd, 0,
+                 as_matrix(w.o.data() + off, Tn, hd), Thd, count);
   }
-  const Index H = s.heads, d = H * hd;
-  auto o = w.o;
-  Kokkos::parallel_for(
-      "rewarm::attn_merge_heads", Range(0, out.extent(0) * d), KOKKOS_LAMBDA(Index i) {
-        const Index n = i / d, h = (i % d) / hd, j = i % hd;
-        out(n, h * hd + j) = o(detail::head_index(n, h, j, Tn, H, hd));
-      });
+  detail::move_merged(out, w.o, s, false);
 }
 
 // dqkv[N,3d] = ∂L/∂qkv given dout[N,d], the forward's out and lse, and qkv.
 // dS = P∘(dP − δ)·scale with dP = dO·Vᵀ and δ_t = dO_t·O_t; dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO.
 template <class T>
-void attention_backward(const Matrix<T>& dqkv, const Matrix<T>& dout, const Matrix<T>& out, const Vector<T>& lse,
-                        const Matrix<T>& qkv, AttentionShape s, const AttentionWorkspace<T>& w) {
-  using detail::block;
-  const Index Tn = s.seq, H = s.heads, hd = s.hd;
+void attention_backward(Gemm<T>& gemm, const Matrix<T>& dqkv, const Matrix<T>& dout, const Matrix<T>& out,
+                        const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s, const AttentionWorkspace<T>& w) {
+  const Index Tn = s.seq, H = s.heads, hd = s.hd, pairs = s.batch * H, TT = Tn * Tn, Thd = Tn * hd;
   const T scale = T(1.0 / std::sqrt(double(hd)));
-  detail::split_heads(qkv, w, s, true);  // q, k, v of this layer
-  auto o = w.o, delta = w.delta;         // o holds dO by heads; δ per (b, h, t)
+  detail::move_heads(qkv, w.q, w.k, w.v, s, true);  // q, k, v of this layer
+  detail::move_merged(dout, w.o, s, true);          // o holds dO by heads
+  auto delta = w.delta;                             // δ per (b, h, t): one team per token row
   Kokkos::parallel_for(
-      "rewarm::attn_delta", Range(0, out.extent(0) * H), KOKKOS_LAMBDA(Index i) {
-        const Index n = i / H, h = i % H;
-        T dl = 0;
-        for (Index j = 0; j < hd; ++j) {
-          o(detail::head_index(n, h, j, Tn, H, hd)) = dout(n, h * hd + j);
-          dl += dout(n, h * hd + j) * out(n, h * hd + j);
-        }
-        delta(((n / Tn) * H + h) * Tn + n % Tn) = dl;
-      });
-  // dq, dk, dv overwrite q, k, v head by head once their inputs are used: dV needs P and dO,
-  // dQ needs K, dK needs Q, so this head's Q and K are copied aside first.
-  const auto qk_copy = w.qk;
-  for (Index bh = 0; bh < s.batch * H; ++bh) {
-    const Index off = bh * Tn * hd;
-    const auto Q = block(w.q, off, Tn, hd), K = block(w.k, off, Tn, hd), V = block(w.v, off, Tn, hd);
-    const auto dO = block(w.o, off, Tn, hd), S = block(w.s, 0, Tn, Tn), P = block(w.p, 0, Tn, Tn);
-    gemm<T>('N', 'T', 1, Q, K, 0, S);
-    detail::causal_softmax(w.p, w.s, Vector<T>(lse.data() + bh * Tn, Tn), Tn, scale, false);
-    gemm<T>('N', 'T', 1, dO, V, 0, S);  // S now holds dP
-    gemm<T>('T', 'N', 1, P, dO, 0, V);  // V now holds dV
-    auto sv = w.s, pv = w.p;
-    const Index dbase = bh * Tn;
-    Kokkos::parallel_for(
-        "rewarm::attn_dscores", Range(0, Tn * Tn), KOKKOS_LAMBDA(Index i) {
-          sv(i) = pv(i) * (sv(i) - delta(dbase + i / Tn)) * scale;  // S now holds dS
+      "rewarm::attn_delta", Kokkos::TeamPolicy<ExecSpace>(out.extent(0), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const detail::Team& m) {
+        const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
+          T dl = 0;
+          Kokkos::parallel_reduce(
+              Kokkos::ThreadVectorRange(m, hd), [&](Index j, T& acc) { acc += dout(n, h * hd + j) * out(n, h * hd + j); },
+              dl);
+          Kokkos::single(Kokkos::PerThread(m), [&] { delta((b * H + h) * Tn + t) = dl; });
         });
-    Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Index(0), Tn * hd)),
-                      Kokkos::subview(w.q, std::make_pair(off, off + Tn * hd)));
-    Kokkos::deep_copy(Kokkos::subview(qk_copy, std::make_pair(Tn * hd, 2 * Tn * hd)),
-                      Kokkos::subview(w.k, std::make_pair(off, off + Tn * hd)));
-    gemm<T>('N', 'N', 1, S, block(qk_copy, Tn * hd, Tn, hd), 0, Q);  // Q now holds dQ
-    gemm<T>('T', 'N', 1, S, block(qk_copy, 0, Tn, hd), 0, K);        // K now holds dK
+      });
+  for (Index first = 0; first < pairs; first += w.group) {
+    const Index count = std::min(w.group, pairs - first), off = first * Thd;
+    auto head = [&](const View1<T>& x) { return as_matrix(x.data() + off, Tn, hd); };
+    const auto S = as_matrix(w.s.data(), Tn, Tn), P = as_matrix(w.p.data(), Tn, Tn);
+    gemm.batched('N', 'T', 1, head(w.q), Thd, head(w.k), Thd, 0, S, TT, count);   // S = Q·Kᵀ
+    gemm.batched('N', 'T', 1, head(w.o), Thd, head(w.v), Thd, 0, P, TT, count);   // p buffer: dP = dO·Vᵀ
+    // P into the s buffer, dS over dP in the p buffer
+    detail::softmax_rows(w.s, w.s, w.p, lse, w.delta, first, count, Tn, scale, true);
+    gemm.batched('T', 'N', 1, S, TT, head(w.o), Thd, 0, head(w.dv), Thd, count);  // dV = Pᵀ·dO
+    gemm.batched('N', 'N', 1, P, TT, head(w.k), Thd, 0, head(w.dq), Thd, count);  // dQ = dS·K
+    gemm.batched('T', 'N', 1, P, TT, head(w.q), Thd, 0, head(w.dk), Thd, count);  // dK = dSᵀ·Q
   }
-  detail::split_heads(dqkv, w, s, false);
+  detail::move_heads(dqkv, w.dq, w.dk, w.dv, s, false);
 }
 
 }  // namespace rewarm::layers

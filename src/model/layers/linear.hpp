@@ -7,18 +7,18 @@ namespace rewarm::layers {
 
 // y[N,out] = x[N,in]·W[out,in]ᵀ + b[out]
 template <class T>
-void linear_forward(const Matrix<T>& y, const Matrix<T>& x, const Matrix<T>& W, const Vector<T>& b) {
-  gemm<T>('N', 'T', 1, x, W, 0, y);
+void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const Matrix<T>& x, const Matrix<T>& W, const Vector<T>& b) {
+  gemm('N', 'T', 1, x, W, 0, y);
   if (b.data()) add_bias(y, b);
 }
 
 // dx[N,in] = dy·W (or += when accumulate); dW[out,in] += dyᵀ·x; db[out] += Σrows dy
 template <class T>
-void linear_backward(const Matrix<T>& dx, const Matrix<T>& dW, const Vector<T>& db, const Matrix<T>& dy,
+void linear_backward(Gemm<T>& gemm, const Matrix<T>& dx, const Matrix<T>& dW, const Vector<T>& db, const Matrix<T>& dy,
                      const Matrix<T>& x, const Matrix<T>& W, bool accumulate_dx = false) {
-  gemm<T>('T', 'N', 1, dy, x, 1, dW);
+  gemm('T', 'N', 1, dy, x, 1, dW);
   if (db.data()) add_column_sums(db, dy);
-  if (dx.data()) gemm<T>('N', 'N', 1, dy, W, accumulate_dx ? 1 : 0, dx);
+  if (dx.data()) gemm('N', 'N', 1, dy, W, accumulate_dx ? 1 : 0, dx);
 }
 
 }  // namespace rewarm::layers
