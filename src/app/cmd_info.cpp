@@ -67,8 +67,9 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens) {
         model.hidden_act.c_str());
     describe_run(f.has_attr("config") ? f.attr_string("config") : "", path);
   } else if (format == "rewarm-metrics") {
-    std::printf("%s: metrics, device %s, world_size %lld\n", path.c_str(), f.attr_string("device").c_str(),
-                static_cast<long long>(f.attr_int("world_size")));
+    std::printf("%s: metrics, device %s, world_size %lld, precision %s\n", path.c_str(), f.attr_string("device").c_str(),
+                static_cast<long long>(f.attr_int("world_size")),
+                f.has_attr("precision") ? f.attr_string("precision").c_str() : "fp32");
     describe_run(f.attr_string("config"), path);
     std::string series;
     for (const auto& name : f.list("/train")) series += " " + name;

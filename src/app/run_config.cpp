@@ -154,7 +154,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   };
   Section top(&root, "", source, record);
   top.get("run_dir", c.run_dir);
-  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "train"});
+  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "precision", "train"});
   top.finish();
 
   const toml::table* mt = table("model");
@@ -242,6 +242,14 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
                             : warmup >= 0     ? Index(std::llround(warmup * total_steps))
                                               : 0;
   c.schedule.validate(source);
+
+  Section pr(table("precision"), "precision.", source, record);
+  pr.get("gemm", c.precision.gemm);
+  pr.get("attention_workspace_mb", c.precision.attention_workspace_mb);
+  pr.finish();
+  if (c.precision.gemm != "fp32" && c.precision.gemm != "tf32" && c.precision.gemm != "bf16")
+    fail(source, "precision.gemm = \"" + c.precision.gemm + "\" is not one of fp32, tf32, bf16");
+  if (c.precision.attention_workspace_mb < 1) fail(source, "precision.attention_workspace_mb must be at least 1");
 
   Section par(table("parallel"), "parallel.", source, record);
   par.get("zero", c.parallel.zero);
@@ -394,6 +402,8 @@ std::string RunConfig::to_toml() const {
                                {"constant", schedule.constant},
                                {"timescale", schedule.timescale},
                                {"decay", schedule.decay}}},
+      {"precision",
+       toml::table{{"gemm", precision.gemm}, {"attention_workspace_mb", precision.attention_workspace_mb}}},
       {"parallel", toml::table{{"zero", parallel.zero}, {"gpu_aware_mpi", parallel.gpu_aware_mpi}}},
       {"train", toml::table{{"eval_interval", train.eval_interval},
                             {"eval_at_start", train.eval_at_start},

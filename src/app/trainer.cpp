@@ -71,7 +71,10 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   if (from != "random")
     origin_ = std::string(resume ? "resuming from " : "weights from ") + from + " (step " +
               std::to_string(ck.state.step) + ")";
-  model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len);
+  GptOptions options;
+  options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
+  options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
+  model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options);
   const Index P = model_->params.extent(0);
   slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
   own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
@@ -295,7 +298,8 @@ void Trainer::train(Index stop_at) {
                    comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
                    double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "");
     metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
-                                        device_description(), comm_.size(), resumed ? state_.step : -1);
+                                        Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm},
+                                        resumed ? state_.step : -1);
   }
   auto run_eval = [&] {
     for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {

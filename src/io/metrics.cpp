@@ -9,9 +9,8 @@
 
 namespace rewarm {
 
-Metrics::Metrics(const std::string& path, const std::string& config_text, const std::string& device, int world_size,
-                 Index keep_through_step)
-    : path_(path), config_(config_text), device_(device), world_size_(world_size) {
+Metrics::Metrics(const std::string& path, const std::string& config_text, const Run& run, Index keep_through_step)
+    : path_(path), config_(config_text), run_(run) {
   if (std::filesystem::exists(path) && keep_through_step >= 0) {
     h5::File f(path, h5::File::ReadOnly);
     std::vector<std::string> names;
@@ -41,8 +40,9 @@ void Metrics::write() const {
     f.set_attr("format", std::string("rewarm-metrics"));
     f.set_attr("format_version", std::int64_t(1));
     f.set_attr("config", config_);
-    f.set_attr("world_size", std::int64_t(world_size_));
-    f.set_attr("device", device_);
+    f.set_attr("world_size", std::int64_t(run_.world_size));
+    f.set_attr("device", run_.device);
+    f.set_attr("precision", run_.precision);
     f.set_attr("version", std::string(REWARM_VERSION));
     for (const auto& [g, s] : groups_) {
       const std::vector<std::int64_t> n{std::int64_t(s.step.size())};

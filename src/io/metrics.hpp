@@ -20,8 +20,13 @@ class Metrics {
  public:
   // Loads the file if it exists. Rows with step > keep_through_step are dropped (a resumed run
   // redoes them); keep_through_step < 0 drops all rows (a fresh run).
-  Metrics(const std::string& path, const std::string& config_text, const std::string& device, int world_size,
-          Index keep_through_step);
+  // `run` describes the run's setting: device, world size, GEMM precision.
+  struct Run {
+    std::string device;
+    int world_size = 1;
+    std::string precision = "fp32";
+  };
+  Metrics(const std::string& path, const std::string& config_text, const Run& run, Index keep_through_step);
   // set_samples: samples drawn so far from each training set, logged as /train/samples_<name>.
   void log_train(const TrainRecord& r, const std::vector<std::pair<std::string, Index>>& set_samples = {});
   void log_eval(const std::string& set, Index step, Index tokens, double loss);
@@ -32,8 +37,8 @@ class Metrics {
     std::map<std::string, std::vector<double>> values;
   };
   void write() const;
-  std::string path_, config_, device_;
-  int world_size_;
+  std::string path_, config_;
+  Run run_;
   std::map<std::string, Series> groups_;  // "train", "eval/<set>"
 };
 

@@ -199,3 +199,20 @@ def test_docs_describe_every_object_and_attribute(tmp_path):
                     assert "`/train/samples_<set>`" in docs, n
                 else:
                     assert f"`/{n}`" in docs, n
+
+
+def test_bf16_gemms_track_fp32_within_bf16_precision(tmp_path):
+    """precision.gemm = "bf16" (exactly emulated on the CPU): the same run to bf16 accuracy, and
+    really rounded; tf32 is refused on a build without NVIDIA tensor cores."""
+    make_data(tmp_path)
+    write_tiny(tmp_path, "a")
+    write_tiny(tmp_path, "b", precision={"gemm": "bf16"})
+    rewarm("train", tmp_path / "a.toml")
+    rewarm("train", tmp_path / "b.toml")
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as a, h5py.File(tmp_path / "b" / "metrics.h5", "r") as b:
+        assert a.attrs["precision"] == "fp32" and b.attrs["precision"] == "bf16"
+        rel = np.abs(b["train/loss"][:] / a["train/loss"][:] - 1)
+        assert rel.max() < 1e-2 and rel.max() > 1e-6, rel
+        np.testing.assert_allclose(b["eval/val/loss"][:], a["eval/val/loss"][:], rtol=1e-2)
+    p = rewarm("train", tmp_path / "a.toml", "--set", 'precision.gemm="tf32"', "--set", f"run_dir={tmp_path}/c", check=False)
+    assert p.returncode == 1 and 'precision.gemm = "tf32" needs NVIDIA tensor cores' in p.stderr
