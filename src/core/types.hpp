@@ -40,6 +40,7 @@ auto flat(const V& v) {
 }
 
 using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<Index>>;
+using Range2 = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>, Kokkos::IndexType<Index>>;
 
 // Host copy of a device view, uninitialised (spelt so that 3.4 and 4.x both accept it).
 template <class V>

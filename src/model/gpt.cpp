@@ -100,6 +100,8 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   dact_ = mat("rewarm::dact", N, I);
   attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes);
   losses_ = View1<double>("rewarm::losses", N);
+  token_rows_ = TokenRows(N);
+  col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
 }
 
 template <class T>
@@ -125,7 +127,7 @@ void Gpt<T>::init_random(std::uint64_t seed, double std) {
 
 template <class T>
 void Gpt<T>::zero_grads() {
-  Kokkos::deep_copy(grads, T(0));
+  Kokkos::deep_copy(ExecSpace(), grads, T(0));  // asynchronous: no fence
 }
 
 template <class T>
@@ -133,6 +135,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
+  if (grad_scale != 0) token_rows_.build(ids);  // before the layers: its host work needs no device
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
   for (Index l = 0; l < c.num_hidden_layers; ++l) {
     const auto& p = P_.layers[l];
@@ -143,20 +146,18 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     linear_forward(gemm_, as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b);
     rotary_apply(as_matrix(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
     attention_forward(gemm_, as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
-    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, p.dense_b);
+    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>());  // bias: in the residual add
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : as_matrix(a.hmid);
-    if (!par) add(flat(a.hmid), flat(h_[l]), flat(tmp_a_));
+    if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
     layernorm_forward(as_matrix(a.ln2), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, p.fc1_b);
-    gelu_forward(flat(a.act), flat(a.fc1), tanh_gelu);
-    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, p.fc2_b);
-    if (par) {
-      add(flat(h_[l + 1]), flat(h_[l]), flat(tmp_a_));
-      add(flat(hout), flat(hout), flat(tmp_m_));
-    } else {
-      add(flat(h_[l + 1]), flat(a.hmid), flat(tmp_m_));
-    }
+    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, Vector<T>());
+    bias_gelu_forward(as_matrix(a.fc1), as_matrix(a.act), p.fc1_b, tanh_gelu);
+    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, Vector<T>());
+    if (par)  // h + (attn + b) + (mlp + b)
+      residual_add(hout, h, as_matrix(tmp_a_), p.dense_b, as_matrix(tmp_m_), p.fc2_b);
+    else
+      residual_add(hout, as_matrix(a.hmid), as_matrix(tmp_m_), p.fc2_b, Matrix<T>(), Vector<T>());
   }
   layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
   linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
@@ -166,41 +167,44 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   Kokkos::parallel_reduce(
       "rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
       KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
-  if (grad_scale != 0) backward(ids);
+  if (grad_scale != 0) backward();
   return total;
 }
 
 // Gradients flow from the logits back to the embedding, layer by layer; dh_ holds ∂L/∂h.
 template <class T>
-void Gpt<T>::backward(const View1<int32_t>& ids) {
+void Gpt<T>::backward() {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
   const auto dh = as_matrix(dh_);
-  linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out);
-  Kokkos::deep_copy(dh_, T(0));
-  layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_), P_.lnf_w);
+  const auto& cols = col_partials_;
+  linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out,
+                  cols);
+  Kokkos::deep_copy(ExecSpace(), dh_, T(0));
+  layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_),
+                     P_.lnf_w, cols);
   for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
     const auto &p = P_.layers[l], &g = G_.layers[l];
     auto& a = acts_[l];
     const auto h = as_matrix(h_[l]);
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w);
+    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w, cols);
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
-    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w);
+    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w, cols);
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
-      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
+      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
     // attention branch
-    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w);
+    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols);
     attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
-    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w);
+    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols);
     // residual: dh (identity path) += LayerNorm backward of each branch
-    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w);
-    layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w);
+    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
+    layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w, cols);
   }
-  embedding_backward(G_.embed_in, ids, dh);
+  embedding_backward(G_.embed_in, token_rows_, dh);
 }
 
 template class Gpt<float>;

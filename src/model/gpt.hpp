@@ -5,6 +5,7 @@
 
 #include "model/config.hpp"
 #include "model/layers/attention.hpp"
+#include "model/layers/embedding.hpp"
 #include "model/layers/rotary.hpp"
 #include "model/param_layout.hpp"
 
@@ -62,7 +63,7 @@ class Gpt {
     View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;
     View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
   };
-  void backward(const View1<int32_t>& ids);
+  void backward();
 
   Index B_, T_;
   Gemm<T> gemm_;
@@ -73,6 +74,8 @@ class Gpt {
   View2<T> lnf_, logits_, tmp_a_, tmp_m_, dh_, dln1_, dln2_, dattn_, dqkv_, dact_;
   View1<T> lnf_mean_, lnf_rstd_;
   layers::AttentionWorkspace<T> attn_ws_;
+  layers::TokenRows token_rows_;  // which batch rows hold each token id (embedding gradient)
+  View1<T> col_partials_;         // scratch of the column reductions (bias and LayerNorm gradients)
   View1<double> losses_;
 };
 

@@ -25,7 +25,8 @@ TEST_CASE("linear backward matches finite differences", "[layers]") {
       return dot(y, R);
     };
     loss();
-    linear_backward(gemm, mat(dx, N, in), mat(dW, out, in), flat(db), mat(R, N, out), mat(x, N, in), mat(W, out, in));
+    linear_backward(gemm, mat(dx, N, in), mat(dW, out, in), flat(db), mat(R, N, out), mat(x, N, in), mat(W, out, in),
+                    column_scratch<double>(N, out));
     CHECK(max_fd_error(loss, {{x, dx}, {W, dW}, {b, db}}) < 1e-7);
     // the forward value itself against a naive loop
     auto xs = to_vec(x), Ws = to_vec(W), bs = to_vec(b), ys = to_vec(y);
@@ -51,7 +52,8 @@ TEST_CASE("layernorm backward matches finite differences", "[layers]") {
       return dot(y, R);
     };
     loss();
-    layernorm_backward(mat(dx, N, d), flat(dw), flat(db), mat(R, N, d), mat(x, N, d), flat(mean), flat(rstd), flat(w));
+    layernorm_backward(mat(dx, N, d), flat(dw), flat(db), mat(R, N, d), mat(x, N, d), flat(mean), flat(rstd), flat(w),
+                       column_scratch<double>(N, d));
     CHECK(max_fd_error(loss, {{x, dx}, {w, dw}, {b, db}}) < 1e-7);
     // naive reference: (x − mean) / sqrt(var + eps) · w + b, row by row
     auto xs = to_vec(x), ys = to_vec(y), ws = to_vec(w), bs = to_vec(b);
@@ -204,7 +206,10 @@ TEST_CASE("embedding backward accumulates repeated ids", "[layers]") {
     return dot(y, R);
   };
   loss();
-  embedding_backward(mat(dE, V, d), ids, mat(R, N, d));
+  TokenRows rows(N);
+  rows.build(ids);
+  CHECK(rows.count == 4);  // ids 0, 1, 3, 5
+  embedding_backward(mat(dE, V, d), rows, mat(R, N, d));
   CHECK(max_fd_error(loss, {{E, dE}}) < 1e-7);
 }
 
@@ -236,4 +241,40 @@ TEST_CASE("cross entropy and its fused gradient", "[layers]") {
     ref += std::log(z) - lg[n * V + ht(n)];
   }
   CHECK(l0 == Approx(ref).epsilon(1e-12));
+}
+
+TEST_CASE("column reductions over many row blocks equal a naive loop, every run the same", "[layers]") {
+  for (Index N : {Index(1), kColumnBlock - 1, kColumnBlock, 3 * kColumnBlock + 17}) {
+    const Index C = 7;
+    INFO("N=" << N);
+    auto dy = random_view(N * C, 31), x = random_view(N * C, 32), db = random_view(C, 33);
+    const auto before = to_vec(db), y = to_vec(dy);
+    const auto partials = column_scratch<double>(N, C);
+    add_column_sums(flat(db), mat(dy, N, C), partials);
+    const auto once = to_vec(db);
+    for (Index j = 0; j < C; ++j) {
+      double ref = before[j];
+      for (Index n = 0; n < N; ++n) ref += y[n * C + j];
+      CHECK(once[j] == Approx(ref).epsilon(1e-13));
+    }
+    from_vec(db, before);
+    add_column_sums(flat(db), mat(dy, N, C), partials);
+    CHECK(to_vec(db) == once);  // deterministic
+  }
+}
+
+TEST_CASE("LayerNorm parameter gradients over many rows equal naive sums", "[layers]") {
+  const Index N = 777, d = 9;
+  auto x = random_view(N * d, 41), dy = random_view(N * d, 42), w = random_view(d, 43), b = random_view(d, 44);
+  View1<double> y("y", N * d), mean("mean", N), rstd("rstd", N), dx("dx", N * d), dw("dw", d), db("db", d);
+  layernorm_forward(mat(y, N, d), flat(mean), flat(rstd), mat(x, N, d), flat(w), flat(b), 1e-5);
+  layernorm_backward(mat(dx, N, d), flat(dw), flat(db), mat(dy, N, d), mat(x, N, d), flat(mean), flat(rstd), flat(w),
+                     column_scratch<double>(N, d));
+  const auto xs = to_vec(x), g = to_vec(dy), mu = to_vec(mean), r = to_vec(rstd), gw = to_vec(dw), gb = to_vec(db);
+  for (Index j = 0; j < d; ++j) {
+    double sw = 0, sb = 0;
+    for (Index n = 0; n < N; ++n) sw += g[n * d + j] * (xs[n * d + j] - mu[n]) * r[n], sb += g[n * d + j];
+    CHECK(gw[j] == Approx(sw).epsilon(1e-12));
+    CHECK(gb[j] == Approx(sb).epsilon(1e-12));
+  }
 }

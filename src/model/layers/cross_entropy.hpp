@@ -1,6 +1,6 @@
-// Softmax cross-entropy over the vocabulary, fused with its gradient.
+// Softmax cross-entropy over the vocabulary, fused with its gradient: one team per row.
 #pragma once
-#include "core/types.hpp"
+#include "model/layers/elementwise.hpp"
 
 namespace rewarm::layers {
 
@@ -11,27 +11,30 @@ void cross_entropy(const View1<double>& losses, const Matrix<T>& logits, const V
                    double grad_scale) {
   const Index V = logits.extent(1);
   Kokkos::parallel_for(
-      "rewarm::cross_entropy", Range(0, logits.extent(0)), KOKKOS_LAMBDA(Index n) {
-        T m = logits(n, 0);
-        for (Index v = 1; v < V; ++v) m = logits(n, v) > m ? logits(n, v) : m;
-        const Index y = targets(n);
+      "rewarm::cross_entropy", TeamPolicy(logits.extent(0), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+        const Index n = m.league_rank(), y = targets(n);
+        T mx;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, V), [&](Index v, T& acc) { acc = logits(n, v) > acc ? logits(n, v) : acc; },
+            Kokkos::Max<T>(mx));
         const T target_logit = logits(n, y);
+        m.team_barrier();  // read by every thread before any overwrites it
         double s = 0;
-        if (grad_scale == 0) {
-          for (Index v = 0; v < V; ++v) s += kx::exp(logits(n, v) - m);
-        } else {  // keep exp(logit − max): the gradient needs each exponential once more
-          for (Index v = 0; v < V; ++v) {
-            const T e = kx::exp(logits(n, v) - m);
-            logits(n, v) = e;
-            s += e;
-          }
-        }
-        losses(n) = double(m) + kx::log(s) - double(target_logit);
-        if (grad_scale != 0) {
-          const T f = T(grad_scale / s);
-          for (Index v = 0; v < V; ++v) logits(n, v) *= f;
-          logits(n, y) -= T(grad_scale);
-        }
+        // the gradient needs each exponential once more: keep exp(logit − max) in place
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, V),
+            [&](Index v, double& acc) {
+              const T e = kx::exp(logits(n, v) - mx);
+              if (grad_scale != 0) logits(n, v) = e;
+              acc += e;
+            },
+            s);
+        Kokkos::single(Kokkos::PerTeam(m), [&] { losses(n) = double(mx) + kx::log(s) - double(target_logit); });
+        if (grad_scale == 0) return;
+        m.team_barrier();  // every exponential is written before the row is rescaled
+        const T f = T(grad_scale / s);
+        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, V),
+                             [&](Index v) { logits(n, v) = logits(n, v) * f - (v == y ? T(grad_scale) : T(0)); });
       });
 }
 

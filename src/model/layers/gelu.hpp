@@ -1,6 +1,6 @@
 // GELU: "gelu" = exact x·Φ(x) (HF default), "gelu_fast" = tanh approximation.
 #pragma once
-#include "core/types.hpp"
+#include "model/layers/elementwise.hpp"
 
 namespace rewarm::layers {
 
@@ -36,6 +36,19 @@ void gelu_backward(const Vector<T>& dx, const Vector<T>& dy, const Vector<T>& x,
   Kokkos::parallel_for(
       "rewarm::gelu_bwd", Range(0, x.extent(0)),
       KOKKOS_LAMBDA(Index i) { dx(i) = dy(i) * gelu_grad(x(i), tanh_approx); });
+}
+
+// The MLP's first activation in one pass: fc1[N,I] += b (kept: the backward pass needs the
+// pre-activation), act = gelu(fc1).
+template <class T>
+void bias_gelu_forward(const Matrix<T>& fc1, const Matrix<T>& act, const Vector<T>& b, bool tanh_approx) {
+  Kokkos::parallel_for(
+      "rewarm::bias_gelu_fwd", Range2({0, 0}, {Index(fc1.extent(0)), Index(fc1.extent(1))}),
+      KOKKOS_LAMBDA(Index n, Index j) {
+        const T x = fc1(n, j) + b(j);
+        fc1(n, j) = x;
+        act(n, j) = gelu(x, tanh_approx);
+      });
 }
 
 }  // namespace rewarm::layers

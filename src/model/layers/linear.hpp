@@ -13,11 +13,12 @@ void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const Matrix<T>& x, const
 }
 
 // dx[N,in] = dy·W (or += when accumulate); dW[out,in] += dyᵀ·x; db[out] += Σrows dy
+// (partials: the column reduction's scratch, column_scratch(N, out))
 template <class T>
 void linear_backward(Gemm<T>& gemm, const Matrix<T>& dx, const Matrix<T>& dW, const Vector<T>& db, const Matrix<T>& dy,
-                     const Matrix<T>& x, const Matrix<T>& W, bool accumulate_dx = false) {
+                     const Matrix<T>& x, const Matrix<T>& W, const View1<T>& partials, bool accumulate_dx = false) {
   gemm('T', 'N', 1, dy, x, 1, dW);
-  if (db.data()) add_column_sums(db, dy);
+  if (db.data()) add_column_sums(db, dy, partials);
   if (dx.data()) gemm('N', 'N', 1, dy, W, accumulate_dx ? 1 : 0, dx);
 }
 

@@ -32,7 +32,7 @@ inline RotaryTables make_rotary_tables(Index max_pos, Index rd, double base) {
   return t;
 }
 
-// qkv[N,3d] (rows n = b·T + t, per head [q|k|v] of hd each), rotated in place.
+// qkv[N,3d] (rows n = b·T + t, per head [q|k|v] of hd each), rotated in place, one team per row.
 // inverse = true applies the transpose rotation: the backward pass of the forward one.
 template <class T>
 void rotary_apply(const Matrix<T>& qkv, const RotaryTables& tab, Index seq_len, Index heads, Index hd, Index rd,
@@ -41,17 +41,19 @@ void rotary_apply(const Matrix<T>& qkv, const RotaryTables& tab, Index seq_len, 
   if (half == 0) return;
   auto cosv = tab.cos;
   auto sinv = tab.sin;
-  const Index per_row = heads * 2 * half;
+  using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
   Kokkos::parallel_for(
-      "rewarm::rotary", Range(0, qkv.extent(0) * per_row), KOKKOS_LAMBDA(Index i) {
-        const Index n = i / per_row, r = i % per_row;
-        const Index h = r / (2 * half), which = (r / half) % 2, j = r % half;  // which: 0 = q, 1 = k
-        const Index c0 = h * 3 * hd + which * hd + j;
-        const Index pos = n % seq_len;
-        const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
-        const T x1 = qkv(n, c0), x2 = qkv(n, c0 + half);
-        qkv(n, c0) = x1 * c - x2 * s;
-        qkv(n, c0 + half) = x2 * c + x1 * s;
+      "rewarm::rotary", Kokkos::TeamPolicy<ExecSpace>(qkv.extent(0), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+        const Index n = m.league_rank(), pos = n % seq_len;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, 2 * heads), [&](Index r) {  // q and k of each head
+          const Index c0 = (r >> 1) * 3 * hd + (r & 1) * hd;
+          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, half), [&](Index j) {
+            const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
+            const T x1 = qkv(n, c0 + j), x2 = qkv(n, c0 + j + half);
+            qkv(n, c0 + j) = x1 * c - x2 * s;
+            qkv(n, c0 + j + half) = x2 * c + x1 * s;
+          });
+        });
       });
 }
 
