@@ -1,27 +1,31 @@
-// rewarm bench CONFIG [--steps N]: training throughput (tokens/s), model FLOP/s, and MFU
-// against the fp32 GEMM rate of KokkosBlas::gemm measured in the same run on the same device.
+// rewarm bench CONFIG [--steps N] [--json FILE]: training throughput (tokens/s), model FLOP/s,
+// and MFU against the GEMM rate of the same GEMM interface, in the run's precision, measured in
+// the same run on the same device; device operations per step and time per phase.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "app/commands.hpp"
 #include "app/trainer.hpp"
 #include "core/gemm.hpp"
+#include "core/op_counter.hpp"
+#include "io/atomic_file.hpp"
 #include "parallel/runtime.hpp"
 
 namespace rewarm {
 
-// Best of `reps` square fp32 GEMMs of size n: the peak that MFU is measured against.
+// Best of `reps` square GEMMs of size n: the peak that MFU is measured against.
 static double gemm_peak_flops(Index n, int reps, GemmPrecision precision) {
   Gemm<float> gemm(precision);
   View2<float> a("rewarm::bench_a", n, n), b("rewarm::bench_b", n, n), c("rewarm::bench_c", n, n);
   Kokkos::deep_copy(a, 1.0f);
   Kokkos::deep_copy(b, 0.5f);
-  const Matrix<float> A(a.data(), n, n), B(b.data(), n, n), C(c.data(), n, n);
   double best = 1e30;
   for (int r = 0; r <= reps; ++r) {  // the first is a warm-up
     kx::fence("rewarm::bench_gemm_start");
     const auto t0 = std::chrono::steady_clock::now();
-    gemm('N', 'T', 1, A, B, 0, C);
+    gemm('N', 'T', 1, as_matrix(a), as_matrix(b), 0, as_matrix(c));
     kx::fence("rewarm::bench_gemm_end");
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (r > 0) best = std::min(best, s);
@@ -38,34 +42,38 @@ static double flops_per_token(const ModelConfig& c, Index seq_len) {
   return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
 }
 
+static void read_only(const RunConfig& cfg) {  // the data path alone: HDF5 window reads, range checks
+  TokenShard shard(cfg.data.train.at(0).path);
+  const Index T = cfg.data.seq_len, n = shard.num_windows(T);
+  std::vector<std::int32_t> w(std::size_t(T + 1));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (Index k = 0; k < n; ++k) shard.read_window(k, T, cfg.model.vocab_size, w.data());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double bytes = double(n * T) * (shard.vocab_size() <= 65536 ? 2 : 4);
+  std::printf("read %lld windows of %lld tokens (%.2f GB of token data) in %.2f s: %.0f MB/s\n",
+              static_cast<long long>(n), static_cast<long long>(T + 1), bytes / 1e9, s, bytes / 1e6 / s);
+}
+
 void register_bench(CLI::App& app, const LaunchOptions& launch) {
   auto* cmd = app.add_subcommand("bench", "training tokens/s, model FLOP/s and MFU against a measured GEMM peak");
   auto config = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();
   auto steps = std::make_shared<Index>(5);
   auto gemm_n = std::make_shared<Index>(2048);
+  auto json_path = std::make_shared<std::string>();
   cmd->add_option("config", *config, "run config (TOML); its model and data are used, nothing is written")->required();
   cmd->add_option("--set", *sets, "override a config key: section.key=value (repeatable)");
   cmd->add_option("--steps", *steps, "timed optimizer steps (after one warm-up step)")->capture_default_str();
   cmd->add_option("--gemm-size", *gemm_n, "size n of the n×n×n GEMM that measures the peak")->capture_default_str();
-  auto read_only = std::make_shared<bool>(false);
-  cmd->add_flag("--read-only", *read_only, "only time reading every window of the first [[data.train]] set, in order");
+  cmd->add_option("--json", *json_path, "also write the results to this file (JSON)");
+  auto read_only_flag = std::make_shared<bool>(false);
+  cmd->add_flag("--read-only", *read_only_flag, "only time reading every window of the first [[data.train]] set, in order");
   cmd->callback([=, &launch] {
     auto cfg = load_run_config(*config, *sets);
-    if (*read_only) {  // the data path alone: HDF5 window reads, range checks
-      TokenShard shard(cfg.data.train.at(0).path);
-      const Index T = cfg.data.seq_len, n = shard.num_windows(T);
-      std::vector<std::int32_t> w(std::size_t(T + 1));
-      const auto t0 = std::chrono::steady_clock::now();
-      for (Index k = 0; k < n; ++k) shard.read_window(k, T, cfg.model.vocab_size, w.data());
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double bytes = double(n * T) * (shard.vocab_size() <= 65536 ? 2 : 4);
-      std::printf("read %lld windows of %lld tokens (%.2f GB of token data) in %.2f s: %.0f MB/s\n",
-                  static_cast<long long>(n), static_cast<long long>(T + 1), bytes / 1e9, s, bytes / 1e6 / s);
-      return;
-    }
+    if (*read_only_flag) return read_only(cfg);
     cfg.run_dir = "";  // a benchmark resumes nothing and writes nothing
     run_on_device(launch.kokkos_args, [&](Comm& comm) {
+      OpCounter ops;  // before the model: its allocations count toward peak memory
       std::unique_ptr<Trainer> trainer;
       comm.agree([&] {
         comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
@@ -73,23 +81,42 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
         trainer->open_train_data();
       });
       const auto& c = trainer->config();
-      const double peak = comm.sum(gemm_peak_flops(*gemm_n, 3, GemmPrecision::fp32));  // every rank's GPU/cores
-      trainer->step();  // warm-up
-      double data = 0, allreduce = 0;
+      const auto precision = gemm_precision(c.precision.gemm, c.source);
+      const double peak = comm.sum(gemm_peak_flops(*gemm_n, 3, precision));  // every rank's GPU/cores
+      ops.reset_peak();  // the peak GEMM's matrices are gone: from here, the training step's memory
+      trainer->step();   // warm-up
+
+      // Device operations of one step, counted on a step of its own (the count does not depend
+      // on timing), then the timed steps, then the phases (fenced, so timed apart).
+      ops.reset_counts();
+      const Index gemms0 = trainer->model().gemm().calls();
+      trainer->step();
+      const auto counts = ops.counts();
+      const Index gemms = trainer->model().gemm().calls() - gemms0;
       comm.barrier();
       const auto t0 = std::chrono::steady_clock::now();
+      double data = 0, allreduce = 0;
       for (Index s = 0; s < *steps; ++s) {
         const auto r = trainer->step();
         data += r.data_seconds, allreduce += r.allreduce_seconds;
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      data = comm.sum(data) / comm.size(), allreduce = comm.sum(allreduce) / comm.size();  // rank means
+      trainer->set_profile(true);
+      const auto p = trainer->step();
+      trainer->set_profile(false);
+      const double N = comm.size();
+      data = comm.sum(data) / N, allreduce = comm.sum(allreduce) / N;  // rank means
+      const std::int64_t peak_memory = std::int64_t(comm.sum(double(ops.peak_bytes())) / N);
       if (!comm.root()) return;
+
       const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
-      const double model_flops = tps * flops_per_token(c.model, c.data.seq_len);
-      std::printf("device          %s, %d rank%s\n", device_description().c_str(), comm.size(), comm.size() > 1 ? "s" : "");
-      std::printf("gemm peak       %.1f GFLOP/s (fp32 KokkosBlas::gemm, n = %lld, summed over ranks)\n", peak / 1e9,
-                  static_cast<long long>(*gemm_n));
+      const double fpt = flops_per_token(c.model, c.data.seq_len), model_flops = tps * fpt;
+      const double micro = double(trainer->micro_batches_per_step());
+      const double step_ops = double(counts.kernels + counts.copies + gemms);
+      std::printf("device          %s, %d rank%s, GEMMs in %s\n", device_description().c_str(), comm.size(),
+                  comm.size() > 1 ? "s" : "", to_string(precision).c_str());
+      std::printf("gemm peak       %.1f GFLOP/s (%s, n = %lld, summed over ranks)\n", peak / 1e9,
+                  to_string(precision).c_str(), static_cast<long long>(*gemm_n));
       std::printf(
           "model           hidden %lld, layers %lld, heads %lld, vocab %lld; seq_len %lld, micro_batch %lld, "
           "global_batch %lld\n",
@@ -98,14 +125,52 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           static_cast<long long>(c.data.seq_len), static_cast<long long>(c.data.micro_batch),
           static_cast<long long>(c.data.global_batch));
       std::printf("throughput      %.0f tokens/s over %lld steps (%.3f s/step), %.0f tokens/s per rank\n", tps,
-                  static_cast<long long>(*steps), secs / double(*steps), tps / comm.size());
-      std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9,
-                  flops_per_token(c.model, c.data.seq_len));
+                  static_cast<long long>(*steps), secs / double(*steps), tps / N);
+      std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9, fpt);
       std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
       std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
       std::printf("all-reduce      %.2f%% of step time (gradients and loss over %d ranks%s)\n", 100 * allreduce / secs,
                   comm.size(), c.parallel.zero ? ", ZeRO-1 reduce-scatter + all-gather" : "");
-      std::printf("AdamW state     %.1f MiB per rank\n", double(trainer->optimizer_bytes()) / (1 << 20));
+      std::printf("phases          forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s, data %.3f s "
+                  "(one step, fenced)\n",
+                  p.forward_seconds, p.backward_seconds, p.allreduce_seconds, p.optimizer_seconds, p.data_seconds);
+      std::printf("device ops      %.0f per step: %lld kernels, %lld GEMM calls, %lld copies, %lld fences; %.0f per "
+                  "micro-batch\n",
+                  step_ops, static_cast<long long>(counts.kernels), static_cast<long long>(gemms),
+                  static_cast<long long>(counts.copies), static_cast<long long>(counts.fences), step_ops / micro);
+      std::printf("memory          %.1f MiB peak in Kokkos allocations; AdamW state %.1f MiB per rank\n",
+                  double(peak_memory) / (1 << 20), double(trainer->optimizer_bytes()) / (1 << 20));
+      if (json_path->empty()) return;
+      const nlohmann::json j = {
+          {"device", device_description()},
+          {"ranks", comm.size()},
+          {"precision", to_string(precision)},
+          {"model", c.model.to_hf_json()},
+          {"seq_len", c.data.seq_len},
+          {"micro_batch", c.data.micro_batch},
+          {"global_batch", c.data.global_batch},
+          {"tokens_per_second", tps},
+          {"tokens_per_second_per_rank", tps / N},
+          {"model_flops_per_token", fpt},
+          {"achieved_flops", model_flops},
+          {"peak_flops", peak},
+          {"mfu", model_flops / peak},
+          {"peak_memory_bytes", peak_memory},
+          {"kernels_per_step", counts.kernels},
+          {"gemm_calls_per_step", gemms},
+          {"copies_per_step", counts.copies},
+          {"fences_per_step", counts.fences},
+          {"device_ops_per_micro_batch", step_ops / micro},
+          {"step_seconds", secs / double(*steps)},
+          {"phases",
+           {{"forward", p.forward_seconds},
+            {"backward", p.backward_seconds},
+            {"allreduce", p.allreduce_seconds},
+            {"optimizer", p.optimizer_seconds},
+            {"data", p.data_seconds}}}};
+      AtomicFile out(*json_path);
+      std::ofstream(out.tmp()) << j.dump(2) << "\n";
+      out.commit();
     });
   });
 }

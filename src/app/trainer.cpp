@@ -227,6 +227,7 @@ StepResult Trainer::step() {
   const Index per_rank = G / comm_.size(), first_sample = comm_.rank() * per_rank;
   const double grad_scale = 1.0 / double(cfg_.tokens_per_step());
   StepResult r{};
+  model_->timing.forward = model_->timing.backward = 0;
   std::vector<Mixture::Draw> draws;  // every sample of the step; this rank reads its slice
   for (Index j = 0; j < G; ++j) draws.push_back(mixture_->draw());
   double loss_sum = 0;
@@ -241,9 +242,15 @@ StepResult Trainer::step() {
       upload_batch();
       model_->zero_grads();
       loss_sum += model_->forward(ids_, targets_, grad_scale);
+      const auto g0 = std::chrono::steady_clock::now();
       accumulate_gradient(flat(grad_sum_), flat(model_->grads), u == 0);
+      if (profile_) {  // the sum over micro-batches counts as backward
+        kx::fence("rewarm::profile");
+        r.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
+      }
     }
   });
+  r.forward_seconds = model_->timing.forward, r.backward_seconds += model_->timing.backward;
   // Σ over ranks, then this rank's part of the gradient in working precision
   const auto a0 = std::chrono::steady_clock::now();
   const auto g = as_vector(model_->grads.data() + own_.offset, own_.count);
@@ -256,7 +263,9 @@ StepResult Trainer::step() {
   }
   r.loss = comm_.sum(loss_sum) * grad_scale;
   r.grad_norm = std::sqrt(cfg_.parallel.zero ? comm_.sum(sum_of_squares(g)) : sum_of_squares(g));
+  if (profile_) kx::fence("rewarm::profile");
   r.allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - a0).count();
+  const auto o0 = std::chrono::steady_clock::now();
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))  // before the update: nothing bad is saved
     throw CollectiveError(cfg_.run_dir + ": " + (std::isfinite(r.loss) ? "gradient norm" : "loss") + " became " +
                           (std::isnan(r.loss) || std::isnan(r.grad_norm) ? "NaN" : "infinite") + " at step " +
@@ -266,6 +275,8 @@ StepResult Trainer::step() {
   const auto p = as_vector(model_->params.data() + own_.offset, own_.count);
   adamw_step(p, g, flat(exp_avg_), flat(exp_avg_sq_), model_->layout().decay_end - own_.offset, cfg_.optimizer, r.lr,
              t);
+  if (profile_) kx::fence("rewarm::profile");
+  r.optimizer_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - o0).count();
   if (cfg_.parallel.zero) {
     const auto a1 = std::chrono::steady_clock::now();
     comm_.allgather(model_->params, slices_);

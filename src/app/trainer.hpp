@@ -24,6 +24,9 @@ struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0;
   double data_seconds = 0;       // host time reading batches (this rank)
   double allreduce_seconds = 0;  // gradient and loss reduction over the ranks (this rank)
+  // With Trainer::profile (fences between phases): forward, backward (with the gradient sum
+  // over micro-batches) and optimizer (clip, AdamW, ZeRO-1 all-gather excluded) seconds.
+  double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
 };
 
 class Trainer {
@@ -46,6 +49,10 @@ class Trainer {
   const TrainState& state() const { return state_; }
   // Bytes of AdamW moments this rank holds (all of them, or its ZeRO-1 slice).
   std::size_t optimizer_bytes() const { return 2 * sizeof(float) * std::size_t(own_.count); }
+  // Fence between the phases of step() and time each (benchmarks; off in training).
+  void set_profile(bool on) { profile_ = model_->timing.on = on; }
+  const Gpt<float>& model() const { return *model_; }
+  Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
 
  private:
   void stage_window(Index j);  // window_ into row j of the host batch
@@ -58,6 +65,7 @@ class Trainer {
   Comm& comm_;
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
+  bool profile_ = false;
   std::unique_ptr<Gpt<float>> model_;
   // The part of the flat buffers this rank updates: all of it, or its ZeRO-1 slice.
   struct {

@@ -161,12 +161,11 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
     b = rounded_copy(scratch_b_, B, sB * (count - 1) + Index(B.size()), "rewarm::gemm_bf16_b");
   }
   const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
-  for (Index i = 0; i < count; ++i) {
+  for (Index i = 0; i < count; ++i)
     KokkosBlas::gemm(sa, sb, alpha, as_matrix(a.data() + i * sA, a.extent(0), a.extent(1)),
                      as_matrix(b.data() + i * sB, b.extent(0), b.extent(1)), beta,
                      as_matrix(C.data() + i * sC, m, n));
-    ++calls_;
-  }
+  ++calls_;
 #endif
 }
 

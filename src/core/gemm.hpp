@@ -48,7 +48,8 @@ class Gemm {
                T beta, const Matrix<T>& C, Index strideC, Index count);
 
   GemmPrecision precision() const { return precision_; }
-  Index calls() const { return calls_; }  // library calls made so far (device operations)
+  // Calls made so far, a batch counting once (one library call on GPUs; a loop on the host).
+  Index calls() const { return calls_; }
 
  private:
   // The bf16 inputs: rounded copies (host) or bf16 arrays (GPU), grown on demand.

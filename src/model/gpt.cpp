@@ -1,5 +1,6 @@
 #include "model/gpt.hpp"
 
+#include <chrono>
 #include <cmath>
 
 #include "core/random.hpp"
@@ -135,6 +136,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
+  const auto t0 = std::chrono::steady_clock::now();
   if (grad_scale != 0) token_rows_.build(ids);  // before the layers: its host work needs no device
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
   for (Index l = 0; l < c.num_hidden_layers; ++l) {
@@ -167,7 +169,13 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   Kokkos::parallel_reduce(
       "rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
       KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
+  const auto t1 = std::chrono::steady_clock::now();  // the loss on the host: the forward pass is done
   if (grad_scale != 0) backward();
+  if (timing.on) {
+    kx::fence("rewarm::timing");
+    timing.forward += std::chrono::duration<double>(t1 - t0).count();
+    timing.backward += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  }
   return total;
 }
 

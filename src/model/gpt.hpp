@@ -53,6 +53,11 @@ class Gpt {
   double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
 
   Index tokens() const { return B_ * T_; }
+  // With `on`, forward() fences between its phases and adds their seconds here (benchmarks).
+  struct Timing {
+    bool on = false;
+    double forward = 0, backward = 0;
+  } timing;
   const Gemm<T>& gemm() const { return gemm_; }
   // Logits [batch·seq_len, vocab] of the last forward pass made without gradients (with
   // gradients they are overwritten by the loss gradient).

@@ -1,0 +1,78 @@
+#include "core/op_counter.hpp"
+
+#include <atomic>
+
+#include "core/error.hpp"
+#include "core/types.hpp"
+
+namespace rewarm {
+namespace {
+
+// Kokkos calls plain function pointers: the counts live here, for the one counter alive.
+std::atomic<std::int64_t> kernels{0}, copies{0}, fences{0}, live_bytes{0}, peak{0};
+std::atomic<bool> installed{false};
+
+void on_kernel(const char*, const std::uint32_t, std::uint64_t* id) {
+  ++kernels;
+  *id = 0;
+}
+void on_kernel_end(std::uint64_t) {}
+void on_copy(Kokkos::Tools::SpaceHandle, const char*, const void*, Kokkos::Tools::SpaceHandle, const char*, const void*,
+             std::uint64_t) {
+  ++copies;
+}
+void on_fence(const char*, const std::uint32_t, std::uint64_t* id) {
+  ++fences;
+  *id = 0;
+}
+void on_fence_end(std::uint64_t) {}
+void on_alloc(const Kokkos::Tools::SpaceHandle, const char*, const void*, const std::uint64_t size) {
+  const auto now = live_bytes += std::int64_t(size);
+  for (auto p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
+  }
+}
+void on_free(const Kokkos::Tools::SpaceHandle, const char*, const void*, const std::uint64_t size) {
+  live_bytes -= std::int64_t(size);
+}
+
+}  // namespace
+
+OpCounter::OpCounter() {
+  if (installed.exchange(true)) throw Error("only one OpCounter may be alive");
+  kernels = copies = fences = live_bytes = peak = 0;
+  namespace tx = Kokkos::Tools::Experimental;
+  tx::set_begin_parallel_for_callback(on_kernel);
+  tx::set_begin_parallel_reduce_callback(on_kernel);
+  tx::set_begin_parallel_scan_callback(on_kernel);
+  tx::set_end_parallel_for_callback(on_kernel_end);
+  tx::set_end_parallel_reduce_callback(on_kernel_end);
+  tx::set_end_parallel_scan_callback(on_kernel_end);
+  tx::set_begin_deep_copy_callback(on_copy);
+  tx::set_begin_fence_callback(on_fence);
+  tx::set_end_fence_callback(on_fence_end);
+  tx::set_allocate_data_callback(on_alloc);
+  tx::set_deallocate_data_callback(on_free);
+}
+
+OpCounter::~OpCounter() {
+  namespace tx = Kokkos::Tools::Experimental;
+  tx::set_begin_parallel_for_callback(nullptr);
+  tx::set_begin_parallel_reduce_callback(nullptr);
+  tx::set_begin_parallel_scan_callback(nullptr);
+  tx::set_end_parallel_for_callback(nullptr);
+  tx::set_end_parallel_reduce_callback(nullptr);
+  tx::set_end_parallel_scan_callback(nullptr);
+  tx::set_begin_deep_copy_callback(nullptr);
+  tx::set_begin_fence_callback(nullptr);
+  tx::set_end_fence_callback(nullptr);
+  tx::set_allocate_data_callback(nullptr);
+  tx::set_deallocate_data_callback(nullptr);
+  installed = false;
+}
+
+OpCounter::Counts OpCounter::counts() const { return {kernels.load(), copies.load(), fences.load()}; }
+void OpCounter::reset_counts() { kernels = copies = fences = 0; }
+std::int64_t OpCounter::peak_bytes() const { return peak.load(); }
+void OpCounter::reset_peak() { peak = live_bytes.load(); }
+
+}  // namespace rewarm
