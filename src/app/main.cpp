@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   CLI::App app{"rewarm: continual pre-training of GPT-NeoX (Pythia) models with Kokkos", "rewarm"};
   app.require_subcommand(1);
   app.set_version_flag("--version", REWARM_VERSION);
-  app.footer("Kokkos options (--kokkos-help lists them) are passed to Kokkos by train, eval and bench.");
+  app.footer("Kokkos options (--kokkos-threads=N, --kokkos-device-id=N, ...) are passed to Kokkos by train, eval and bench.");
   rewarm::register_train(app, launch);
   rewarm::register_eval(app, launch);
   rewarm::register_info(app);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/device.hpp"
 #include "core/error.hpp"
 #include "io/metrics.hpp"
 #include "optim/adamw.hpp"
@@ -16,6 +17,12 @@ namespace fs = std::filesystem;
 
 std::string device_description() {
   return std::string(ExecSpace::name()) + " x" + std::to_string(ExecSpace().concurrency());
+}
+
+static std::string gib(double bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f GiB", bytes / double(1ull << 30));
+  return s;
 }
 
 template <class V>
@@ -74,6 +81,19 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   GptOptions options;
   options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
   options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
+  {  // on a GPU, everything this rank allocates must fit: say so before allocating any of it
+    const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
+    const double need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options)) +
+                        8.0 * double(P) + 16.0 * double(own) + 8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    device_memory(free_bytes, total_bytes);
+    if (total_bytes > 0 && need > double(free_bytes))
+      fail(cfg_.source, "the model and its training state need about " + gib(need) + " on the GPU (" +
+                            std::to_string(P) + " parameters, micro_batch " + std::to_string(cfg_.data.micro_batch) +
+                            " × seq_len " + std::to_string(cfg_.data.seq_len) + ") but it has " + gib(double(free_bytes)) +
+                            " free of " + gib(double(total_bytes)) +
+                            ": lower data.micro_batch, or use [parallel] zero = 1 over several GPUs");
+  }
   model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options);
   const Index P = model_->params.extent(0);
   slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);

@@ -1,6 +1,7 @@
 #include "core/op_counter.hpp"
 
 #include <atomic>
+#include <cstring>
 
 #include "core/error.hpp"
 #include "core/types.hpp"
@@ -26,13 +27,17 @@ void on_fence(const char*, const std::uint32_t, std::uint64_t* id) {
   *id = 0;
 }
 void on_fence_end(std::uint64_t) {}
-void on_alloc(const Kokkos::Tools::SpaceHandle, const char*, const void*, const std::uint64_t size) {
+// Device memory only (the default memory space; host mirrors and pinned buffers are not counted).
+bool counted(const Kokkos::Tools::SpaceHandle& h) { return std::strcmp(h.name, MemSpace::name()) == 0; }
+
+void on_alloc(const Kokkos::Tools::SpaceHandle h, const char*, const void*, const std::uint64_t size) {
+  if (!counted(h)) return;
   const auto now = live_bytes += std::int64_t(size);
   for (auto p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
   }
 }
-void on_free(const Kokkos::Tools::SpaceHandle, const char*, const void*, const std::uint64_t size) {
-  live_bytes -= std::int64_t(size);
+void on_free(const Kokkos::Tools::SpaceHandle h, const char*, const void*, const std::uint64_t size) {
+  if (counted(h)) live_bytes -= std::int64_t(size);
 }
 
 }  // namespace

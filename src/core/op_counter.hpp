@@ -18,7 +18,8 @@ class OpCounter {
 
   Counts counts() const;
   void reset_counts();
-  std::int64_t peak_bytes() const;  // largest total of live Kokkos allocations since installed or reset
+  // Largest total of live Kokkos allocations in the device's memory space since installed or reset.
+  std::int64_t peak_bytes() const;
   void reset_peak();                // peak := what is live now
 };
 

@@ -106,6 +106,25 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
 }
 
 template <class T>
+std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
+  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, H = c.num_attention_heads;
+  const Index P = ParamLayout(c).total;
+  Index per_layer = N * (d + 3 * d + d + d + I + I) + 4 * N + N * H;  // ln1 qkv attn ln2 fc1 act, stats, lse
+  if (!c.use_parallel_residual) per_layer += N * d;                     // hmid
+  const Index rest = (L + 1) * N * d                                    // residual stream
+                     + N * d + 2 * N + N * c.vocab_size                 // final LayerNorm, logits
+                     + 6 * N * d + N * 3 * d + N * I                    // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+                     + 7 * N * d + N * H                                // attention heads and gradients, delta
+                     + ((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I);
+  const Index pairs = B * H, per_pair = 2 * Index(sizeof(T)) * T_len * T_len;
+  const Index group = std::clamp<Index>(Index(options.attention_workspace_bytes / std::size_t(per_pair)), 1, pairs);
+  const std::size_t tables = 2 * sizeof(float) * std::size_t(T_len * (c.rotary_dims() / 2));
+  return sizeof(T) * std::size_t(2 * P + L * per_layer + rest + 2 * group * T_len * T_len) + tables +
+         sizeof(double) * std::size_t(N) + sizeof(std::int32_t) * std::size_t(3 * N + 1) +
+         sizeof(std::int32_t) * 1;  // the token rows' default (empty) start array, replaced in the constructor
+}
+
+template <class T>
 void Gpt<T>::init_random(std::uint64_t seed, double std) {
   auto h = Kokkos::create_mirror_view(params);
   Kokkos::deep_copy(h, T(0));

@@ -40,6 +40,9 @@ class Gpt {
  public:
   // Activations are sized for `batch` sequences of `seq_len` tokens.
   Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
+  // Bytes the constructor allocates (parameters, gradients, activations, workspaces): the
+  // estimate checked against a GPU's free memory before any allocation. A test holds it exact.
+  static std::size_t memory_bytes(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
 
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }

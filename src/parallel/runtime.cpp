@@ -44,6 +44,14 @@ bool device_chosen_by_user(const std::vector<std::string>& args) {
   return env("KOKKOS_DEVICE_ID") || env("KOKKOS_MAP_DEVICE_ID_BY") || env("KOKKOS_NUM_DEVICES");
 }
 
+// The device id the user gave Kokkos, or -1.
+int requested_device(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a.rfind("--kokkos-device-id=", 0) == 0) return std::atoi(a.c_str() + 19);
+  const char* e = env("KOKKOS_DEVICE_ID");
+  return e ? std::atoi(e) : -1;
+}
+
 // Kokkos on this rank's device: GPU local_rank mod the GPUs it sees, unless told otherwise.
 class KokkosSession {
  public:
@@ -53,6 +61,10 @@ class KokkosSession {
       if (!probe.error.empty())
         throw Error("this rewarm build computes on " + probe.backend + " and found no usable GPU (" + probe.error +
                     "); info, convert, tokenize and synth need none");
+      const int asked = requested_device(kokkos_args);
+      if (probe.gpu && asked >= probe.count)
+        throw Error("GPU " + std::to_string(asked) + " was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but " +
+                    std::to_string(probe.count) + " " + (probe.count == 1 ? "is" : "are") + " visible");
     });
     std::vector<std::string> args{"rewarm"};
     args.insert(args.end(), kokkos_args.begin(), kokkos_args.end());

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 using namespace rewarm;
+using rewarm::testing::source_dir;
 
 static const char* kBase = R"(
 run_dir = "runs/x"
@@ -99,7 +100,7 @@ TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
   for (const char* name : {"demo.toml", "pythia-410m-rewarm.toml", "pythia-410m-replay5.toml", "study/pretrain.toml",
                            "study/rewarm.toml"}) {
     INFO(name);
-    const auto c = load_run_config(std::string(REWARM_SOURCE_DIR) + "/inputs/" + name, {});
+    const auto c = load_run_config(source_dir() + "/inputs/" + name, {});
     CHECK(c.schedule.total_steps > 0);
     if (std::string(name) == "pythia-410m-replay5.toml") CHECK(c.data.train.at(1).weight == 0.05);
     if (std::string(name).rfind("pythia", 0) == 0) CHECK(c.schedule.total_steps == 23842);  // 50e9 / 2^21, rounded up
@@ -127,7 +128,7 @@ TEST_CASE("presets and inputs/pythia-410m-rewarm.toml agree with Pythia's config
     INFO(name);
     CHECK(ModelConfig::preset(name, "test").differences(hf).empty());
     if (std::string(name) == "pythia-410m") {
-      const auto c = load_run_config(std::string(REWARM_SOURCE_DIR) + "/inputs/pythia-410m-rewarm.toml", {});
+      const auto c = load_run_config(source_dir() + "/inputs/pythia-410m-rewarm.toml", {});
       CHECK(c.model.differences(hf).empty());
     }
   }
@@ -172,7 +173,7 @@ TEST_CASE("a resumed run may change only keys that leave training alone", "[conf
 
 // The rows of the key tables in docs/config.md: "| `section.key` | ...".
 static std::vector<std::string> documented_keys() {
-  std::ifstream f(std::string(REWARM_SOURCE_DIR) + "/docs/config.md");
+  std::ifstream f(source_dir() + "/docs/config.md");
   REQUIRE(f);
   std::vector<std::string> keys;
   for (std::string line; std::getline(f, line);)

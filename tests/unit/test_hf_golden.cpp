@@ -12,7 +12,7 @@ using namespace rewarm::testing;
 
 namespace {
 
-const std::string kGolden = std::string(REWARM_SOURCE_DIR) + "/tests/golden/hf_gpt_neox.h5";
+const std::string kGolden = source_dir() + "/tests/golden/hf_gpt_neox.h5";
 
 template <class T>
 View1<T> upload(const std::vector<T>& x) {

@@ -1,5 +1,6 @@
 // The whole GPT-NeoX model's gradient against finite differences in double precision, for
 // both residual variants, both GELUs and partial rotary; and float against double.
+#include "core/op_counter.hpp"
 #include "model/gpt.hpp"
 #include "testing.hpp"
 
@@ -110,4 +111,19 @@ TEST_CASE("random init: normal(0, std) matrices, zero biases, LayerNorm weights 
   CHECK(is_layernorm_weight("gpt_neox.final_layer_norm.weight"));
   CHECK(is_layernorm_weight("gpt_neox.layers.3.post_attention_layernorm.weight"));
   CHECK_FALSE(is_layernorm_weight("gpt_neox.layers.3.post_attention_layernorm.bias"));
+}
+
+TEST_CASE("the memory estimate is what the model allocates", "[model]") {
+  for (bool parallel : {true, false}) {
+    auto cfg = tiny(parallel, "gelu", 0.5);
+    for (std::size_t budget : {std::size_t(1), std::size_t(1) << 30}) {
+      GptOptions o;
+      o.attention_workspace_bytes = budget;
+      OpCounter ops;
+      const auto before = ops.peak_bytes();
+      { Gpt<float> m(cfg, 3, 7, o); }
+      INFO("parallel=" << parallel << " budget=" << budget);
+      CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, 3, 7, o));
+    }
+  }
 }

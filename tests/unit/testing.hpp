@@ -2,13 +2,22 @@
 // gradient check in double precision.
 #pragma once
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <functional>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "core/types.hpp"
 
 namespace rewarm::testing {
+
+// The repository's root: $REWARM_SOURCE_DIR when set (a copy of the tree elsewhere, as on a
+// device machine), else the one the tests were built from.
+inline std::string source_dir() {
+  const char* env = std::getenv("REWARM_SOURCE_DIR");
+  return env ? env : REWARM_SOURCE_DIR;
+}
 
 template <class T>
 std::vector<T> to_vec(const View1<T>& v) {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the CUDA rewarm and its tests here and packs them, with every shared library they need
+# that a GPU machine lacks (the ldd closure minus glibc and the CUDA driver and toolkit), the
+# inputs of the device check and this machine's reference runs of it, into one archive:
+# .bundle/rewarm-cuda.tar.xz (ignored by git; under 60 MiB). bench/gpu/run.sh runs it there.
+#
+#   scripts/gpu_bundle.sh        Kokkos_ROOT = a Kokkos 4.x CUDA install with Kokkos Kernels and
+#                                cuBLAS (default .deps/kokkos-cuda; README "GPU builds" says how)
+# Run scripts/setup.sh first: the host reference runs use build/src/rewarm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kokkos=${Kokkos_ROOT:-$PWD/.deps/kokkos-cuda}
+[[ -x $kokkos/bin/nvcc_wrapper ]] || { echo "gpu_bundle: no CUDA Kokkos at $kokkos (set Kokkos_ROOT)" >&2; exit 1; }
+cmake -B build-cuda -S . -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" \
+      -DCMAKE_CXX_COMPILER="$kokkos/bin/nvcc_wrapper" >/dev/null
+cmake --build build-cuda -j"$(nproc)" --target rewarm rewarm_tests rewarm_comm_tests
+
+stage=.bundle/rewarm-cuda
+rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/ref"
+cp build-cuda/src/rewarm build-cuda/tests/rewarm_tests build-cuda/tests/rewarm_comm_tests "$stage/bin/"
+strip --strip-unneeded "$stage"/bin/*
+# Shared libraries: everything ldd resolves but glibc's own and the CUDA driver/toolkit, which
+# the GPU machine has in the versions it needs (libstdc++ travels: it may be older there).
+for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so|/ld-linux|libcuda\.so|libcudart|libcublas|libnvidia' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+
+# The device check's inputs and the host's runs of it (Debian build: exact bf16 emulation).
+host=build/src/rewarm
+$host synth --out "$stage/ref/train.h5" --vocab 61 --tokens 400000 --stream-seed 2 >/dev/null
+$host synth --out "$stage/ref/val.h5" --vocab 61 --tokens 20000 --stream-seed 3 >/dev/null
+$host synth --out "$stage/ref/bench.h5" --vocab 256 --tokens 300000 --stream-seed 4 >/dev/null
+cp bench/gpu/check.toml "$stage/ref/"
+for p in fp32 bf16; do
+  OPENBLAS_NUM_THREADS=1 $host train "$stage/ref/check.toml" --set run_dir="$stage/ref/host-$p" \
+    --set precision.gemm="\"$p\"" --set data.train.0.path="$stage/ref/train.h5" \
+    --set data.eval.0.path="$stage/ref/val.h5" >/dev/null
+done
+
+# Started with only the bundle on the library path, the CPU-side tools of the CUDA build work
+# here, on a machine without a GPU (the login-node case).
+LD_LIBRARY_PATH="$stage/lib" "$stage/bin/rewarm" --version
+LD_LIBRARY_PATH="$stage/lib" "$stage/bin/rewarm" info "$stage/ref/val.h5" | head -1
+
+tar -C .bundle -cf - rewarm-cuda | xz -T0 -6 > .bundle/rewarm-cuda.tar.xz
+size=$(stat -c %s .bundle/rewarm-cuda.tar.xz)
+echo "gpu_bundle: .bundle/rewarm-cuda.tar.xz, $((size / 1048576)) MiB ($(ls "$stage/lib" | wc -l) libraries)"
+(( size < 60 * 1048576 )) || { echo "gpu_bundle: over 60 MiB" >&2; exit 1; }
