@@ -38,9 +38,13 @@ for p in fp32 bf16; do
 done
 
 # Started with only the bundle on the library path, the CPU-side tools of the CUDA build work
-# here, on a machine without a GPU (the login-node case).
-LD_LIBRARY_PATH="$stage/lib" "$stage/bin/rewarm" --version
-LD_LIBRARY_PATH="$stage/lib" "$stage/bin/rewarm" info "$stage/ref/val.h5" | head -1
+# here, on a machine without a GPU (the login-node case; the CUDA toolkit's stub driver stands
+# in for the driver such a node has).
+stub=$(mktemp -d)
+ln -s "${CUDA_HOME:-/usr/local/cuda}/lib64/stubs/libcuda.so" "$stub/libcuda.so.1"
+LD_LIBRARY_PATH="$stage/lib:$stub" "$stage/bin/rewarm" --version
+LD_LIBRARY_PATH="$stage/lib:$stub" "$stage/bin/rewarm" info "$stage/ref/val.h5" | head -1
+rm -rf "$stub"
 
 tar -C .bundle -cf - rewarm-cuda | xz -T0 -6 > .bundle/rewarm-cuda.tar.xz
 size=$(stat -c %s .bundle/rewarm-cuda.tar.xz)

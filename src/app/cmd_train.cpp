@@ -14,6 +14,7 @@ void register_train(CLI::App& app, const LaunchOptions& launch) {
   cmd->add_option("--set", *sets, "override a config key: section.key=value (repeatable)");
   cmd->add_option("--stop-at", *stop_at, "stop after this step, with a checkpoint (resume by rerunning)");
   cmd->callback([config, sets, stop_at, &launch] {
+    bool stopped = false;
     run_on_device(launch.kokkos_args, [&](Comm& comm) {
       std::unique_ptr<Trainer> trainer;
       comm.agree([&] {
@@ -21,8 +22,9 @@ void register_train(CLI::App& app, const LaunchOptions& launch) {
         comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
         trainer = std::make_unique<Trainer>(std::move(cfg), comm);
       });
-      trainer->train(*stop_at);
+      if (trainer->train(*stop_at) == Trainer::Stop::signal) stopped = true;
     });
+    if (stopped) throw ExitStatus{kExitRequeue};
   });
 }
 

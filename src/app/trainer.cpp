@@ -1,6 +1,7 @@
 #include "app/trainer.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -310,7 +311,30 @@ StepResult Trainer::step() {
   return r;
 }
 
-void Trainer::train(Index stop_at) {
+namespace {
+// Set by SIGUSR1/SIGTERM; read after every step. A signal handler can only set a flag of this type.
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { stop_signal = sig; }
+
+// Installs the handlers for the life of a training loop, then restores the previous ones.
+struct StopSignals {
+  struct sigaction usr1{}, term{};
+  StopSignals() {
+    stop_signal = 0;
+    struct sigaction sa{};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &usr1);
+    sigaction(SIGTERM, &sa, &term);
+  }
+  ~StopSignals() {
+    sigaction(SIGUSR1, &usr1, nullptr);
+    sigaction(SIGTERM, &term, nullptr);
+  }
+};
+}  // namespace
+
+Trainer::Stop Trainer::train(Index stop_at) {
   comm_.agree([&] {  // everything the run touches, on every rank, before any work
     if (stop_at != -1 && stop_at <= state_.step)
       fail("--stop-at " + std::to_string(stop_at),
@@ -345,6 +369,7 @@ void Trainer::train(Index stop_at) {
   };
   if (!resumed && cfg_.train.eval_at_start) run_eval();
 
+  StopSignals signals;
   const auto t_start = std::chrono::steady_clock::now();
   while (state_.step < cfg_.schedule.total_steps) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -365,15 +390,19 @@ void Trainer::train(Index stop_at) {
     }
     if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps))
       run_eval();
+    const bool signalled = comm_.any(stop_signal != 0);  // every rank stops at the same step
     if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) ||
-        t == cfg_.schedule.total_steps || t == stop_at)
+        t == cfg_.schedule.total_steps || t == stop_at || signalled)
       save_checkpoint();
-    if (t == stop_at) {
+    if (t == stop_at || (signalled && t < cfg_.schedule.total_steps)) {
       if (root)
-        std::printf("stopped after step %lld (--stop-at); rerun the same command to resume\n", static_cast<long long>(t));
-      return;
+        std::printf("stopped after step %lld (%s); rerun the same command to resume\n", static_cast<long long>(t),
+                    signalled ? "signal: time limit near" : "--stop-at");
+      std::fflush(stdout);
+      return signalled ? Stop::signal : Stop::stop_at;
     }
   }
+  return Stop::finished;
 }
 
 }  // namespace rewarm

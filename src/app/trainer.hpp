@@ -37,7 +37,10 @@ class Trainer {
   // Trains to schedule.total_steps, or stops after step `stop_at` (> 0) with a checkpoint, so a
   // job with a time limit can end cleanly and the next one resume. Every input is opened and
   // checked on every rank before the first step (and before the step-0 evaluation).
-  void train(Index stop_at = -1);
+  // SIGUSR1 or SIGTERM (a job near its time limit) on any rank: every rank finishes the step,
+  // the checkpoint is written, and train() returns Stop::signal (exit status 75: requeue me).
+  enum class Stop { finished, stop_at, signal };
+  Stop train(Index stop_at = -1);
   // The pieces of train(), for benchmarks: open the training sets, take one optimizer step.
   void open_train_data();
   StepResult step();

@@ -108,20 +108,27 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
 template <class T>
 std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, H = c.num_attention_heads;
-  const Index P = ParamLayout(c).total;
-  Index per_layer = N * (d + 3 * d + d + d + I + I) + 4 * N + N * H;  // ln1 qkv attn ln2 fc1 act, stats, lse
-  if (!c.use_parallel_residual) per_layer += N * d;                     // hmid
-  const Index rest = (L + 1) * N * d                                    // residual stream
-                     + N * d + 2 * N + N * c.vocab_size                 // final LayerNorm, logits
-                     + 6 * N * d + N * 3 * d + N * I                    // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
-                     + 7 * N * d + N * H                                // attention heads and gradients, delta
-                     + ((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I);
-  const Index pairs = B * H, per_pair = 2 * Index(sizeof(T)) * T_len * T_len;
+  std::size_t total = 0;
+  auto add = [&](Index count, std::size_t elem, Index times = 1) {  // Kokkos pads each to 8 bytes
+    total += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
+  };
+  const std::size_t t = sizeof(T);
+  add(ParamLayout(c).total, t, 2);                            // params, grads
+  add(N * d, t, L + 1);                                       // residual stream
+  add(N * d, t, 3 * L), add(N * 3 * d, t, L), add(N * I, t, 2 * L);  // ln1 attn ln2, qkv, fc1 act
+  if (!c.use_parallel_residual) add(N * d, t, L);             // hmid
+  add(N, t, 4 * L), add(N * H, t, L);                         // LayerNorm statistics, lse
+  add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);      // final LayerNorm, logits
+  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);         // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+  add(N * d, t, 7), add(N * H, t);                            // attention heads and gradients, delta
+  const Index pairs = B * H, per_pair = 2 * Index(t) * T_len * T_len;
   const Index group = std::clamp<Index>(Index(options.attention_workspace_bytes / std::size_t(per_pair)), 1, pairs);
-  const std::size_t tables = 2 * sizeof(float) * std::size_t(T_len * (c.rotary_dims() / 2));
-  return sizeof(T) * std::size_t(2 * P + L * per_layer + rest + 2 * group * T_len * T_len) + tables +
-         sizeof(double) * std::size_t(N) + sizeof(std::int32_t) * std::size_t(3 * N + 1) +
-         sizeof(std::int32_t) * 1;  // the token rows' default (empty) start array, replaced in the constructor
+  add(group * T_len * T_len, t, 2);                           // scores
+  add(((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);
+  add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);       // rotary tables
+  add(N, sizeof(double));                                     // token losses
+  add(N, sizeof(std::int32_t), 2), add(N + 1, sizeof(std::int32_t));  // token rows
+  return total;
 }
 
 template <class T>

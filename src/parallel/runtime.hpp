@@ -16,6 +16,8 @@ namespace rewarm {
 struct ExitStatus {
   int code;
 };
+// A run stopped by SIGUSR1/SIGTERM after writing a checkpoint: EX_TEMPFAIL, "requeue me".
+constexpr int kExitRequeue = 75;
 
 // Runs body(comm) with MPI and Kokkos started. `kokkos_args` are the command line's
 // --kokkos-* options. A rewarm::CollectiveError (all ranks agree on it) is printed once, by

@@ -14,7 +14,8 @@ struct TokenRows {
   View1<std::int32_t> ids, start, order;
   Index count = 0;
 
-  explicit TokenRows(Index n = 0)
+  TokenRows() = default;  // allocates nothing
+  explicit TokenRows(Index n)
       : ids("rewarm::token_ids", n), start("rewarm::token_start", n + 1), order("rewarm::token_order", n) {}
 
   void build(const View1<std::int32_t>& batch_ids) {
