@@ -12,6 +12,10 @@ struct LaunchOptions {
 };
 
 void register_train(CLI::App& app, const LaunchOptions& launch);
+void register_sweep(CLI::App& app, const LaunchOptions& launch);
+// `rewarm train CONFIG --set ... [--stop-at STEP]`, for train and sweep --task.
+void run_training(const LaunchOptions& launch, const std::string& config, const std::vector<std::string>& sets,
+                  long long stop_at);
 void register_eval(CLI::App& app, const LaunchOptions& launch);
 void register_bench(CLI::App& app, const LaunchOptions& launch);
 void register_info(CLI::App& app);

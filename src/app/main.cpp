@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", REWARM_VERSION);
   app.footer("Kokkos options (--kokkos-threads=N, --kokkos-device-id=N, ...) are passed to Kokkos by train, eval and bench.");
   rewarm::register_train(app, launch);
+  rewarm::register_sweep(app, launch);
   rewarm::register_eval(app, launch);
   rewarm::register_info(app);
   rewarm::register_convert(app);

@@ -324,6 +324,11 @@ static void flatten(const toml::node& n, const std::string& key, std::map<std::s
 }
 
 std::vector<std::string> changes_refused_on_resume(const std::string& stored, const std::string& now) {
+  return config_differences(stored, now, resume_may_change());
+}
+
+std::vector<std::string> config_differences(const std::string& stored, const std::string& now,
+                                            const std::vector<std::string>& ignore) {
   std::map<std::string, std::string> a, b;
   try {
     flatten(toml::parse(stored), "", a);
@@ -331,8 +336,8 @@ std::vector<std::string> changes_refused_on_resume(const std::string& stored, co
   } catch (const toml::parse_error& e) {
     throw Error(std::string("a stored run config is not TOML: ") + std::string(e.description()));
   }
-  auto may_change = [](const std::string& key) {
-    for (const auto& p : resume_may_change())
+  auto may_change = [&](const std::string& key) {
+    for (const auto& p : ignore)
       if (key == p || key.rfind(p + ".", 0) == 0 || key.rfind(p + "[", 0) == 0) return true;
     return false;
   };

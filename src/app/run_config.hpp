@@ -64,7 +64,10 @@ std::vector<std::string> run_config_keys();
 // micro-batches). Entries name a key or a whole table or array ("data.eval").
 const std::vector<std::string>& resume_may_change();
 // The keys whose values differ between two resolved configs (TOML text), as "key: old -> new",
-// leaving out those in resume_may_change().
+// leaving out the keys (or tables, arrays) in `ignore`.
+std::vector<std::string> config_differences(const std::string& before, const std::string& after,
+                                            const std::vector<std::string>& ignore = {});
+// config_differences(stored, now, resume_may_change()).
 std::vector<std::string> changes_refused_on_resume(const std::string& stored, const std::string& now);
 
 }  // namespace rewarm
