@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 packages=(cmake g++ make pkg-config
           libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
-          libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libicu-dev libzstd-dev catch2)
+          libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libicu-dev libzstd-dev catch2
+          python3 python3-numpy python3-h5py python3-pandas python3-matplotlib)  # postprocess: figures, tables
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(python3 python3-pytest python3-numpy python3-h5py python3-pandas python3-torch zstd
+  packages+=(python3-pytest python3-torch zstd
              slurmctld slurmd slurm-client munge)
   command -v npm >/dev/null || packages+=(nodejs npm)  # the HF tokenizers oracle runs on Node.js
 fi

@@ -50,6 +50,8 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   cmd->add_option("--manifest", *manifest, "write the study's runs, roles, tags and run dirs as JSON (for postprocess)");
   cmd->add_option("--stage", *stage, "with --task: the stage the task number counts in");
   cmd->add_option("--task", *task, "train run TASK (of --stage, or of all runs in stage order), as `rewarm train`");
+  auto task_name = std::make_shared<int>(-1);
+  cmd->add_option("--task-name", *task_name, "the name of run TASK (of --stage, or of all runs)");
   cmd->callback([=, &launch] {
     const Study s = load_study(*study, *sets, *budget);
     if (!manifest->empty()) {
@@ -72,23 +74,29 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
         for (const auto& [st, t] : parents) deps += (deps.empty() ? "" : ",") + std::to_string(st) + ":" + std::to_string(t);
         std::printf("%d %zu %s\n", k, s.stage(k).size(), deps.empty() ? "-" : deps.c_str());
       }
-    if (*task >= 0) {
+    auto task_run = [&](int t) -> const StudyRun& {
       std::vector<const StudyRun*> runs;
       if (*stage >= 0) {
         runs = s.stage(*stage);
       } else {
         for (const auto& r : s.runs) runs.push_back(&r);
       }
-      if (*task >= int(runs.size()))
-        fail(*study, "task " + std::to_string(*task) + " is past the " + std::to_string(runs.size()) + " runs" +
+      if (t >= int(runs.size()))
+        fail(*study, "task " + std::to_string(t) + " is past the " + std::to_string(runs.size()) + " runs" +
                          (*stage >= 0 ? " of stage " + std::to_string(*stage) : ""));
-      const auto& r = *runs[std::size_t(*task)];
+      return *runs[std::size_t(t)];
+    };
+    if (*task_name >= 0) std::printf("%s\n", task_run(*task_name).name.c_str());
+    if (*task >= 0) {
+      const auto& r = task_run(*task);
       std::fprintf(stderr, "rewarm: study %s, run %s (stage %d)\n", s.name.c_str(), r.name.c_str(), r.stage);
       run_training(launch, s.base, r.overrides, -1);
-    } else if (*stage >= 0) {
-      fail(*study, "--stage goes with --task");
+    } else if (*stage >= 0 && *task_name < 0) {
+      fail(*study, "--stage goes with --task or --task-name");
     }
-    if (flags->first || (print->empty() && !flags->second && manifest->empty() && *task < 0 && !*run_root)) list(s);
+    if (flags->first ||
+        (print->empty() && !flags->second && manifest->empty() && *task < 0 && *task_name < 0 && !*run_root))
+      list(s);
   });
 }
 

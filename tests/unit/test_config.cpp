@@ -97,8 +97,7 @@ TEST_CASE("presets give Pythia sizes; explicit keys override", "[config]") {
 }
 
 TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
-  for (const char* name : {"demo.toml", "pythia-410m-rewarm.toml", "pythia-410m-replay5.toml", "study/pretrain.toml",
-                           "study/rewarm.toml"}) {
+  for (const char* name : {"demo.toml", "pythia-410m-rewarm.toml", "pythia-410m-replay5.toml", "studies/tiny-base.toml"}) {
     INFO(name);
     const auto c = load_run_config(source_dir() + "/inputs/" + name, {});
     CHECK(c.schedule.total_steps > 0);

@@ -1,0 +1,1 @@
+"""rewarm postprocessing: `python3 -m postprocess --help`."""
