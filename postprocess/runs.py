@@ -47,9 +47,10 @@ def read_metrics(path):
     return train, evals, total
 
 
-def load_run(name, run_dir, role="run", tags=None, total_steps=0):
+def load_run(name, run_dir, role="run", tags=None, total_steps=0, path=None):
+    """A run from its metrics file (run_dir/metrics.h5 unless `path`); empty if there is none yet."""
     run = Run(name=name, role=role, tags=dict(tags or {}), run_dir=run_dir, total_steps=total_steps)
-    path = os.path.join(run_dir, "metrics.h5")
+    path = path or os.path.join(run_dir, "metrics.h5")
     if os.path.exists(path):
         run.train, run.evals, total = read_metrics(path)
         run.total_steps = run.total_steps or total
@@ -75,8 +76,13 @@ def load_study(manifest):
 
 def load_files(paths):
     """Runs from metrics.h5 paths, named by their run directory, with no role or tags."""
-    return [load_run(os.path.basename(os.path.dirname(os.path.abspath(p))), os.path.dirname(os.path.abspath(p)))
-            for p in paths]
+    out = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise SystemExit(f"{p}: no such file")
+        d = os.path.dirname(os.path.abspath(p))
+        out.append(load_run(os.path.basename(d), d, path=p))
+    return out
 
 
 def long_table(runs):

@@ -79,6 +79,8 @@ def findings(table, upstream, downstream):
     """The paper's four findings, each tested on the table: (statement, holds: bool|None, evidence)."""
     out = []
     rew = table[table.role == "rewarm"]
+    if f"{downstream}_final" in rew:  # the runs that have logged
+        rew = rew.dropna(subset=[f"{downstream}_final"])
     up_rise, down_rise = f"{upstream}_rise", f"{downstream}_rise"
     if len(rew) and up_rise in rew and down_rise in rew:
         both = rew[(rew[up_rise] > 0) & (rew[down_rise] > 0)]
@@ -102,7 +104,7 @@ def findings(table, upstream, downstream):
         others = [c for c in rew.columns if c.startswith("tag_") and c != "tag_lr"]
         checked, more, pairs = 0, 0, []
         for _, g in (rew.groupby(others[0] if len(others) == 1 else others) if others else [((), rew)]):
-            g = g.assign(lr=g["tag_lr"].map(_as_number)).dropna(subset=["lr"]).sort_values("lr")
+            g = g.assign(lr=g["tag_lr"].map(_as_number)).dropna(subset=["lr", "forgetting"]).sort_values("lr")
             if len(g) < 2:
                 continue
             lo, hi = g.iloc[0], g.iloc[-1]  # the smallest and the largest maximum LR of the group

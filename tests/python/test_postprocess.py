@@ -1,50 +1,128 @@
-"""postprocess/metrics_table.py turns metrics files into one table with the logged values."""
+"""python3 -m postprocess: metrics files made by hand with known answers; every number of the
+summary table, the findings, and that every figure is written and not empty."""
+import json
 import os
 import subprocess
 import sys
 
 import h5py
 import numpy as np
+import pandas as pd
+import pytest
 
 from helpers import ROOT
 
-SCRIPT = os.path.join(ROOT, "postprocess", "metrics_table.py")
+TOKENS_PER_STEP = 100
+CONFIG = "[schedule]\ntotal_steps = {steps}\n"
 
 
-def make_metrics(path, losses):
-    with h5py.File(path, "w") as f:
+def make_run(d, name, up, down, lrs, steps_per_eval=10):
+    """A run's metrics.h5: eval losses (one per steps_per_eval steps from step 0), LR per step."""
+    os.makedirs(d / name, exist_ok=True)
+    n = len(lrs)
+    with h5py.File(d / name / "metrics.h5", "w") as f:
         f.attrs["format"] = "rewarm-metrics"
-        n = len(losses)
+        f.attrs["config"] = CONFIG.format(steps=n)
         f["train/step"] = np.arange(1, n + 1)
-        f["train/tokens"] = np.arange(1, n + 1) * 64
-        f["train/loss"] = np.array(losses)
-        f["train/lr"] = np.full(n, 1e-3)
-        f["eval/up/step"] = np.array([0, n])
-        f["eval/up/tokens"] = np.array([0, n * 64])
-        f["eval/up/loss"] = np.array([2.5, 2.0])
-        f["eval/up/perplexity"] = np.exp([2.5, 2.0])
+        f["train/tokens"] = np.arange(1, n + 1) * TOKENS_PER_STEP
+        f["train/lr"] = np.asarray(lrs, dtype=float)
+        f["train/loss"] = np.full(n, 2.0)
+        for set_name, losses in (("up", up), ("down", down)):
+            steps = np.arange(len(losses)) * steps_per_eval
+            f[f"eval/{set_name}/step"] = steps
+            f[f"eval/{set_name}/tokens"] = steps * TOKENS_PER_STEP
+            f[f"eval/{set_name}/loss"] = np.asarray(losses, dtype=float)
+            f[f"eval/{set_name}/perplexity"] = np.exp(losses)
 
 
-def test_table_of_two_runs(tmp_path):
-    for run, losses in (("a", [3.0, 2.0]), ("b", [3.5, 2.5, 1.5])):
-        os.makedirs(tmp_path / run)
-        make_metrics(tmp_path / run / "metrics.h5", losses)
-    out = tmp_path / "all.csv"
-    subprocess.run([sys.executable, SCRIPT, tmp_path / "a" / "metrics.h5", tmp_path / "b" / "metrics.h5", "--csv", out], check=True)
-    import pandas as pd
+@pytest.fixture
+def study(tmp_path):
+    """Five runs of 40 steps, evaluated at steps 0, 10, 20, 30, 40."""
+    lr = list(np.linspace(1e-3, 1e-4, 40))
+    runs = {  # name: (role, tags, upstream losses, downstream losses)
+        "constant": ("constant", {}, [1.0, 1.1, 1.2, 1.3, 1.4], [3.0, 2.8, 2.6, 2.5, 2.4]),
+        "scratch": ("scratch", {}, [4.0, 3.9, 3.8, 3.7, 3.6], [4.0, 3.5, 3.0, 2.7, 2.5]),
+        # rises to 3.2 at step 10 downstream, 1.9 at step 20 upstream; beats constant from step 30
+        "rewarm-lr1-warmup0": ("rewarm", {"lr": "1", "warmup": "0"}, [1.0, 1.5, 1.9, 1.8, 1.7],
+                               [3.0, 3.2, 2.7, 2.45, 2.2]),
+        # no rise downstream; beats constant from step 10 (2.7 < 2.8), scratch from step 10
+        "rewarm-lr2-warmup0": ("rewarm", {"lr": "2", "warmup": "0"}, [1.0, 1.6, 2.0, 2.1, 2.0],
+                               [3.0, 2.7, 2.5, 2.3, 2.1]),
+        "pretrain": ("pretrain", {}, [5.0, 3.0, 2.0, 1.5, 1.0], [5.0, 4.0, 3.5, 3.2, 3.0]),
+    }
+    manifest = {"format": "rewarm-study", "study": "handmade", "upstream": "up", "downstream": "down",
+                "run_root": str(tmp_path), "runs": []}
+    for name, (role, tags, up, down) in runs.items():
+        make_run(tmp_path, name, up, down, lr)
+        manifest["runs"].append({"name": name, "role": role, "tags": tags, "run_dir": str(tmp_path / name),
+                                 "total_steps": 40})
+    manifest["runs"].append({"name": "pending", "role": "rewarm", "tags": {"lr": "3", "warmup": "0"},
+                             "run_dir": str(tmp_path / "pending"), "total_steps": 40})  # never started
+    (tmp_path / "study.json").write_text(json.dumps(manifest))
+    return tmp_path
 
+
+def postprocess(*args):
+    return subprocess.run([sys.executable, "-m", "postprocess", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+
+
+def test_report_numbers_findings_and_figures(study):
+    p = postprocess("report", "--study", study / "study.json", "--out", study / "report")
+    assert "not complete (1): pending (step 0 of 40)" in p.stdout
+    t = pd.read_csv(study / "report" / "summary.csv").set_index("run")
+    r1, r2, c, s = t.loc["rewarm-lr1-warmup0"], t.loc["rewarm-lr2-warmup0"], t.loc["constant"], t.loc["scratch"]
+    assert r1.up_final == 1.7 and r1.up_best == 1.0 and r1.up_best_step == 0
+    assert r1.down_final == 2.2 and r1.down_best == 2.2 and r1.down_best_step == 40
+    assert r1.up_rise == pytest.approx(0.9) and r1.up_rise_step == 20
+    assert r1.down_rise == pytest.approx(0.2) and r1.down_rise_step == 10
+    assert r2.down_rise == 0 and np.isnan(r2.down_rise_step)
+    assert r1.forgetting == pytest.approx(0.7) and r2.forgetting == pytest.approx(1.0)
+    assert r1.gain == pytest.approx(0.8) and r2.gain == pytest.approx(0.9)
+    assert c.forgetting == pytest.approx(0.4) and s.gain == pytest.approx(1.5)
+    # first evaluation below the baseline's curve at the same tokens
+    assert r1.tokens_to_beat_constant == 30 * TOKENS_PER_STEP  # 2.45 < 2.5
+    assert r2.tokens_to_beat_constant == 10 * TOKENS_PER_STEP  # 2.7 < 2.8
+    assert r1.tokens_to_beat_scratch == 0 and c.tokens_to_beat_scratch == 0  # pre-trained: below from the start
+    assert np.isnan(s.tokens_to_beat_constant)  # scratch never gets below the constant-LR run
+    assert np.isnan(c.tokens_to_beat_constant) and np.isnan(s.tokens_to_beat_scratch)  # not against itself
+    assert t.loc["pending"].steps == 0 and not t.loc["pending"].complete
+    assert bool(t.loc["constant"].complete)
+    findings = (study / "report" / "findings.md").read_text()
+    assert "**Re-warming first raises both the upstream and the downstream loss**: holds. 1 of 2" in findings
+    assert "**It ends lower downstream than the constant-LR baseline**: holds" in findings
+    assert "**The pre-trained start beats training from scratch on the same tokens**: holds" in findings
+    assert "**A higher maximum learning rate forgets more upstream**: holds" in findings and "1.0000 at 2" in findings
+    md = (study / "report" / "summary.md").read_text()
+    assert "| rewarm-lr1-warmup0 | rewarm | 1 | 0 | 40 | 1.7000 | 0.9000 | 20 |" in md
+    for name in ("curves_by_lr_up", "curves_by_lr_down", "tradeoff"):
+        for ext in ("png", "pdf"):
+            path = study / "report" / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 5000, path
+    assert not (study / "report" / "curves_by_warmup_up.png").exists()  # warmup does not vary
+
+
+def test_findings_that_do_not_hold_say_so(study):
+    # the larger LR forgetting less: the finding does not hold, and the report says so
+    with h5py.File(study / "rewarm-lr2-warmup0" / "metrics.h5", "r+") as f:
+        f["eval/up/loss"][...] = [1.0, 1.1, 1.2, 1.2, 1.1]
+    postprocess("report", "--study", study / "study.json", "--out", study / "r")
+    assert "**A higher maximum learning rate forgets more upstream**: does not hold here" in (study / "r" / "findings.md").read_text()
+
+
+def test_table_of_runs(study):
+    out = study / "all.csv"
+    postprocess("table", study / "constant" / "metrics.h5", study / "scratch" / "metrics.h5", "--csv", out)
     t = pd.read_csv(out)
-    train_b = t[(t.run == "b") & (t.series == "train")]
-    assert list(train_b.loss) == [3.5, 2.5, 1.5]
-    assert list(train_b.step) == [1, 2, 3]
-    ev = t[(t.run == "a") & (t.series == "eval/up")]
-    assert list(ev.step) == [0, 2] and np.allclose(ev.perplexity, np.exp([2.5, 2.0]))
-    p = subprocess.run([sys.executable, SCRIPT, tmp_path / "a" / "metrics.h5"], capture_output=True, text=True, check=True)
-    assert "eval/up" in p.stdout
+    ev = t[(t.run == "scratch") & (t.series == "eval/down")]
+    assert list(ev.loss) == [4.0, 3.5, 3.0, 2.7, 2.5] and list(ev.step) == [0, 10, 20, 30, 40]
+    assert np.allclose(ev.perplexity, np.exp(ev.loss))
+    assert len(t[(t.run == "constant") & (t.series == "train")]) == 40
 
 
 def test_rejects_other_files(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f.attrs["format"] = "rewarm-tokens"
-    p = subprocess.run([sys.executable, SCRIPT, tmp_path / "x.h5"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "postprocess", "table", tmp_path / "x.h5"], cwd=ROOT, capture_output=True,
+                       text=True)
     assert p.returncode != 0 and "not a rewarm metrics file" in p.stderr
