@@ -21,26 +21,41 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM
 root=$($rewarm sweep "$study" "${args[@]}" --print-run-root)
 mkdir -p "$root/logs"
 $rewarm sweep "$study" "${args[@]}" --manifest "$root/study.json"
-names=($(/usr/bin/python3 -c "import json,sys; print(' '.join(r['name'] for r in json.load(open(sys.argv[1]))['runs']))" "$root/study.json"))
-total=${#names[@]} done=0 failed=()
+total=$(/usr/bin/python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['runs']))" "$root/study.json")
 echo "study $study: $total runs in $root, $jobs at a time"
-start=$SECONDS
-while read -r stage count _; do
-  pids=() tasks=()
-  for ((task = 0; task < count; task++)); do
+start=$SECONDS failed=()
+run_one() {  # name; leaves its outcome in logs/NAME.status
+  echo "  [$(date +%T)] start  $1"
+  if $rewarm sweep "$study" "${args[@]}" --run "$1" >"$root/logs/$1.log" 2>&1; then
+    echo "  [$(date +%T)] done   $1  $(grep '^eval' "$root/logs/$1.log" | tail -2 | awk '{printf "%s %s  ", $5, $7}')"
+    echo ok >"$root/logs/$1.status"
+  else
+    echo "  [$(date +%T)] FAILED $1 (see $root/logs/$1.log)"
+    echo failed >"$root/logs/$1.status"
+  fi
+}
+end_stage() {  # waits for the stage's runs and collects the failed ones
+  wait
+  for n in "${names[@]}"; do [[ $(cat "$root/logs/$n.status" 2>/dev/null) == ok ]] || failed+=("$n"); done
+  names=()
+}
+stage=0 names=()
+while read -r k parents runs; do
+  if ((k != stage)); then  # a stage starts when every run of the one before has ended
+    end_stage
+    stage=$k
+  fi
+  for name in ${runs//,/ }; do
+    blocked=0
+    for p in ${parents//,/ }; do [[ " ${failed[*]} " == *" $p "* ]] && blocked=1; done
+    if ((blocked)); then echo "  [$(date +%T)] skip   $name (a run it starts from failed)"; failed+=("$name"); continue; fi
     while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
-    name=$($rewarm sweep "$study" "${args[@]}" --stage "$stage" --task-name "$task")
-    echo "  [$(date +%T)] start  $name"
-    ( if $rewarm sweep "$study" "${args[@]}" --stage "$stage" --task "$task" >"$root/logs/$name.log" 2>&1; then
-        echo "  [$(date +%T)] done   $name  $(grep '^eval' "$root/logs/$name.log" | tail -2 | awk '{printf "%s %s  ", $5, $7}')"
-      else
-        echo "  [$(date +%T)] FAILED $name (see $root/logs/$name.log)"; exit 1
-      fi ) &
-    pids+=($!) tasks+=("$name")
+    rm -f "$root/logs/$name.status"
+    run_one "$name" &
+    names+=("$name")
   done
-  for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${tasks[$i]}"); done
-  ((${#failed[@]} == 0)) || { echo "stopping before stage $((stage + 1)): failed: ${failed[*]}"; break; }
-done < <($rewarm sweep "$study" "${args[@]}" --stages)
+done < <($rewarm sweep "$study" "${args[@]}" --plan)
+end_stage
 echo "runs ended after $((SECONDS - start)) s"
 /usr/bin/python3 -m postprocess report --study "$root/study.json"
 ((${#failed[@]} == 0))

@@ -48,3 +48,94 @@ def test_job_stops_and_resumes(tmp_path):
     with h5py.File(tmp_path / "slurm" / "metrics.h5") as a, h5py.File(tmp_path / "direct" / "metrics.h5") as b:
         np.testing.assert_array_equal(a["train/step"][:], np.arange(1, 7))
         np.testing.assert_array_equal(a["train/loss"][:], b["train/loss"][:])
+
+
+STUDY = """
+base = "{base}"
+run_root = "{root}"
+upstream = "val"
+downstream = "val"
+[runs.pre]
+role = "pretrain"
+set = ["schedule.total_steps=6"]
+[runs.bad]  # its training data does not exist: it fails, and so must its dependents
+role = "pretrain"
+set = ["data.train.0.path={d}/missing.h5"]
+[runs.child]
+role = "rewarm"
+set = ["init.from=@pre", "schedule.total_steps=4"]
+[runs.orphan]
+role = "rewarm"
+set = ["init.from=@bad"]
+[runs.long]  # stopped mid-way by USR1: requeued, it must end as an unbroken run ends
+role = "constant"
+set = ["schedule.total_steps=4000", "train.log_interval=10", "train.eval_interval=1000"]
+"""
+
+
+def job_state(jid):
+    info = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
+    return info.split("JobState=")[1].split()[0] if "JobState=" in info else "GONE"
+
+
+@pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
+                    reason="the job scripts run build/src/rewarm")
+def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path):
+    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "train.h5", rng.integers(0, 13, 20000), 13)
+    write_shard(tmp_path / "val.h5", rng.integers(0, 13, 600), 13)
+    base = write_config(tmp_path / "base.toml", tiny_config(
+        tmp_path / "unused", tmp_path / "train.h5", [{"name": "val", "path": str(tmp_path / "val.h5"), "max_sequences": 4}],
+        layers=1, schedule={"kind": "constant", "warmup_steps": 0, "total_steps": 8},
+        train={"checkpoint_interval": 0, "eval_interval": 2, "log_interval": 1}))
+    root = tmp_path / "runs"
+    (tmp_path / "study.toml").write_text(STUDY.format(base=base, root=root, d=tmp_path))
+    p = subprocess.run([os.path.join(ROOT, "jobscripts", "submit_study.sh"), tmp_path / "study.toml", "--target", "local"],
+                       cwd=ROOT, capture_output=True, text=True, check=True)
+    jobs = dict(line.split() for line in (root / "jobs.txt").read_text().splitlines())
+    assert set(jobs) == {"pre", "bad", "long", "child", "orphan", "postprocess"}, p.stdout
+
+    # USR1 to the long run once it trains: it checkpoints, exits 75 and requeues itself
+    deadline, step = time.time() + 120, 0
+    while time.time() < deadline and step < 100:
+        try:
+            with h5py.File(root / "long" / "metrics.h5", "r") as m:
+                step = int(m["train/step"][-1])
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.1)
+    subprocess.run(["scancel", "--signal=USR1", jobs["long"]], check=True)
+
+    deadline = time.time() + 240
+    while time.time() < deadline and any(job_state(j) in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED")
+                                         for j in jobs.values()):
+        info = subprocess.run(["scontrol", "show", "job", jobs["long"]], capture_output=True, text=True).stdout
+        if "Reason=BeginTime" in info:  # SLURM holds a requeued job back two minutes: let it start now
+            subprocess.run(["scontrol", "update", f"JobId={jobs['long']}", "StartTime=now"], check=False)
+        time.sleep(0.5)
+    logs = {f.name: f.read_text() for f in (root / "logs").iterdir()}
+    everything = "\n".join(logs.values())
+    assert job_state(jobs["postprocess"]) in ("COMPLETED", "GONE"), everything
+    assert job_state(jobs["orphan"]) in ("CANCELLED", "GONE"), everything  # never started: its parent failed
+    assert not (root / "orphan").exists()
+    assert "missing.h5: cannot open" in everything
+    long_log = next(v for k, v in logs.items() if k.endswith(jobs["long"].split("_")[0] + "_" + jobs["long"].split("_")[1] + ".out"))
+    assert "stopped near the time limit; requeueing" in long_log and long_log.count("run long:") == 2, long_log
+    for run, steps in (("pre", 6), ("child", 4)):
+        with h5py.File(root / run / "metrics.h5", "r") as m:
+            np.testing.assert_array_equal(m["train/step"][:], np.arange(1, steps + 1))
+    with h5py.File(root / "long" / "metrics.h5", "r") as m:  # every 10th step, once
+        np.testing.assert_array_equal(m["train/step"][:], np.arange(10, 4001, 10))
+    # the requeued run ends bit-identical to the same run never stopped
+    command = subprocess.run([REWARM, "sweep", tmp_path / "study.toml", "--print-command", "long"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    rewarm(*command[1:], "--set", f"run_dir={tmp_path}/direct")
+    with h5py.File(root / "long" / "checkpoints" / "step_00004000.h5") as a, \
+            h5py.File(tmp_path / "direct" / "checkpoints" / "step_00004000.h5") as b:
+        for name in a["model"]:
+            np.testing.assert_array_equal(a["model"][name][:], b["model"][name][:])
+    # the report names the runs that did not complete
+    post = next(v for k, v in logs.items() if "postprocess" in k)
+    assert "not complete (2): bad (step 0 of 8), orphan (step 0 of 8)" in post, post
+    assert (root / "report" / "summary.csv").exists()
