@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -68,7 +69,8 @@ RunSpec read_run(const toml::table& t, const std::string& name, const std::strin
   return r;
 }
 
-// One run per combination of the grid's axis values: NAME-<axis><value>-..., axes in name order.
+// One run per combination of the grid's axis values: NAME-<axis><value>-... (NAME-<value> for a
+// value that starts with a letter), axes in name order.
 std::vector<RunSpec> expand_grid(const toml::table& t, const std::string& name, const std::string& path) {
   const std::string where = "grids." + name + ".";
   const RunSpec proto = read_run(t, name, path, where);
@@ -84,7 +86,7 @@ std::vector<RunSpec> expand_grid(const toml::table& t, const std::string& name, 
       for (const auto& [value_key, sets] : *values) {
         const std::string value(value_key.str());
         RunSpec x = r;
-        x.name += "-" + axis + value;
+        x.name += "-" + (std::isalpha(static_cast<unsigned char>(value[0])) ? value : axis + value);
         x.tags[axis] = value;
         for (auto& s : strings(&sets, path, where + "axes." + axis + "." + value)) x.set.push_back(s);
         next.push_back(std::move(x));
@@ -161,6 +163,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
     s.budget = budget;
   }
   common.insert(common.end(), overrides.begin(), overrides.end());
+  for (auto& x : common) x = substitute(x, paths, path, "(every run)");
 
   std::vector<RunSpec> specs;
   if (const auto* runs = root.get("runs")) {

@@ -1,7 +1,9 @@
 // Run config parsing: defaults, overrides, and one clear error per bad input.
 #include "app/run_config.hpp"
+#include "app/study.hpp"
 #include "testing.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -102,7 +104,7 @@ TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
     const auto c = load_run_config(source_dir() + "/inputs/" + name, {});
     CHECK(c.schedule.total_steps > 0);
     if (std::string(name) == "pythia-410m-replay5.toml") CHECK(c.data.train.at(1).weight == 0.05);
-    if (std::string(name).rfind("pythia", 0) == 0) CHECK(c.schedule.total_steps == 23842);  // 50e9 / 2^21, rounded up
+    if (std::string(name).rfind("pythia", 0) == 0) CHECK(c.schedule.total_steps == 131296);  // 297B tokens / (1104 × 2048)
   }
 }
 
@@ -192,4 +194,65 @@ TEST_CASE("docs/config.md documents every key the parser accepts, and no other",
     INFO("documented but not accepted: " << k);
     CHECK(std::binary_search(accepted.begin(), accepted.end(), k));
   }
+}
+
+TEST_CASE("the shipped studies resolve: every run's config parses", "[config][study]") {
+  struct Expect {
+    const char* name;
+    std::size_t runs;
+    int stages;
+  };
+  for (const auto& e : {Expect{"tiny.toml", 10, 2}, Expect{"pythia-410m-rewarm.toml", 39, 1},
+                        Expect{"pythia-410m-replay.toml", 9, 1}}) {
+    INFO(e.name);
+    const auto s = load_study(source_dir() + "/inputs/studies/" + e.name, {}, "");
+    CHECK(s.runs.size() == e.runs);
+    CHECK(s.stages == e.stages);
+    CHECK(!s.upstream.empty());
+    CHECK(!s.downstream.empty());
+  }
+  const auto g = load_study(source_dir() + "/inputs/studies/pythia-410m-rewarm.toml", {}, "45b");
+  const auto& r = g.run("rewarm-lr6e-4-start27k-warmup2");
+  CHECK(r.config.optimizer.lr == 6e-4);
+  CHECK(r.config.optimizer.min_lr == 6e-5);
+  CHECK(r.config.schedule.total_steps == 19903);
+  CHECK(r.config.schedule.warmup_steps == 398);  // 2% of 19903
+  CHECK(r.config.init.from == "ckpt/pythia-410m-step27000.h5");
+  CHECK(r.config.data.global_batch == 1104);
+  CHECK(r.tags.at("start") == "27k");
+  const auto t = load_study(source_dir() + "/inputs/studies/tiny.toml", {}, "");
+  CHECK(t.run("constant").config.init.from == "runs/tiny/pretrain/checkpoints/step_00000800.h5");  // @pretrain
+  CHECK(t.run("constant").after == std::vector<std::string>{"pretrain"});
+  CHECK(t.run("constant").stage == 1);
+  CHECK_THROWS_WITH(load_study(source_dir() + "/inputs/studies/tiny.toml", {}, "shrot"),
+                    Catch::Contains("no budget \"shrot\" in [budgets] (did you mean \"short\"?)"));
+}
+
+TEST_CASE("bad studies fail with one line naming the study and the run", "[config][study]") {
+  const auto dir = std::filesystem::temp_directory_path() / "rewarm_study_test";
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir / "base.toml") << kBase; }
+  auto study = [&](const std::string& body) {
+    std::ofstream(dir / "s.toml") << "base = \"base.toml\"\n" << body;
+    return (dir / "s.toml").string();
+  };
+  using Catch::Contains;
+  CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"optimizer.lr=1\"]\nrol = \"x\"\n"), {}, ""),
+                    Contains("unknown key runs.a.rol (did you mean runs.a.role?)"));
+  CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"init.from=@b\"]\n"), {}, ""),
+                    Contains("run a starts after \"b\", which is not a run of the study"));
+  CHECK_THROWS_WITH(load_study(study("[runs.a]\nafter = [\"b\"]\n[runs.b]\nafter = [\"a\"]\n"), {}, ""),
+                    Contains("in a cycle"));
+  CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"init.from=${nope}\"]\n"), {}, ""),
+                    Contains("run a: ${nope} is not in [paths]"));
+  CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"optimizer.lrr=1\"]\n"), {}, ""),
+                    Contains("s.toml: run a: ") && Contains("base.toml: unknown key optimizer.lrr"));
+  CHECK_THROWS_WITH(load_study(study("[grids.g]\nset = []\n"), {}, ""), Contains("grids.g.axes must be a table"));
+  CHECK_THROWS_WITH(load_study((dir / "none.toml").string(), {}, ""), Contains("none.toml: cannot open study file"));
+  const auto ok = load_study(study("[grids.g.axes.x]\n\"1\" = [\"optimizer.lr=1e-3\"]\n\"b\" = [\"optimizer.lr=2e-3\"]\n"),
+                             {"data.seed=7"}, "");
+  REQUIRE(ok.runs.size() == 2);
+  CHECK(ok.run("g-x1").config.optimizer.lr == 1e-3);
+  CHECK(ok.run("g-b").config.data.seed == 7);  // a value starting with a letter names the run alone
+  CHECK(ok.run("g-b").config.run_dir == "runs/s/g-b");
 }
