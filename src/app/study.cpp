@@ -142,6 +142,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
   s.upstream = string_value(root, "upstream", path, "");
   s.downstream = string_value(root, "downstream", path, "");
   std::vector<std::string> common = strings(root.get("set"), path, "set");
+  std::vector<std::string> budget_set;  // applied last: a budget holds for every run
   std::map<std::string, std::string> paths;
   if (const auto* p = root.get("paths")) {
     if (!p->is_table()) fail(path, "paths must be a table of strings");
@@ -159,7 +160,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
       const std::string hint = closest(budget, names);
       fail(path, "no budget \"" + budget + "\" in [budgets]" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
     }
-    for (auto& x : strings(b->get(budget), path, "budgets." + budget)) common.push_back(x);
+    for (auto& x : strings(b->get(budget), path, "budgets." + budget)) budget_set.push_back(substitute(x, paths, path, "(budget)"));
     s.budget = budget;
   }
   common.insert(common.end(), overrides.begin(), overrides.end());
@@ -220,6 +221,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
         if (eq != std::string::npos && x.compare(eq + 1, 1, "@") == 0) x = x.substr(0, eq + 1) + final_checkpoint[x.substr(eq + 2)];
         r.overrides.push_back(x);
       }
+      r.overrides.insert(r.overrides.end(), budget_set.begin(), budget_set.end());
       r.overrides.push_back("run_dir=" + (fs::path(s.run_root) / r.name).string());
       try {
         r.config = load_run_config(s.base, r.overrides);

@@ -40,7 +40,7 @@ struct Study {
 
 // Reads and resolves a study: every run's config is parsed and validated (one error line naming
 // the study file, the run and the key). `overrides` apply to every run; `budget` selects a
-// [budgets] entry ("" for none).
+// [budgets] entry ("" for none), applied after each run's own overrides.
 Study load_study(const std::string& path, const std::vector<std::string>& overrides, const std::string& budget);
 
 }  // namespace rewarm

@@ -218,3 +218,12 @@ def test_stop_at_zero(d):
     write_config(d / "run.toml", base_config(d))
     fails("train", d / "run.toml", "--stop-at", 0, expect=["--stop-at 0: must be a step >= 1"])
     no_work_done(d)
+
+
+def test_help_is_rewarms_own():
+    """--help prints rewarm's help (Kokkos starts only in train, eval and bench, after parsing)."""
+    for args in (["--help"], ["train", "--help"], ["sweep", "--help"]):
+        p = rewarm(*args)
+        assert "Usage: rewarm" in p.stdout and "--kokkos-help" not in p.stdout and "Kokkos command line" not in p.stdout
+        assert p.stderr == ""
+    assert "Exit status: 0 when the run is done" in rewarm("train", "--help").stdout

@@ -166,3 +166,12 @@ def test_a_killed_rank_ends_the_job(d):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
+
+
+def test_a_failed_checkpoint_write_stops_every_rank(d):
+    cfg = config(d, "a", train={"checkpoint_interval": 2})
+    os.makedirs(d / "a" / "checkpoints" / "step_00000004.h5.tmp")  # rank 0 cannot write step 4
+    p = mpirun(2, "train", cfg, check=False, timeout=60)
+    line = one_error_line(p)
+    assert "step_00000004.h5" in line and "rank 1" not in line
+    assert sorted(f for f in os.listdir(d / "a" / "checkpoints") if f.endswith(".h5")) == ["step_00000002.h5"]

@@ -139,3 +139,36 @@ def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path):
     post = next(v for k, v in logs.items() if "postprocess" in k)
     assert "not complete (2): bad (step 0 of 8), orphan (step 0 of 8)" in post, post
     assert (root / "report" / "summary.csv").exists()
+
+
+@pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
+                    reason="the job scripts run build/src/rewarm")
+def test_tiny_study_on_slurm(tmp_path):
+    """inputs/studies/tiny.toml itself (its data and run root moved here, --budget ci: seconds a run)
+    through submit_study.sh --target local: both stages as arrays, every run complete, the report."""
+    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
+    for name in ("tiny.toml", "tiny-base.toml"):
+        text = open(os.path.join(ROOT, "inputs", "studies", name)).read()
+        text = text.replace('"data/tiny_', f'"{tmp_path}/tiny_').replace('run_root = "runs/tiny"', f'run_root = "{tmp_path}/runs"')
+        (tmp_path / name).write_text(text)
+    for corpus, seed, stream in (("up_train", 1, 11), ("up_val", 1, 12), ("down_train", 2, 21), ("down_val", 2, 22)):
+        rewarm("synth", "--out", tmp_path / f"tiny_{corpus}.h5", "--vocab", 8, "--decay", 0.5, "--share", 0.8,
+               "--shared-seed", 7, "--seed", seed, "--stream-seed", stream, "--tokens", 30000)
+    subprocess.run([os.path.join(ROOT, "jobscripts", "submit_study.sh"), tmp_path / "tiny.toml", "--target", "local",
+                    "--budget", "ci"], cwd=ROOT, check=True, capture_output=True)
+    root = tmp_path / "runs"
+    jobs = dict(line.split() for line in (root / "jobs.txt").read_text().splitlines())
+    assert len(jobs) == 11 and jobs["pretrain"].split("_")[0] != jobs["constant"].split("_")[0]  # two arrays
+    deadline = time.time() + 240
+    while time.time() < deadline and any(job_state(j) in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+                                         for j in jobs.values()):
+        time.sleep(0.5)
+    for run in jobs:
+        if run == "postprocess":
+            continue
+        with h5py.File(root / run / "metrics.h5", "r") as m:
+            assert m["train/step"][-1] == 12, run
+            assert m["eval/downstream/step"][0] == 0 and m["eval/downstream/step"][-1] == 12, run
+    report = root / "report"
+    assert (report / "findings.md").exists() and (report / "curves_by_lr_downstream.png").stat().st_size > 5000
+    assert len(open(report / "summary.csv").readlines()) == 11  # header and ten runs
