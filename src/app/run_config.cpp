@@ -249,7 +249,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   pr.finish();
   if (c.precision.gemm != "fp32" && c.precision.gemm != "tf32" && c.precision.gemm != "bf16")
     fail(source, "precision.gemm = \"" + c.precision.gemm + "\" is not one of fp32, tf32, bf16");
-  if (c.precision.attention_workspace_mb < 1) fail(source, "precision.attention_workspace_mb must be at least 1");
+
 
   Section par(table("parallel"), "parallel.", source, record);
   par.get("zero", c.parallel.zero);

@@ -30,7 +30,7 @@ struct RunConfig {
   Schedule schedule;
   struct {
     std::string gemm = "fp32";           // fp32 | tf32 | bf16: what GEMM inputs are rounded to
-    Index attention_workspace_mb = 4096;  // bounds the T×T scores of a group of (batch, head) pairs
+    Index attention_workspace_mb = 0;  // bounds the T×T scores of a group of (batch, head) pairs; 0: auto
   } precision;
   struct {
     Index zero = 0;              // 1: ZeRO-1, AdamW state sharded over the ranks

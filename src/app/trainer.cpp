@@ -82,10 +82,13 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   GptOptions options;
   options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
   options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
+  if (options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
+    options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
   {  // on a GPU, everything this rank allocates must fit: say so before allocating any of it
     const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
     const double need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options)) +
-                        8.0 * double(P) + 16.0 * double(own) + 8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
+                        (direct_steps() ? 0.0 : 8.0 * double(P)) + 16.0 * double(own) +
+                        8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
     std::size_t free_bytes = 0, total_bytes = 0;
     device_memory(free_bytes, total_bytes);
     if (total_bytes > 0 && need > double(free_bytes))
@@ -100,7 +103,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
   own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
   own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
-  grad_sum_ = View1<double>("rewarm::grad_sum", P);
+  if (!direct_steps()) grad_sum_ = View1<double>("rewarm::grad_sum", P);
   if (cfg_.parallel.zero) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
   exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
   exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
@@ -252,6 +255,9 @@ StepResult Trainer::step() {
   std::vector<Mixture::Draw> draws;  // every sample of the step; this rank reads its slice
   for (Index j = 0; j < G; ++j) draws.push_back(mixture_->draw());
   double loss_sum = 0;
+  // One micro-batch on one rank: its gradient is the step's, and the double sum would round back
+  // to the very same floats, so it is skipped.
+  const bool direct = direct_steps();
   comm_.agree([&] {  // a read error on one rank stops every rank, not just that one
     for (Index u = 0; u < per_rank / mb; ++u) {
       const auto d0 = std::chrono::steady_clock::now();
@@ -264,7 +270,7 @@ StepResult Trainer::step() {
       model_->zero_grads();
       loss_sum += model_->forward(ids_, targets_, grad_scale);
       const auto g0 = std::chrono::steady_clock::now();
-      accumulate_gradient(flat(grad_sum_), flat(model_->grads), u == 0);
+      if (!direct) accumulate_gradient(flat(grad_sum_), flat(model_->grads), u == 0);
       if (profile_) {  // the sum over micro-batches counts as backward
         kx::fence("rewarm::profile");
         r.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
@@ -278,7 +284,7 @@ StepResult Trainer::step() {
   if (cfg_.parallel.zero) {
     comm_.reduce_scatter_sum(grad_sum_, grad_slice_, slices_);
     round_gradient(g, flat(grad_slice_));
-  } else {
+  } else if (!direct) {
     comm_.allreduce_sum(grad_sum_);
     round_gradient(g, flat(grad_sum_));
   }

@@ -56,6 +56,8 @@ class Trainer {
   void set_profile(bool on) { profile_ = model_->timing.on = on; }
   const Gpt<float>& model() const { return *model_; }
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
+  // One micro-batch per step on one rank: the gradient needs no sum (and no double buffer).
+  bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
 
  private:
   void stage_window(Index j);  // window_ into row j of the host batch

@@ -10,6 +10,8 @@ namespace rewarm {
 using ExecSpace = Kokkos::DefaultExecutionSpace;
 using MemSpace = ExecSpace::memory_space;
 using PinnedSpace = kx::PinnedSpace;  // host staging for uploads
+// The device's memory is the host's (Serial, OpenMP builds).
+inline constexpr bool kHostMemory = Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
 
 template <class T>
 using View1 = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace>;

@@ -95,26 +95,34 @@ void softmax_rows(const View1<T>& s, const View1<T>& p, const View1<T>& dp, cons
       backward ? "rewarm::attn_softmax_bwd" : "rewarm::attn_softmax_fwd",
       Kokkos::TeamPolicy<ExecSpace>(count * Tn, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
         const Index r = m.league_rank(), t = r % Tn, row = r * Tn, stat = first * Tn + r;
-        T L;
-        if (backward) {
-          L = lse(stat);
-        } else {  // max, then Σ exp: deterministic team reductions
-          T mx;
-          Kokkos::parallel_reduce(
-              Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& v) { v = s(row + k) * scale > v ? s(row + k) * scale : v; },
-              Kokkos::Max<T>(mx));
-          T z;
-          Kokkos::parallel_reduce(
-              Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& acc) { acc += kx::exp(s(row + k) * scale - mx); }, z);
-          L = mx + kx::log(z);
-          Kokkos::single(Kokkos::PerTeam(m), [&] { lse(stat) = L; });
+        if (backward) {  // one exponential per score: p from the saved log-sum-exp, then dS
+          const T L = lse(stat), dl = delta(stat);
+          Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn), [&](Index k) {
+            const T pk = k <= t ? kx::exp(s(row + k) * scale - L) : T(0);
+            p(row + k) = pk;
+            dp(row + k) = pk * (dp(row + k) - dl) * scale;
+          });
+          return;
         }
-        const T dl = backward ? delta(stat) : T(0);
-        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn), [&](Index k) {
-          const T pk = k <= t ? kx::exp(s(row + k) * scale - L) : T(0);
-          p(row + k) = pk;
-          if (backward) dp(row + k) = pk * (dp(row + k) - dl) * scale;
-        });
+        // max; exponentials (kept) and their sum; normalise: deterministic team reductions
+        T mx;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& v) { v = s(row + k) * scale > v ? s(row + k) * scale : v; },
+            Kokkos::Max<T>(mx));
+        T z;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, t + 1),
+            [&](Index k, T& acc) {
+              const T e = kx::exp(s(row + k) * scale - mx);
+              p(row + k) = e;
+              acc += e;
+            },
+            z);
+        Kokkos::single(Kokkos::PerTeam(m), [&] { lse(stat) = mx + kx::log(z); });
+        m.team_barrier();  // every exponential written before it is scaled
+        const T inv = T(1) / z;
+        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn),
+                             [&](Index k) { p(row + k) = k <= t ? p(row + k) * inv : T(0); });
       });
 }
 
