@@ -13,14 +13,18 @@ from helpers import REWARM, ROOT, rewarm, tiny_config, write_config, write_shard
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting munge and SLURM needs root")
 
 
+def job_state(jid):
+    info = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
+    return info.split("JobState=")[1].split()[0] if "JobState=" in info else "GONE"
+
+
 def submit(*args, out):
     """sbatch from the repository root (the job script runs build/src/rewarm); waits for the end."""
     jid = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", f"--output={out}",
                           "jobscripts/slurm_train.sbatch", *map(str, args)],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
     for _ in range(300):
-        info = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
-        state = info.split("JobState=")[1].split()[0] if "JobState=" in info else "GONE"
+        state = job_state(jid)
         if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
             return state, open(out).read()
         time.sleep(0.5)
@@ -71,11 +75,6 @@ set = ["init.from=@bad"]
 role = "constant"
 set = ["schedule.total_steps=4000", "train.log_interval=10", "train.eval_interval=1000"]
 """
-
-
-def job_state(jid):
-    info = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
-    return info.split("JobState=")[1].split()[0] if "JobState=" in info else "GONE"
 
 
 @pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
