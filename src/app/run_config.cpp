@@ -254,6 +254,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   Section par(table("parallel"), "parallel.", source, record);
   par.get("zero", c.parallel.zero);
   par.get("gpu_aware_mpi", c.parallel.gpu_aware_mpi);
+  par.get("overlap", c.parallel.overlap);
   par.finish();
   if (c.parallel.zero > 1) fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0 or 1");
 
@@ -409,7 +410,9 @@ std::string RunConfig::to_toml() const {
                                {"decay", schedule.decay}}},
       {"precision",
        toml::table{{"gemm", precision.gemm}, {"attention_workspace_mb", precision.attention_workspace_mb}}},
-      {"parallel", toml::table{{"zero", parallel.zero}, {"gpu_aware_mpi", parallel.gpu_aware_mpi}}},
+      {"parallel", toml::table{{"zero", parallel.zero},
+                               {"gpu_aware_mpi", parallel.gpu_aware_mpi},
+                               {"overlap", parallel.overlap}}},
       {"train", toml::table{{"eval_interval", train.eval_interval},
                             {"eval_at_start", train.eval_at_start},
                             {"log_interval", train.log_interval},

@@ -35,6 +35,7 @@ struct RunConfig {
   struct {
     Index zero = 0;              // 1: ZeRO-1, AdamW state sharded over the ranks
     bool gpu_aware_mpi = false;  // device buffers straight to MPI
+    bool overlap = false;        // sum the last micro-batch's gradients bucket by bucket during its backward
   } parallel;
   struct {
     Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;

@@ -121,15 +121,18 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   targets_ = View1<std::int32_t>("rewarm::targets", n);
   h_ids_ = Kokkos::create_mirror_view(PinnedSpace(), ids_);
   h_targets_ = Kokkos::create_mirror_view(PinnedSpace(), targets_);
-  window_.resize(cfg_.data.seq_len + 1);
+  windows_.resize(std::size_t(cfg_.data.seq_len + 1));
+  overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero &&
+             (kHostMemory || cfg_.parallel.gpu_aware_mpi);
+  buckets_ = model_->layout().gradient_buckets(cfg_.model.num_hidden_layers);
 }
 
 // Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.
-void Trainer::stage_window(Index j) {
+void Trainer::stage_window(Index j, const std::int32_t* window) {
   const Index T = cfg_.data.seq_len;
   for (Index t = 0; t < T; ++t) {
-    h_ids_(j * T + t) = window_[t];
-    h_targets_(j * T + t) = window_[t + 1];
+    h_ids_(j * T + t) = window[t];
+    h_targets_(j * T + t) = window[t + 1];
   }
 }
 
@@ -173,8 +176,8 @@ double Trainer::eval_set(std::size_t i) {
     for (Index first = begin; first < end; first += B) {
       const Index rows = std::min(B, end - first);
       for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
-        shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, window_.data());
-        stage_window(j);
+        shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, windows_.data());
+        stage_window(j, windows_.data());
       }
       upload_batch();
       total += model_->forward(ids_, targets_, 0, rows * T);
@@ -254,29 +257,42 @@ StepResult Trainer::step() {
   model_->timing.forward = model_->timing.backward = 0;
   std::vector<Mixture::Draw> draws;  // every sample of the step; this rank reads its slice
   for (Index j = 0; j < G; ++j) draws.push_back(mixture_->draw());
-  double loss_sum = 0;
+  // This rank's windows, all read before any compute: a read error on one rank stops every
+  // rank here, before a collective that the others would wait in.
+  const Index W = cfg_.data.seq_len + 1, micro = per_rank / mb;
+  const auto d0 = std::chrono::steady_clock::now();
+  windows_.resize(std::size_t(per_rank * W));
+  comm_.agree([&] {
+    for (Index j = 0; j < per_rank; ++j)
+      mixture_->read(draws[std::size_t(first_sample + j)], windows_.data() + j * W);
+  });
+  r.data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
   // One micro-batch on one rank: its gradient is the step's, and the double sum would round back
   // to the very same floats, so it is skipped.
   const bool direct = direct_steps();
-  comm_.agree([&] {  // a read error on one rank stops every rank, not just that one
-    for (Index u = 0; u < per_rank / mb; ++u) {
-      const auto d0 = std::chrono::steady_clock::now();
-      for (Index j = 0; j < mb; ++j) {  // host reads alone: the device may still be computing
-        mixture_->read(draws[std::size_t(first_sample + u * mb + j)], window_.data());
-        stage_window(j);
-      }
-      r.data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
-      upload_batch();
-      model_->zero_grads();
-      loss_sum += model_->forward(ids_, targets_, grad_scale);
-      const auto g0 = std::chrono::steady_clock::now();
-      if (!direct) accumulate_gradient(flat(grad_sum_), flat(model_->grads), u == 0);
-      if (profile_) {  // the sum over micro-batches counts as backward
-        kx::fence("rewarm::profile");
-        r.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
-      }
+  double loss_sum = 0;
+  for (Index u = 0; u < micro; ++u) {
+    const bool first = u == 0, overlap = overlap_ && u == micro - 1;
+    for (Index j = 0; j < mb; ++j) stage_window(j, windows_.data() + (u * mb + j) * W);
+    upload_batch();
+    model_->zero_grads();
+    if (overlap)  // each bucket into the sum, then over the ranks, as soon as it is final
+      model_->on_gradients = [&](std::size_t b) {
+        for (const auto& [begin, end] : buckets_[b])
+          accumulate_gradient(as_vector(grad_sum_.data() + begin, end - begin),
+                              as_vector(model_->grads.data() + begin, end - begin), first);
+        kx::fence("rewarm::bucket");  // MPI reads what the kernels wrote
+        for (const auto& [begin, end] : buckets_[b]) comm_.start_allreduce_sum(grad_sum_.data() + begin, end - begin);
+      };
+    loss_sum += model_->forward(ids_, targets_, grad_scale);
+    model_->on_gradients = nullptr;
+    const auto g0 = std::chrono::steady_clock::now();
+    if (!direct && !overlap) accumulate_gradient(flat(grad_sum_), flat(model_->grads), first);
+    if (profile_) {  // the sum over micro-batches counts as backward
+      kx::fence("rewarm::profile");
+      r.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
     }
-  });
+  }
   r.forward_seconds = model_->timing.forward, r.backward_seconds += model_->timing.backward;
   // Σ over ranks, then this rank's part of the gradient in working precision
   const auto a0 = std::chrono::steady_clock::now();
@@ -284,6 +300,9 @@ StepResult Trainer::step() {
   if (cfg_.parallel.zero) {
     comm_.reduce_scatter_sum(grad_sum_, grad_slice_, slices_);
     round_gradient(g, flat(grad_slice_));
+  } else if (overlap_) {
+    comm_.wait_all();
+    round_gradient(g, flat(grad_sum_));
   } else if (!direct) {
     comm_.allreduce_sum(grad_sum_);
     round_gradient(g, flat(grad_sum_));

@@ -60,7 +60,7 @@ class Trainer {
   bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
 
  private:
-  void stage_window(Index j);  // window_ into row j of the host batch
+  void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
   void upload_batch();         // host batch to the device, asynchronously
   void check_run_dir() const;  // run_dir (and its checkpoints/) can be created and written
   void save_checkpoint();
@@ -87,7 +87,11 @@ class Trainer {
   // Host side of the batch in page-locked memory on GPUs (the same memory as ids_ on host backends).
   using HostBatch = decltype(Kokkos::create_mirror_view(PinnedSpace(), View1<std::int32_t>()));
   HostBatch h_ids_, h_targets_;
-  std::vector<std::int32_t> window_;
+  std::vector<std::int32_t> windows_;  // this rank's windows of a step (seq_len + 1 tokens each)
+  // Data parallel without ZeRO: the last micro-batch's gradients are summed over the ranks bucket
+  // by bucket while its backward pass goes on (ParamLayout::gradient_buckets).
+  bool overlap_ = false;
+  std::vector<std::vector<std::pair<Index, Index>>> buckets_;
 };
 
 std::string device_description();

@@ -218,6 +218,7 @@ void Gpt<T>::backward() {
   Kokkos::deep_copy(ExecSpace(), dh_, T(0));
   layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_),
                      P_.lnf_w, cols);
+  if (on_gradients) on_gradients(0);  // embed_out, final LayerNorm
   for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
     const auto &p = P_.layers[l], &g = G_.layers[l];
     auto& a = acts_[l];
@@ -237,8 +238,10 @@ void Gpt<T>::backward() {
     // residual: dh (identity path) += LayerNorm backward of each branch
     if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
     layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w, cols);
+    if (on_gradients) on_gradients(std::size_t(c.num_hidden_layers - l));
   }
   embedding_backward(G_.embed_in, token_rows_, dh);
+  if (on_gradients) on_gradients(std::size_t(c.num_hidden_layers + 1));
 }
 
 template class Gpt<float>;

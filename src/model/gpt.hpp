@@ -1,6 +1,7 @@
 // GPT-NeoX forward and backward on flat parameter/gradient buffers (DESIGN.md §4).
 // Templated on the scalar so every layer and the whole model can be checked in double.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "model/config.hpp"
@@ -56,6 +57,9 @@ class Gpt {
   double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
 
   Index tokens() const { return B_ * T_; }
+  // Called during the backward pass with the index of each ParamLayout::gradient_buckets() entry
+  // as soon as its gradient kernels are enqueued (to start reducing it while the rest computes).
+  std::function<void(std::size_t)> on_gradients;
   // With `on`, forward() fences between its phases and adds their seconds here (benchmarks).
   struct Timing {
     bool on = false;

@@ -46,6 +46,25 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
   add(names::final_ln_b, {d});
 }
 
+std::vector<std::vector<std::pair<Index, Index>>> ParamLayout::gradient_buckets(Index layers) const {
+  std::vector<std::vector<std::pair<Index, Index>>> buckets(std::size_t(layers + 2));
+  auto bucket_of = [&](const std::string& name) -> std::size_t {
+    const std::string prefix = "gpt_neox.layers.";
+    if (name.rfind(prefix, 0) != 0) return name == names::embed_in ? std::size_t(layers + 1) : 0;
+    const Index l = std::stoll(name.substr(prefix.size()));
+    return std::size_t(layers - l);  // layer L-1 finishes first
+  };
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Index begin = entries[i].offset, end = i + 1 < entries.size() ? entries[i + 1].offset : total;
+    auto& ranges = buckets[bucket_of(entries[i].name)];
+    if (!ranges.empty() && ranges.back().second == begin)
+      ranges.back().second = end;  // adjacent tensors: one range
+    else
+      ranges.emplace_back(begin, end);
+  }
+  return buckets;
+}
+
 const ParamEntry* ParamLayout::find(const std::string& name) const {
   for (const auto& e : entries)
     if (e.name == name) return &e;

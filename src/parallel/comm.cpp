@@ -49,10 +49,29 @@ Comm::Comm(MPI_Comm world, bool gpu_aware) : gpu_aware_(gpu_aware) {
   check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type");
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
+  check(MPI_Comm_dup(comm_, &async_), "Comm_dup");
 }
 
 Comm::~Comm() {
+  if (async_ != MPI_COMM_NULL) MPI_Comm_free(&async_);
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void Comm::start_allreduce_sum(double* data, Index n) {
+  if (size_ == 1) return;
+  const Index piece = INT_MAX / 2;
+  for (Index first = 0; first < n; first += piece) {
+    pending_.emplace_back();
+    check(MPI_Iallreduce(MPI_IN_PLACE, data + first, int(std::min(piece, n - first)), MPI_DOUBLE, MPI_SUM, async_,
+                         &pending_.back()),
+          "Iallreduce");
+  }
+}
+
+void Comm::wait_all() {
+  if (pending_.empty()) return;
+  check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "Waitall");
+  pending_.clear();
 }
 
 double Comm::sum(double x) const {

@@ -65,6 +65,12 @@ class Comm {
   template <class V>
   void broadcast(const V& v, int from);
 
+  // Starts summing n doubles in place over the ranks (host-accessible memory, or device memory
+  // with gpu_aware); wait_all() completes every one started. On a communicator of their own, so
+  // that the collectives above may run while these are in flight.
+  void start_allreduce_sum(double* data, Index n);
+  void wait_all();
+
  private:
   enum class Op { Allreduce, ReduceScatter, Allgather, Gather, Broadcast };
   // The one place MPI meets memory: host-accessible pointers, after a fence.
@@ -72,7 +78,8 @@ class Comm {
   template <class V>
   auto host_view(const V& v, int slot);  // v itself, or a staging copy
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, async_ = MPI_COMM_NULL;
+  std::vector<MPI_Request> pending_;
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool gpu_aware_ = false;
   std::vector<char> staging_[2];  // host copies of device data (two: reduce-scatter's send and recv)

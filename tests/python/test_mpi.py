@@ -74,13 +74,14 @@ def metrics(d, run):
 
 def test_rank_counts_and_zero1_give_the_same_run(d):
     rewarm("train", config(d, "n1"))
-    runs = {"n2": (2, 0), "n4": (4, 0), "n2z": (2, 1), "n4z": (4, 1)}
-    for run, (n, zero) in runs.items():
-        p = mpirun(n, "train", config(d, run, parallel={"zero": zero}))
+    runs = {"n2": (2, 0, False), "n4": (4, 0, False), "n2z": (2, 1, False), "n4z": (4, 1, False),
+            "n2o": (2, 0, True), "n4o": (4, 0, True)}  # o: gradient sums overlapped with the backward pass
+    for run, (n, zero, overlap) in runs.items():
+        p = mpirun(n, "train", config(d, run, parallel={"zero": zero, "overlap": overlap}))
         assert "train step      6" in p.stdout and p.stdout.count("train step      6") == 1  # rank 0 prints
     ref, ref_m = checkpoint(d, "n1"), metrics(d, "n1")
     assert min(ref_m["train/grad_norm"]) > 0.3, "clipping should be active"
-    for run, (n, zero) in runs.items():
+    for run, (n, zero, overlap) in runs.items():
         ck, m = checkpoint(d, run), metrics(d, run)
         assert ck["@world_size"] == n and m["@ws"] == n
         assert sorted(k for k in ck if not k.startswith("@")) == sorted(k for k in ref if not k.startswith("@"))

@@ -127,3 +127,42 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
     }
   }
 }
+
+TEST_CASE("gradient buckets cover the buffer once, in the order the backward pass ends them", "[model]") {
+  for (bool parallel : {true, false}) {
+    const auto cfg = tiny(parallel, "gelu", 0.5);
+    const ParamLayout layout(cfg);
+    const auto buckets = layout.gradient_buckets(cfg.num_hidden_layers);
+    REQUIRE(buckets.size() == std::size_t(cfg.num_hidden_layers + 2));
+    std::vector<int> owner(std::size_t(layout.total), -1);
+    for (std::size_t b = 0; b < buckets.size(); ++b)
+      for (const auto& [begin, end] : buckets[b])
+        for (Index i = begin; i < end; ++i) {
+          REQUIRE(owner[std::size_t(i)] == -1);
+          owner[std::size_t(i)] = int(b);
+        }
+    for (int o : owner) REQUIRE(o >= 0);
+    auto bucket_of = [&](const std::string& name) { return owner[std::size_t(layout.at(name).offset)]; };
+    CHECK(bucket_of(names::embed_out) == 0);
+    CHECK(bucket_of(names::final_ln_b) == 0);
+    CHECK(bucket_of(layer_prefix(1) + names::qkv_w) == 1);  // the last layer ends first
+    CHECK(bucket_of(layer_prefix(1) + names::ln1_b) == 1);
+    CHECK(bucket_of(layer_prefix(0) + names::fc2_b) == 2);
+    CHECK(bucket_of(names::embed_in) == 3);
+  }
+}
+
+TEST_CASE("the backward pass reports every bucket once, in order", "[model]") {
+  const auto cfg = tiny(false, "gelu_fast", 1.0);
+  Gpt<double> m(cfg, 2, 4);
+  m.init_random(5, 0.1);
+  View1<int32_t> ids("ids", 8), tg("tg", 8);
+  set_tokens(ids, tg, cfg.vocab_size);
+  std::vector<std::size_t> seen;
+  m.on_gradients = [&](std::size_t b) { seen.push_back(b); };
+  m.forward(ids, tg, 1.0);
+  CHECK(seen == std::vector<std::size_t>{0, 1, 2, 3});
+  seen.clear();
+  m.forward(ids, tg);  // no backward, no report
+  CHECK(seen.empty());
+}
