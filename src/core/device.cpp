@@ -29,9 +29,9 @@ DeviceProbe probe_devices() {
 void device_memory(std::size_t& free_bytes, std::size_t& total_bytes) {
   free_bytes = total_bytes = 0;
 #if defined(KOKKOS_ENABLE_CUDA)
-  cudaMemGetInfo(&free_bytes, &total_bytes);
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) free_bytes = total_bytes = 0;
 #elif defined(KOKKOS_ENABLE_HIP)
-  hipMemGetInfo(&free_bytes, &total_bytes);
+  if (hipMemGetInfo(&free_bytes, &total_bytes) != hipSuccess) free_bytes = total_bytes = 0;
 #endif
 }
 
