@@ -20,12 +20,6 @@ std::string device_description() {
   return std::string(ExecSpace::name()) + " x" + std::to_string(ExecSpace().concurrency());
 }
 
-static std::string gib(double bytes) {
-  char s[32];
-  std::snprintf(s, sizeof s, "%.1f GiB", bytes / double(1ull << 30));
-  return s;
-}
-
 template <class V>
 static void upload(const V& dst, const float* src, Index n) {
   auto h = Kokkos::create_mirror_view(dst);
@@ -91,11 +85,11 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
                         8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
     std::size_t free_bytes = 0, total_bytes = 0;
     device_memory(free_bytes, total_bytes);
-    if (total_bytes > 0 && need > double(free_bytes))
-      fail(cfg_.source, "the model and its training state need about " + gib(need) + " on the GPU (" +
-                            std::to_string(P) + " parameters, micro_batch " + std::to_string(cfg_.data.micro_batch) +
-                            " × seq_len " + std::to_string(cfg_.data.seq_len) + ") but it has " + gib(double(free_bytes)) +
-                            " free of " + gib(double(total_bytes)) +
+    const auto short_of = memory_problem(need, free_bytes, total_bytes);
+    if (!short_of.empty())
+      fail(cfg_.source, "the model (" + std::to_string(P) + " parameters, micro_batch " +
+                            std::to_string(cfg_.data.micro_batch) + " × seq_len " + std::to_string(cfg_.data.seq_len) +
+                            ") and its training state " + short_of +
                             ": lower data.micro_batch, or use [parallel] zero = 1 over several GPUs");
   }
   model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options);

@@ -1,6 +1,7 @@
 #include "core/device.hpp"
 
 #include <Kokkos_Core.hpp>
+#include <cstdio>
 
 #if defined(KOKKOS_ENABLE_CUDA)
 #include <cuda_runtime.h>
@@ -33,6 +34,23 @@ void device_memory(std::size_t& free_bytes, std::size_t& total_bytes) {
 #elif defined(KOKKOS_ENABLE_HIP)
   if (hipMemGetInfo(&free_bytes, &total_bytes) != hipSuccess) free_bytes = total_bytes = 0;
 #endif
+}
+
+static std::string gib(double bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f GiB", bytes / double(1ull << 30));
+  return s;
+}
+
+std::string device_id_problem(int asked, int count) {
+  if (asked < count) return "";
+  return "GPU " + std::to_string(asked) + " was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but " +
+         std::to_string(count) + (count == 1 ? " is" : " are") + " visible";
+}
+
+std::string memory_problem(double need, std::size_t free, std::size_t total) {
+  if (total == 0 || need <= double(free)) return "";
+  return "needs about " + gib(need) + " on the GPU but it has " + gib(double(free)) + " free of " + gib(double(total));
 }
 
 }  // namespace rewarm

@@ -18,4 +18,9 @@ DeviceProbe probe_devices();
 // Free and total memory of the current device (after Kokkos chose it); host backends: 0, 0.
 void device_memory(std::size_t& free_bytes, std::size_t& total_bytes);
 
+// What is wrong, in words, or "" when nothing is: device `asked` (-1: not chosen) among `count`
+// visible; `need` bytes on a device with `free` of `total` (total 0: no report, nothing to check).
+std::string device_id_problem(int asked, int count);
+std::string memory_problem(double need, std::size_t free, std::size_t total);
+
 }  // namespace rewarm

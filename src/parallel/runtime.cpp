@@ -61,10 +61,8 @@ class KokkosSession {
       if (!probe.error.empty())
         throw Error("this rewarm build computes on " + probe.backend + " and found no usable GPU (" + probe.error +
                     "); info, convert, tokenize and synth need none");
-      const int asked = requested_device(kokkos_args);
-      if (probe.gpu && asked >= probe.count)
-        throw Error("GPU " + std::to_string(asked) + " was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but " +
-                    std::to_string(probe.count) + " " + (probe.count == 1 ? "is" : "are") + " visible");
+      const auto wrong = probe.gpu ? device_id_problem(requested_device(kokkos_args), probe.count) : "";
+      if (!wrong.empty()) throw Error(wrong);
     });
     std::vector<std::string> args{"rewarm"};
     args.insert(args.end(), kokkos_args.begin(), kokkos_args.end());

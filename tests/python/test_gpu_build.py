@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, tiny_config, write_config, write_safetensors, write_shard
+from megatron_format import write_indexed
 
 BUILDS = {"cuda": os.environ.get("REWARM_CUDA_BIN", os.path.join(ROOT, "build-cuda", "src", "rewarm")),
           "hip": os.environ.get("REWARM_HIP_BIN", os.path.join(ROOT, "build-hip", "src", "rewarm"))}
@@ -65,6 +66,9 @@ def test_file_commands_need_no_gpu(gpu_build, tmp_path):
     write_safetensors(hf / "model.safetensors", {k: np.ones(s, np.float32) for k, s in shapes.items()})
     assert run(binary, env, "convert", "hf", hf, "--out", tmp_path / "c.h5").returncode == 0
     assert run(binary, env, "convert", "to-hf", tmp_path / "c.h5", "--out", tmp_path / "back").returncode == 0
+    write_indexed(str(tmp_path / "meg"), [[[1, 2, 3], [4, 5]], [[6, 7, 8, 9]]])
+    p = run(binary, env, "convert", "megatron", tmp_path / "meg", "--out", tmp_path / "meg.h5", "--quiet")
+    assert p.returncode == 0 and "9 tokens" in p.stdout, p.stderr
     (tmp_path / "in.jsonl").write_text('{"text": "hello"}\n')
     byte_level_tokenizer(tmp_path / "tokenizer.json")
     p = run(binary, env, "tokenize", "--tokenizer", tmp_path / "tokenizer.json", "--jsonl", tmp_path / "in.jsonl",

@@ -3,6 +3,7 @@
 // against single calls.
 #include <cstring>
 
+#include "core/device.hpp"
 #include "core/gemm.hpp"
 #include "testing.hpp"
 
@@ -106,4 +107,18 @@ TEST_CASE("precision names; tf32 needs a CUDA build", "[gemm]") {
   CHECK_THROWS_WITH(gemm_precision("tf32", "run.toml"),
                     Catch::Contains("run.toml: precision.gemm = \"tf32\" needs NVIDIA tensor cores"));
 #endif
+}
+
+TEST_CASE("device checks say what was asked for and what was found", "[device]") {
+  CHECK(device_id_problem(-1, 1).empty());
+  CHECK(device_id_problem(3, 4).empty());
+  CHECK(device_id_problem(4, 4) == "GPU 4 was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but 4 are visible");
+  CHECK(device_id_problem(1, 1) == "GPU 1 was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but 1 is visible");
+  CHECK(memory_problem(1e12, 0, 0).empty());  // no memory report: host backends
+  CHECK(memory_problem(double(40ull << 30), 80ull << 30, 80ull << 30).empty());
+  CHECK(memory_problem(double(90ull << 30), 79ull << 30, 80ull << 30) ==
+        "needs about 90.0 GiB on the GPU but it has 79.0 GiB free of 80.0 GiB");
+  const auto probe = probe_devices();  // this build and machine
+  CHECK(probe.backend == ExecSpace::name());
+  if (!probe.gpu) CHECK((probe.count == 1 && probe.error.empty()));
 }
