@@ -41,7 +41,8 @@ def report(args):
     with open(os.path.join(out, "findings.md"), "w") as f:
         f.write(f"# {name or 'runs'}: the paper's findings on these runs\n\n")
         for statement, holds, evidence in found:
-            f.write(f"- **{statement}**: {'holds' if holds else 'does not hold here'}. {evidence}.\n")
+            verdict = "cannot be tested on these runs" if holds is None else "holds" if holds else "does not hold here"
+            f.write(f"- **{statement}**: {verdict}. {evidence}.\n")
     paths = figures.all_figures(rs, table, up, down, out, name)
     missing = [r.name for r in rs if not r.complete]
     print(f"{len(rs)} runs; figures, summary.csv, summary.md and findings.md in {out}")
@@ -49,7 +50,7 @@ def report(args):
         print(f"not complete ({len(missing)}): " + ", ".join(
             f"{r.name} (step {r.steps_done} of {r.total_steps or '?'})" for r in rs if not r.complete))
     for statement, holds, evidence in found:
-        print(f"  {'HOLDS' if holds else 'NOT HERE'}  {statement}: {evidence}")
+        print(f"  {'CANNOT TELL' if holds is None else 'HOLDS' if holds else 'NOT HERE'}  {statement}: {evidence}")
     print(f"  {len(paths)} figure files")
     return 0
 

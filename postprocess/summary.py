@@ -111,7 +111,7 @@ def findings(table, upstream, downstream):
             checked += 1
             more += bool(hi["forgetting"] > lo["forgetting"])
             pairs.append(f"{hi['forgetting']:.4f} at {hi['tag_lr']} vs {lo['forgetting']:.4f} at {lo['tag_lr']}")
-        out.append(("A higher maximum learning rate forgets more upstream", checked > 0 and more == checked,
+        out.append(("A higher maximum learning rate forgets more upstream", (more == checked) if checked else None,
                     f"the largest maximum LR forgets more than the smallest in {more} of {checked} groups of runs "
                     f"that differ only in it ({'; '.join(pairs)})"))
     return out

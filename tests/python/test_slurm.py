@@ -148,7 +148,8 @@ def test_tiny_study_on_slurm(tmp_path):
     subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
     for name in ("tiny.toml", "tiny-base.toml"):
         text = open(os.path.join(ROOT, "inputs", "studies", name)).read()
-        text = text.replace('"data/tiny_', f'"{tmp_path}/tiny_').replace('run_root = "runs/tiny"', f'run_root = "{tmp_path}/runs"')
+        text = text.replace("data/tiny_", f"{tmp_path}/tiny_").replace('run_root = "runs/tiny"', f'run_root = "{tmp_path}/runs"')
+        assert "data/" not in text.replace("# ", "")
         (tmp_path / name).write_text(text)
     for corpus, seed, stream in (("up_train", 1, 11), ("up_val", 1, 12), ("down_train", 2, 21), ("down_val", 2, 22)):
         rewarm("synth", "--out", tmp_path / f"tiny_{corpus}.h5", "--vocab", 8, "--decay", 0.5, "--share", 0.8,
