@@ -18,9 +18,9 @@ static void list(const Study& s) {
               s.stages == 1 ? "" : "s", s.base.c_str(), s.run_root.c_str(),
               s.budget.empty() ? "" : ("; budget " + s.budget).c_str());
   for (const auto& r : s.runs) {
-    std::string tags, after;
+    std::string tags;
     for (const auto& [k, v] : r.tags) tags += (tags.empty() ? "" : " ") + k + "=" + v;
-    for (const auto& a : r.after) after += (after.empty() ? "" : ",") + a;
+    const auto after = join(r.after, ",");
     std::printf("\n[%d] %s  role %s%s%s, %lld steps\n", r.stage, r.name.c_str(), r.role.c_str(),
                 tags.empty() ? "" : (", " + tags).c_str(), after.empty() ? "" : (", after " + after).c_str(),
                 static_cast<long long>(r.config.schedule.total_steps));
@@ -37,9 +37,7 @@ static void plan(const Study& s) {
       std::vector<std::string> after = r->after;
       std::sort(after.begin(), after.end());
       after.erase(std::unique(after.begin(), after.end()), after.end());
-      std::string parents;
-      for (const auto& a : after) parents += (parents.empty() ? "" : ",") + a;
-      if (parents.empty()) parents = "-";
+      const auto parents = after.empty() ? std::string("-") : join(after, ",");
       auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == parents; });
       if (it == groups.end()) groups.emplace_back(parents, r->name);
       else it->second += "," + r->name;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/gemm.hpp"
 
 namespace rewarm {
 namespace {
@@ -247,9 +248,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   pr.get("gemm", c.precision.gemm);
   pr.get("attention_workspace_mb", c.precision.attention_workspace_mb);
   pr.finish();
-  if (c.precision.gemm != "fp32" && c.precision.gemm != "tf32" && c.precision.gemm != "bf16")
-    fail(source, "precision.gemm = \"" + c.precision.gemm + "\" is not one of fp32, tf32, bf16");
-
+  parse_gemm_precision(c.precision.gemm, source);
 
   Section par(table("parallel"), "parallel.", source, record);
   par.get("zero", c.parallel.zero);

@@ -110,6 +110,12 @@ std::string substitute(std::string s, const std::map<std::string, std::string>& 
   return s;
 }
 
+// The run an override "key=@run" refers to (its final checkpoint), or "" for any other override.
+std::string run_reference(const std::string& set) {
+  const auto eq = set.find('=');
+  return eq != std::string::npos && set.compare(eq + 1, 1, "@") == 0 ? set.substr(eq + 2) : "";
+}
+
 std::string shell_quote(const std::string& s) {
   if (s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=:+@%") ==
       std::string::npos)
@@ -190,8 +196,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
   for (auto& r : specs) {
     for (auto& x : r.set) {
       x = substitute(x, paths, path, r.name);
-      const auto eq = x.find('=');
-      if (eq != std::string::npos && x.compare(eq + 1, 1, "@") == 0) r.after.push_back(x.substr(eq + 2));
+      if (const auto parent = run_reference(x); !parent.empty()) r.after.push_back(parent);
     }
     for (const auto& a : r.after)
       if (!index.count(a)) fail(path, "run " + r.name + " starts after \"" + a + "\", which is not a run of the study");
@@ -216,10 +221,9 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
       StudyRun r;
       r.name = spec.name, r.role = spec.role, r.tags = spec.tags, r.after = spec.after, r.stage = k;
       r.overrides = common;
-      for (auto x : spec.set) {
-        const auto eq = x.find('=');
-        if (eq != std::string::npos && x.compare(eq + 1, 1, "@") == 0) x = x.substr(0, eq + 1) + final_checkpoint[x.substr(eq + 2)];
-        r.overrides.push_back(x);
+      for (const auto& x : spec.set) {
+        const auto parent = run_reference(x);
+        r.overrides.push_back(parent.empty() ? x : x.substr(0, x.find('=') + 1) + final_checkpoint[parent]);
       }
       r.overrides.insert(r.overrides.end(), budget_set.begin(), budget_set.end());
       r.overrides.push_back("run_dir=" + (fs::path(s.run_root) / r.name).string());

@@ -34,11 +34,11 @@ static std::vector<float> download(const V& src) {
 
 // A [model] table given beside a checkpoint must describe the checkpoint's model exactly.
 static void check_architecture(const RunConfig& cfg, const ModelConfig& checkpoint, const std::string& path) {
-  std::string diffs;
+  std::vector<std::string> diffs;
   for (const auto& d : cfg.model.differences(checkpoint))
-    diffs += (diffs.empty() ? "" : ", ") + ("model." + d.key + " = " + d.ours + " but the checkpoint has " + d.theirs);
+    diffs.push_back("model." + d.key + " = " + d.ours + " but the checkpoint has " + d.theirs);
   if (!diffs.empty())
-    fail(cfg.source, diffs + " (" + path + "); leave out [model] to take the checkpoint's architecture");
+    fail(cfg.source, join(diffs) + " (" + path + "); leave out [model] to take the checkpoint's architecture");
 }
 
 Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(std::move(cfg)), comm_(comm), slices_(0, 1) {
@@ -61,14 +61,11 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   }
   config_text_ = cfg_.to_toml();
   if (resume) {  // the same run, or nothing: only keys that leave the trajectory alone may change
-    std::string changed;
-    for (const auto& c : changes_refused_on_resume(ck.config_text, config_text_)) changed += (changed.empty() ? "" : ", ") + c;
-    if (!changed.empty()) {
-      std::string allowed;
-      for (const auto& k : resume_may_change()) allowed += (allowed.empty() ? "" : ", ") + k;
-      fail(cfg_.source, "resuming " + from + " with a changed config: " + changed + ". A resumed run may change only " +
-                            allowed + "; start another run_dir for another run");
-    }
+    const auto changed = changes_refused_on_resume(ck.config_text, config_text_);
+    if (!changed.empty())
+      fail(cfg_.source, "resuming " + from + " with a changed config: " + join(changed) +
+                            ". A resumed run may change only " + join(resume_may_change()) +
+                            "; start another run_dir for another run");
   }
   if (from != "random")
     origin_ = std::string(resume ? "resuming from " : "weights from ") + from + " (step " +
@@ -205,6 +202,7 @@ void Trainer::save_checkpoint() {
   c.state = state_;
   c.world_size = comm_.size();
   for (auto* m : {&exp_avg_, &exp_avg_sq_}) {
+    if (!cfg_.parallel.zero && !comm_.root()) break;  // rank 0 holds all the moments and writes
     std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
     const auto mine = host_copy(*m);
     std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);

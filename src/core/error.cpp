@@ -36,4 +36,10 @@ std::string closest(const std::string& name, const std::initializer_list<std::st
   return closest(name, std::vector<std::string>(candidates));
 }
 
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
 }  // namespace rewarm

@@ -23,4 +23,7 @@ struct CollectiveError : Error {
 std::string closest(const std::string& name, const std::initializer_list<std::string>& candidates);
 std::string closest(const std::string& name, const std::vector<std::string>& candidates);
 
+// "a, b, c" for messages: the items with `separator` between them.
+std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
+
 }  // namespace rewarm

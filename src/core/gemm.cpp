@@ -8,25 +8,25 @@
 #if defined(KOKKOS_ENABLE_CUDA)
 #include <cublas_v2.h>
 #define REWARM_CUBLAS 1
-#elif defined(KOKKOS_ENABLE_HIP) && defined(KOKKOSKERNELS_ENABLE_TPL_ROCBLAS)
-#include <rocblas/rocblas.h>
-#define REWARM_ROCBLAS 1
 #endif
 
 namespace rewarm {
 
-GemmPrecision gemm_precision(const std::string& name, const std::string& where) {
+GemmPrecision parse_gemm_precision(const std::string& name, const std::string& where) {
   if (name == "fp32") return GemmPrecision::fp32;
   if (name == "bf16") return GemmPrecision::bf16;
-  if (name == "tf32") {
-#if defined(REWARM_CUBLAS)
-    return GemmPrecision::tf32;
-#else
+  if (name == "tf32") return GemmPrecision::tf32;
+  fail(where, "precision.gemm = \"" + name + "\" is not one of fp32, tf32, bf16");
+}
+
+GemmPrecision gemm_precision(const std::string& name, const std::string& where) {
+  const auto p = parse_gemm_precision(name, where);
+#if !defined(REWARM_CUBLAS)
+  if (p == GemmPrecision::tf32)
     fail(where, "precision.gemm = \"tf32\" needs NVIDIA tensor cores (a CUDA build); this build runs on " +
                     std::string(ExecSpace::name()) + ": use \"fp32\" or \"bf16\"");
 #endif
-  }
-  fail(where, "precision.gemm = \"" + name + "\" is not one of fp32, tf32, bf16");
+  return p;
 }
 
 std::string to_string(GemmPrecision p) {
@@ -95,11 +95,6 @@ Gemm<T>::Gemm(GemmPrecision precision) : precision_(precision) {
   check(cublasCreate(&h), "create");
   check(cublasSetStream(h, ExecSpace().cuda_stream()), "set stream");
   handle_ = h;
-#elif defined(REWARM_ROCBLAS)
-  rocblas_handle h;
-  rocblas_create_handle(&h);
-  rocblas_set_stream(h, ExecSpace().hip_stream());
-  handle_ = h;
 #endif
 }
 
@@ -107,8 +102,6 @@ template <class T>
 Gemm<T>::~Gemm() {
 #if defined(REWARM_CUBLAS)
   if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
-#elif defined(REWARM_ROCBLAS)
-  if (handle_) rocblas_destroy_handle(static_cast<rocblas_handle>(handle_));
 #endif
 }
 
@@ -153,7 +146,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
   }
   ++calls_;
 #else
-  // Host (and a GPU build without a vendor BLAS): one KokkosBlas::gemm per item, on bf16-rounded
+  // Host and AMD GPUs (no rocBLAS paths yet): one KokkosBlas::gemm per item, on bf16-rounded
   // copies of the inputs when asked.
   Matrix<T> a = A, b = B;
   if (precision_ == GemmPrecision::bf16) {

@@ -4,7 +4,7 @@
 
 namespace rewarm {
 
-std::string layer_prefix(Index i) { return "gpt_neox.layers." + std::to_string(i) + "."; }
+std::string layer_prefix(Index i) { return names::layers + std::to_string(i) + "."; }
 
 bool is_layernorm_weight(const std::string& name) {
   auto ends_with = [&](const std::string& s) {
@@ -49,9 +49,8 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
 std::vector<std::vector<std::pair<Index, Index>>> ParamLayout::gradient_buckets(Index layers) const {
   std::vector<std::vector<std::pair<Index, Index>>> buckets(std::size_t(layers + 2));
   auto bucket_of = [&](const std::string& name) -> std::size_t {
-    const std::string prefix = "gpt_neox.layers.";
-    if (name.rfind(prefix, 0) != 0) return name == names::embed_in ? std::size_t(layers + 1) : 0;
-    const Index l = std::stoll(name.substr(prefix.size()));
+    if (name.rfind(names::layers, 0) != 0) return name == names::embed_in ? std::size_t(layers + 1) : 0;
+    const Index l = std::stoll(name.substr(names::layers.size()));
     return std::size_t(layers - l);  // layer L-1 finishes first
   };
   for (std::size_t i = 0; i < entries.size(); ++i) {

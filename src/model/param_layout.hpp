@@ -36,6 +36,7 @@ struct ParamLayout {
 // HF GPTNeoX tensor names, spelled once: the layout, the model's tensor binding, checkpoints
 // and conversions all use these.
 namespace names {
+inline const std::string layers = "gpt_neox.layers.";  // + i + "." is layer_prefix(i)
 inline const std::string embed_in = "gpt_neox.embed_in.weight", embed_out = "embed_out.weight",
                          final_ln_w = "gpt_neox.final_layer_norm.weight", final_ln_b = "gpt_neox.final_layer_norm.bias";
 // after layer_prefix(i)

@@ -77,6 +77,9 @@ class Comm {
   void run(Op op, void* data, void* recv, Index n, MPI_Datatype type, const Slices* slices, int root) const;
   template <class V>
   auto host_view(const V& v, int slot);  // v itself, or a staging copy
+  // An in-place collective on v: staged in, run, staged out (on rank 0 only for a gather).
+  template <class V>
+  void in_place(Op op, const V& v, const Slices* slices, int root);
 
   MPI_Comm comm_ = MPI_COMM_NULL, async_ = MPI_COMM_NULL;
   std::vector<MPI_Request> pending_;
@@ -117,12 +120,17 @@ void stage_out(const H& h, const V& v) {
 }
 
 template <class V>
-void Comm::allreduce_sum(const V& v) {
+void Comm::in_place(Op op, const V& v, const Slices* slices, int root) {
   if (size_ == 1) return;
   auto h = host_view(v, 0);
   stage_in(h, v);
-  run(Op::Allreduce, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), nullptr, 0);
-  stage_out(h, v);
+  run(op, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), slices, root);
+  if (op != Op::Gather || rank_ == 0) stage_out(h, v);
+}
+
+template <class V>
+void Comm::allreduce_sum(const V& v) {
+  in_place(Op::Allreduce, v, nullptr, 0);
 }
 
 template <class V, class W>
@@ -142,29 +150,17 @@ void Comm::reduce_scatter_sum(const V& send, const W& recv, const Slices& slices
 
 template <class V>
 void Comm::allgather(const V& v, const Slices& slices) {
-  if (size_ == 1) return;
-  auto h = host_view(v, 0);
-  stage_in(h, v);
-  run(Op::Allgather, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), &slices, 0);
-  stage_out(h, v);
+  in_place(Op::Allgather, v, &slices, 0);
 }
 
 template <class V>
 void Comm::gather_to_root(const V& v, const Slices& slices) {
-  if (size_ == 1) return;
-  auto h = host_view(v, 0);
-  stage_in(h, v);
-  run(Op::Gather, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), &slices, 0);
-  if (root()) stage_out(h, v);
+  in_place(Op::Gather, v, &slices, 0);
 }
 
 template <class V>
 void Comm::broadcast(const V& v, int from) {
-  if (size_ == 1) return;
-  auto h = host_view(v, 0);
-  stage_in(h, v);
-  run(Op::Broadcast, h.data(), nullptr, Index(v.size()), mpi_type<typename V::non_const_value_type>(), nullptr, from);
-  stage_out(h, v);
+  in_place(Op::Broadcast, v, nullptr, from);
 }
 
 }  // namespace rewarm

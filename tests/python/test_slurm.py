@@ -10,7 +10,17 @@ import pytest
 
 from helpers import REWARM, ROOT, rewarm, tiny_config, write_config, write_shard
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting munge and SLURM needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="starting munge and SLURM needs root"),
+    pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
+                       reason="the job scripts run build/src/rewarm"),
+]
+
+
+@pytest.fixture
+def slurm():
+    """The local one-node SLURM, started if it is not running."""
+    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
 
 
 def job_state(jid):
@@ -31,10 +41,7 @@ def submit(*args, out):
     raise AssertionError(f"SLURM job {jid} did not finish in 150 s")
 
 
-@pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
-                    reason="the job script runs build/src/rewarm")
-def test_job_stops_and_resumes(tmp_path):
-    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
+def test_job_stops_and_resumes(tmp_path, slurm):
     rng = np.random.default_rng(0)
     write_shard(tmp_path / "train.h5", rng.integers(0, 13, 4000), 13)
     for name in ("slurm", "direct"):
@@ -77,10 +84,7 @@ set = ["schedule.total_steps=4000", "train.log_interval=10", "train.eval_interva
 """
 
 
-@pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
-                    reason="the job scripts run build/src/rewarm")
-def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path):
-    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
+def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path, slurm):
     rng = np.random.default_rng(0)
     write_shard(tmp_path / "train.h5", rng.integers(0, 13, 20000), 13)
     write_shard(tmp_path / "val.h5", rng.integers(0, 13, 600), 13)
@@ -140,12 +144,9 @@ def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path):
     assert (root / "report" / "summary.csv").exists()
 
 
-@pytest.mark.skipif(os.path.realpath(REWARM) != os.path.realpath(os.path.join(ROOT, "build", "src", "rewarm")),
-                    reason="the job scripts run build/src/rewarm")
-def test_tiny_study_on_slurm(tmp_path):
+def test_tiny_study_on_slurm(tmp_path, slurm):
     """inputs/studies/tiny.toml itself (its data and run root moved here, --budget ci: seconds a run)
     through submit_study.sh --target local: both stages as arrays, every run complete, the report."""
-    subprocess.run([os.path.join(ROOT, "scripts", "slurm_local.sh")], check=True)
     for name in ("tiny.toml", "tiny-base.toml"):
         text = open(os.path.join(ROOT, "inputs", "studies", name)).read()
         text = text.replace("data/tiny_", f"{tmp_path}/tiny_").replace('run_root = "runs/tiny"', f'run_root = "{tmp_path}/runs"')

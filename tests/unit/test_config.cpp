@@ -83,6 +83,10 @@ TEST_CASE("bad configs fail with one line naming the key", "[config]") {
   CHECK_THROWS_WITH(parse({"schedule.kind=cosin"}), Contains("did you mean \"cosine\""));
   CHECK_THROWS_WITH(parse({"init.load=partial"}), Contains("init.load"));
   CHECK_THROWS_WITH(parse({"model.preset=pythia-41m"}), Contains("did you mean \"pythia-410m\""));
+  CHECK_THROWS_WITH(parse({"precision.gemm=\"fp16\""}),
+                    Contains("run.toml: precision.gemm = \"fp16\" is not one of fp32, tf32, bf16"));
+  CHECK_NOTHROW(parse({"precision.gemm=\"tf32\""}));  // any build parses it; a CUDA build runs it
+  CHECK_THROWS_WITH(parse({"parallel.zero=2"}), Contains("parallel.zero = 2 must be 0 or 1"));
   CHECK_THROWS_WITH(parse_run_config("x = [", "bad.toml", {}), Contains("bad.toml: line 1"));
   CHECK_THROWS_WITH(load_run_config("/nonexistent/run.toml", {}), Contains("/nonexistent/run.toml: cannot open"));
 }
