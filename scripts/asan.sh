@@ -12,4 +12,4 @@ export ASAN_OPTIONS=detect_leaks=0
 build-asan/tests/rewarm_fuzz 2000
 build-asan/tests/rewarm_tests
 # the 50-second learning run is skipped here: it checks numbers, not memory, and the plain build runs it
-REWARM_BIN="$PWD/build-asan/src/rewarm" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/python -k "not entropy and not slurm"
+REWARM_BIN="$PWD/build-asan/src/rewarm" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/python -k "not entropy and not slurm and not dry_run"

@@ -6,24 +6,27 @@
 #
 #   scripts/gpu_bundle.sh        Kokkos_ROOT = a Kokkos 4.x CUDA install with Kokkos Kernels and
 #                                cuBLAS (default .deps/kokkos-cuda; README "GPU builds" says how)
-# Run scripts/setup.sh first: the host reference runs use build/src/rewarm.
+#   scripts/gpu_bundle.sh --cpu  the Debian build instead, without its libraries, uncompressed:
+#                                BUNDLE_DIR/rewarm-cpu.tar for a dry run of bench/gpu/run.sh here
+# BUNDLE_DIR (default .bundle) is where the archive goes. Run scripts/setup.sh first: the host
+# reference runs use build/src/rewarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-kokkos=${Kokkos_ROOT:-$PWD/.deps/kokkos-cuda}
-[[ -x $kokkos/bin/nvcc_wrapper ]] || { echo "gpu_bundle: no CUDA Kokkos at $kokkos (set Kokkos_ROOT)" >&2; exit 1; }
-cmake -B build-cuda -S . -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" \
-      -DCMAKE_CXX_COMPILER="$kokkos/bin/nvcc_wrapper" >/dev/null
-cmake --build build-cuda -j"$(nproc)" --target rewarm rewarm_tests rewarm_comm_tests
+out=${BUNDLE_DIR:-.bundle}
+cpu=$([[ ${1:-} == --cpu ]] && echo 1 || echo 0)
+if ((cpu)); then
+  stage=$out/rewarm-cpu build=build
+else
+  stage=$out/rewarm-cuda build=build-cuda
+  kokkos=${Kokkos_ROOT:-$PWD/.deps/kokkos-cuda}
+  [[ -x $kokkos/bin/nvcc_wrapper ]] || { echo "gpu_bundle: no CUDA Kokkos at $kokkos (set Kokkos_ROOT)" >&2; exit 1; }
+  cmake -B build-cuda -S . -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" \
+        -DCMAKE_CXX_COMPILER="$kokkos/bin/nvcc_wrapper" >/dev/null
+  cmake --build build-cuda -j"$(nproc)" --target rewarm rewarm_tests rewarm_comm_tests
+fi
 
-stage=.bundle/rewarm-cuda
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/ref"
-cp build-cuda/src/rewarm build-cuda/tests/rewarm_tests build-cuda/tests/rewarm_comm_tests "$stage/bin/"
-strip --strip-unneeded "$stage"/bin/*
-# Shared libraries: everything ldd resolves but glibc's own and the CUDA driver/toolkit, which
-# the GPU machine has in the versions it needs (libstdc++ travels: it may be older there).
-for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
-  grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so|/ld-linux|libcuda\.so|libcudart|libcublas|libnvidia' |
-  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+cp $build/src/rewarm $build/tests/rewarm_tests $build/tests/rewarm_comm_tests "$stage/bin/"
 
 # The device check's inputs and the host's runs of it (Debian build: exact bf16 emulation).
 host=build/src/rewarm
@@ -36,6 +39,18 @@ for p in fp32 bf16; do
     --set precision.gemm="\"$p\"" --set data.train.0.path="$stage/ref/train.h5" \
     --set data.eval.0.path="$stage/ref/val.h5" >/dev/null
 done
+if ((cpu)); then
+  tar -C "$out" -cf "$out/rewarm-cpu.tar" rewarm-cpu
+  echo "gpu_bundle: $out/rewarm-cpu.tar (the Debian build, for a dry run)"
+  exit 0
+fi
+
+strip --strip-unneeded "$stage"/bin/*
+# Shared libraries: everything ldd resolves but glibc's own and the CUDA driver/toolkit, which
+# the GPU machine has in the versions it needs (libstdc++ travels: it may be older there).
+for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so|/ld-linux|libcuda\.so|libcudart|libcublas|libnvidia' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 
 # Started with only the bundle on the library path, the CPU-side tools of the CUDA build work
 # here, on a machine without a GPU (the login-node case; the CUDA toolkit's stub driver stands
@@ -46,7 +61,7 @@ LD_LIBRARY_PATH="$stage/lib:$stub" "$stage/bin/rewarm" --version
 LD_LIBRARY_PATH="$stage/lib:$stub" "$stage/bin/rewarm" info "$stage/ref/val.h5" | head -1
 rm -rf "$stub"
 
-tar -C .bundle -cf - rewarm-cuda | xz -T0 -6 > .bundle/rewarm-cuda.tar.xz
-size=$(stat -c %s .bundle/rewarm-cuda.tar.xz)
-echo "gpu_bundle: .bundle/rewarm-cuda.tar.xz, $((size / 1048576)) MiB ($(ls "$stage/lib" | wc -l) libraries)"
+tar -C "$out" -cf - rewarm-cuda | xz -T0 -6 > "$out/rewarm-cuda.tar.xz"
+size=$(stat -c %s "$out/rewarm-cuda.tar.xz")
+echo "gpu_bundle: $out/rewarm-cuda.tar.xz, $((size / 1048576)) MiB ($(ls "$stage/lib" | wc -l) libraries)"
 (( size < 60 * 1048576 )) || { echo "gpu_bundle: over 60 MiB" >&2; exit 1; }

@@ -1,0 +1,93 @@
+"""The device check (bench/gpu/run.sh, bench/gpu/compare.py) before a GPU ever runs it: its
+comparison tells rounding-level differences from wrong results, and the whole script runs here as
+a dry run on the Debian build (a lent GPU has 15 minutes; a script error there costs the session)."""
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REWARM, ROOT, rewarm
+
+COMPARE = os.path.join(ROOT, "bench", "gpu", "compare.py")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """scripts/gpu_bundle.sh --cpu: the Debian build, the check's inputs and the host's runs of it."""
+    out = tmp_path_factory.mktemp("bundle")
+    subprocess.run([os.path.join(ROOT, "scripts", "gpu_bundle.sh"), "--cpu"], check=True, capture_output=True,
+                   env=dict(os.environ, BUNDLE_DIR=str(out)))
+    return out
+
+
+def check_run(ref, run_dir, *extra):
+    return rewarm("train", ref / "check.toml", "--set", f"run_dir={run_dir}",
+                  "--set", f"data.train.0.path={ref / 'train.h5'}", "--set", f"data.eval.0.path={ref / 'val.h5'}",
+                  "--set", "train.checkpoint_interval=2", *extra)
+
+
+def perturbed_run(ref, run_dir, relative, precision="fp32"):
+    """The check's run with every weight multiplied by 1 ± `relative` (random signs) every other
+    step: a stand-in for the rounding differences of another machine's kernels."""
+    for step in range(2, 21, 2):
+        check_run(ref, run_dir, "--stop-at", step, "--set", f'precision.gemm="{precision}"')
+        if step == 20:
+            break
+        rng = np.random.default_rng(step)
+        with h5py.File(run_dir / "checkpoints" / f"step_{step:08d}.h5", "r+") as f:
+            for d in f["model"].values():
+                a = d[:]
+                d[...] = (a * (1 + relative * rng.choice([-1.0, 1.0], a.shape))).astype(np.float32)
+
+
+def compare(gpu, host, precision="fp32"):
+    p = subprocess.run([sys.executable, COMPARE, str(gpu), str(host), precision], capture_output=True, text=True)
+    return p.returncode, json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_compare_passes_rounding_and_fails_real_differences(bundle, tmp_path):
+    ref = bundle / "rewarm-cpu" / "ref"
+    rc, same = compare(ref / "host-fp32", ref / "host-fp32")
+    assert rc == 0 and same["weights"] == 0 and same["train_loss"] == 0
+
+    perturbed_run(ref, tmp_path / "ulp", 1e-7)
+    rc, r = compare(tmp_path / "ulp", ref / "host-fp32")
+    # the key bias (no true gradient) moves ~1e-4 and would fail the 1e-5 bound; nothing else does
+    assert r["key_bias"] > 1e-4 and 1e-7 < r["weights"] < 2e-6, r
+    assert 0 < r["train_loss"] < 1e-7 and r["grad_norm"] < 1e-6 and rc == 0 and r["pass"], r
+
+    perturbed_run(ref, tmp_path / "big", 1e-4)
+    rc, r = compare(tmp_path / "big", ref / "host-fp32")
+    assert rc == 1 and not r["pass"] and r["weights"] > 1e-5, r
+
+    # bf16: the same tiny changes flip roundings to bf16, and the weights drift 1e-3 apart
+    perturbed_run(ref, tmp_path / "bf16", 1e-7, "bf16")
+    rc, r = compare(tmp_path / "bf16", ref / "host-bf16", "bf16")
+    assert rc == 0 and r["pass"] and 1e-4 < r["weights"] < 5e-3 and r["train_loss"] < 1e-4, r
+    # the bf16 run is not the fp32 run: the emulation is on
+    rc, r = compare(ref / "host-bf16", ref / "host-fp32")
+    assert rc == 1 and r["train_loss"] > 1e-5, r
+
+
+def test_dry_run_of_the_device_script(bundle, tmp_path):
+    # the device's python3 has h5py; here only the system one does
+    (tmp_path / "bin").mkdir()
+    os.symlink(sys.executable, tmp_path / "bin" / "python3")
+    env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle / "rewarm-cpu.tar"),
+               REWARM_CHECK_MODELS="pythia-14m", REWARM_CHECK_PRECISIONS="fp32 bf16",
+               REWARM_CHECK_SET="data.seq_len=32", PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    p = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:]
+    log = (tmp_path / "out" / "run.log").read_text()
+    assert "All tests passed" in log and "status 0" in log
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [c["precision"] for c in res["compare"]] == ["fp32", "bf16"] and all(c["pass"] for c in res["compare"])
+    assert sorted(res["bench"]) == ["pythia-14m-bf16", "pythia-14m-fp32"]
+    for b in res["bench"].values():
+        assert b["tokens_per_second"] > 0 and 0 < b["mfu"] < 1 and b["micro_batch"] == 16, b
+        assert set(b["phases"]) >= {"forward", "backward", "optimizer", "allreduce", "data"}, b["phases"]
