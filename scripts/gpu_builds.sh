@@ -5,6 +5,8 @@
 # .deps/kokkos-hip). Neither Kokkos is a Debian package and CI does not fetch one, so on CI both
 # are skipped; README "Building on a cluster" says how to make them. A build that exists is
 # then tested on this machine without a GPU by tests/python/test_gpu_build.py (the login node).
+# Last, a compile check of the rocBLAS paths (src/core/gemm.cpp) against rocBLAS's headers
+# (ROCBLAS_INCLUDE, default .deps/rocblas/include): no rocBLAS library is packaged to link.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -31,5 +33,27 @@ build() {  # name kokkos_root compiler extra-cmake-args...
 cuda=${KOKKOS_CUDA_ROOT:-$PWD/.deps/kokkos-cuda}
 hip=${KOKKOS_HIP_ROOT:-$PWD/.deps/kokkos-hip}
 build CUDA "$cuda" "$cuda/bin/nvcc_wrapper"
-build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-OFF}
+build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-OFF} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+
+# gemm.cpp as the HIP build compiles it, with the rocBLAS paths switched on.
+rocblas=${ROCBLAS_INCLUDE:-$PWD/.deps/rocblas/include}
+if [[ ! -f $rocblas/rocblas/rocblas.h ]]; then
+  echo "gpu_builds: rocBLAS compile check skipped: no rocBLAS headers at $rocblas"
+elif [[ ! -f build-hip/compile_commands.json ]]; then
+  echo "gpu_builds: rocBLAS compile check skipped: no HIP build"
+else
+  cmd=$(/usr/bin/python3 - "$rocblas" <<'PY'
+import json, shlex, sys
+c = next(c for c in json.load(open("build-hip/compile_commands.json")) if c["file"].endswith("src/core/gemm.cpp"))
+args = shlex.split(c["command"])
+args[args.index("-o") + 1] = "/dev/null"
+print(shlex.join(["cd", c["directory"]]), "&&", shlex.join(args + ["-DREWARM_COMPILE_CHECK_ROCBLAS", "-isystem", sys.argv[1]]))
+PY
+)
+  if out=$(eval "$cmd" 2>&1) && ! grep -q "warning:" <<<"$out"; then
+    echo "gpu_builds: rocBLAS compile check done (src/core/gemm.cpp against $rocblas)"
+  else
+    echo "gpu_builds: rocBLAS compile check FAILED:"; head -30 <<<"$out"; status=1
+  fi
+fi
 exit $status

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "core/gemm.hpp"
+#include "core/gemm_precision.hpp"
 
 namespace rewarm {
 namespace {

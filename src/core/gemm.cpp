@@ -5,19 +5,19 @@
 
 #include "core/error.hpp"
 
+// The vendor library this build calls for batches and bf16/tf32: cuBLAS in a CUDA build;
+// rocBLAS in a HIP build whose Kokkos Kernels has it (or, for scripts/gpu_builds.sh's compile
+// check against rocBLAS's headers where the library is missing, REWARM_COMPILE_CHECK_ROCBLAS);
+// none elsewhere.
 #if defined(KOKKOS_ENABLE_CUDA)
 #include <cublas_v2.h>
 #define REWARM_CUBLAS 1
+#elif defined(KOKKOS_ENABLE_HIP) && (defined(KOKKOSKERNELS_ENABLE_TPL_ROCBLAS) || defined(REWARM_COMPILE_CHECK_ROCBLAS))
+#include <rocblas/rocblas.h>
+#define REWARM_ROCBLAS 1
 #endif
 
 namespace rewarm {
-
-GemmPrecision parse_gemm_precision(const std::string& name, const std::string& where) {
-  if (name == "fp32") return GemmPrecision::fp32;
-  if (name == "bf16") return GemmPrecision::bf16;
-  if (name == "tf32") return GemmPrecision::tf32;
-  fail(where, "precision.gemm = \"" + name + "\" is not one of fp32, tf32, bf16");
-}
 
 GemmPrecision gemm_precision(const std::string& name, const std::string& where) {
   const auto p = parse_gemm_precision(name, where);
@@ -27,10 +27,6 @@ GemmPrecision gemm_precision(const std::string& name, const std::string& where) 
                     std::string(ExecSpace::name()) + ": use \"fp32\" or \"bf16\"");
 #endif
   return p;
-}
-
-std::string to_string(GemmPrecision p) {
-  return p == GemmPrecision::bf16 ? "bf16" : p == GemmPrecision::tf32 ? "tf32" : "fp32";
 }
 
 namespace {
@@ -67,7 +63,15 @@ cublasOperation_t op(char t) { return t == 'N' ? CUBLAS_OP_N : CUBLAS_OP_T; }
 void check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS ") + what + " failed: " + cublasGetStatusString(s));
 }
-// bf16 copies of X (as uint16 bit patterns) for cublasGemmEx.
+#elif defined(REWARM_ROCBLAS)
+rocblas_operation op(char t) { return t == 'N' ? rocblas_operation_none : rocblas_operation_transpose; }
+void check(rocblas_status s, const char* what) {
+  if (s != rocblas_status_success) throw Error(std::string("rocBLAS ") + what + " failed: " + rocblas_status_to_string(s));
+}
+#endif
+
+#if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
+// bf16 copies of X (as uint16 bit patterns, rounded to nearest even) for the vendor GEMM.
 Kokkos::View<std::uint16_t*, MemSpace> to_bf16(Kokkos::View<std::uint16_t*, MemSpace>& dst, const float* src, Index n) {
   if (Index(dst.extent(0)) < n)
     dst = Kokkos::View<std::uint16_t*, MemSpace>(Kokkos::view_alloc("rewarm::gemm_bf16", Kokkos::WithoutInitializing), n);
@@ -95,6 +99,12 @@ Gemm<T>::Gemm(GemmPrecision precision) : precision_(precision) {
   check(cublasCreate(&h), "create");
   check(cublasSetStream(h, ExecSpace().cuda_stream()), "set stream");
   handle_ = h;
+#elif defined(REWARM_ROCBLAS)
+  rocblas_handle h;
+  check(rocblas_create_handle(&h), "create handle");
+  check(rocblas_set_stream(h, ExecSpace().hip_stream()), "set stream");
+  check(rocblas_set_atomics_mode(h, rocblas_atomics_not_allowed), "set atomics mode");  // same result every run
+  handle_ = h;
 #endif
 }
 
@@ -102,17 +112,21 @@ template <class T>
 Gemm<T>::~Gemm() {
 #if defined(REWARM_CUBLAS)
   if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
+#elif defined(REWARM_ROCBLAS)
+  if (handle_) rocblas_destroy_handle(static_cast<rocblas_handle>(handle_));
 #endif
 }
 
 template <class T>
 void Gemm<T>::operator()(char ta, char tb, T alpha, const Matrix<T>& A, const Matrix<T>& B, T beta, const Matrix<T>& C) {
+#if !defined(REWARM_CUBLAS) && !defined(REWARM_ROCBLAS)  // GPUs: every GEMM on this class's handle
   if (precision_ == GemmPrecision::fp32) {
     const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
     KokkosBlas::gemm(sa, sb, alpha, A, B, beta, C);  // the 7-argument form: Kokkos Kernels 3.4 and 4.x
     ++calls_;
     return;
   }
+#endif
   batched(ta, tb, alpha, A, 0, B, 0, beta, C, 0, 1);
 }
 
@@ -145,8 +159,31 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
           "GemmStridedBatchedEx");
   }
   ++calls_;
+#elif defined(REWARM_ROCBLAS)
+  // The same operand swap as for cuBLAS; rocBLAS writes D (here C itself) from C.
+  const auto h = static_cast<rocblas_handle>(handle_);
+  const rocblas_int M = rocblas_int(n), N = rocblas_int(m), K = rocblas_int(k), lda = rocblas_int(A.extent(1)),
+                    ldb = rocblas_int(B.extent(1)), ldc = rocblas_int(n), batches = rocblas_int(count);
+  if constexpr (std::is_same_v<T, double>) {
+    check(rocblas_dgemm_strided_batched(h, op(tb), op(ta), M, N, K, &alpha, B.data(), ldb, sB, A.data(), lda, sA, &beta,
+                                        C.data(), ldc, sC, batches),
+          "dgemm_strided_batched");
+  } else if (precision_ == GemmPrecision::bf16) {
+    const Index spanA = sA * (count - 1) + Index(A.size()), spanB = sB * (count - 1) + Index(B.size());
+    const auto a16 = to_bf16(bf16_a_, A.data(), spanA), b16 = to_bf16(bf16_b_, B.data(), spanB);
+    check(rocblas_gemm_strided_batched_ex(h, op(tb), op(ta), M, N, K, &alpha, b16.data(), rocblas_datatype_bf16_r, ldb,
+                                          sB, a16.data(), rocblas_datatype_bf16_r, lda, sA, &beta, C.data(),
+                                          rocblas_datatype_f32_r, ldc, sC, C.data(), rocblas_datatype_f32_r, ldc, sC,
+                                          batches, rocblas_datatype_f32_r, rocblas_gemm_algo_standard, 0, 0),
+          "gemm_strided_batched_ex (bf16)");
+  } else {
+    check(rocblas_sgemm_strided_batched(h, op(tb), op(ta), M, N, K, &alpha, B.data(), ldb, sB, A.data(), lda, sA, &beta,
+                                        C.data(), ldc, sC, batches),
+          "sgemm_strided_batched");
+  }
+  ++calls_;
 #else
-  // Host and AMD GPUs (no rocBLAS paths yet): one KokkosBlas::gemm per item, on bf16-rounded
+  // Host (and a GPU build without a vendor BLAS): one KokkosBlas::gemm per item, on bf16-rounded
   // copies of the inputs when asked.
   Matrix<T> a = A, b = B;
   if (precision_ == GemmPrecision::bf16) {

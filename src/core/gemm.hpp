@@ -1,26 +1,24 @@
 // The one GEMM interface: C = alpha·op(A)·op(B) + beta·C on row-major matrices, one at a time
 // or as a strided batch, in the precision the run asks for. Nothing else in rewarm calls a BLAS.
 //
-//   fp32  KokkosBlas::gemm (OpenBLAS on the host, cuBLAS/rocBLAS on GPUs); batches are one
-//         strided-batched cuBLAS call on NVIDIA GPUs and a loop elsewhere.
+//   fp32  on the host KokkosBlas::gemm (OpenBLAS), a batch a loop of them; on GPUs one
+//         strided-batched cuBLAS/rocBLAS call on the Kokkos stream (rocBLAS without atomics, so
+//         every run gives the same result), a single GEMM a batch of one.
 //   bf16  inputs rounded to bfloat16 (round to nearest even), products accumulated and written in
-//         fp32: cuBLAS's GemmEx on NVIDIA GPUs; elsewhere an exact emulation (the inputs rounded
-//         to bf16 values held in floats, then an fp32 GEMM), so the logic is tested in CI and a
-//         GPU run can be compared with it. rocBLAS's gemm_ex paths for AMD are not written yet.
+//         fp32: cuBLAS's GemmStridedBatchedEx / rocBLAS's gemm_strided_batched_ex on GPUs; on the
+//         host an exact emulation (the inputs rounded to bf16 values held in floats, then an fp32
+//         GEMM), so the logic is tested in CI and a GPU run can be compared with it.
 //   tf32  NVIDIA tensor cores with fp32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32); refused elsewhere.
 #pragma once
 #include <string>
 
+#include "core/gemm_precision.hpp"
 #include "core/types.hpp"
 
 namespace rewarm {
 
-enum class GemmPrecision { fp32, tf32, bf16 };
-// "fp32" | "tf32" | "bf16"; fails naming `where` otherwise (a config names any, whatever the build).
-GemmPrecision parse_gemm_precision(const std::string& name, const std::string& where);
-// The same, and fails when this build cannot compute in it (tf32 off NVIDIA GPUs).
+// parse_gemm_precision, and fails when this build cannot compute in it (tf32 off NVIDIA GPUs).
 GemmPrecision gemm_precision(const std::string& name, const std::string& where);
-std::string to_string(GemmPrecision p);
 
 // Rounds to the nearest bfloat16 (ties to even) and back to float: the value a bf16 GEMM sees.
 KOKKOS_INLINE_FUNCTION float round_to_bf16(float x) {
@@ -59,7 +57,7 @@ class Gemm {
   Kokkos::View<std::uint16_t*, MemSpace> bf16_a_, bf16_b_;
   GemmPrecision precision_;
   Index calls_ = 0;
-  void* handle_ = nullptr;  // the cuBLAS handle, on NVIDIA GPUs
+  void* handle_ = nullptr;  // the cuBLAS or rocBLAS handle, on GPUs
 };
 
 extern template class Gemm<float>;
