@@ -113,8 +113,9 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   h_ids_ = Kokkos::create_mirror_view(PinnedSpace(), ids_);
   h_targets_ = Kokkos::create_mirror_view(PinnedSpace(), targets_);
   windows_.resize(std::size_t(cfg_.data.seq_len + 1));
-  overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero &&
-             (kHostMemory || cfg_.parallel.gpu_aware_mpi);
+  // Nonblocking all-reduces on host memory only: Open MPI's CUDA-aware collectives are the
+  // blocking ones (its libnbc would sum a GPU buffer on the host).
+  overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && kHostMemory;
   buckets_ = model_->layout().gradient_buckets(cfg_.model.num_hidden_layers);
 }
 
@@ -369,6 +370,9 @@ Trainer::Stop Trainer::train(Index stop_at) {
       std::fprintf(stderr, "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s\n",
                    comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
                    double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "");
+    if (cfg_.parallel.overlap && !overlap_ && comm_.size() > 1)
+      std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n",
+                   cfg_.parallel.zero ? "not with zero = 1" : "nonblocking MPI collectives take host memory only");
     metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
                                         Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm},
                                         resumed ? state_.step : -1);

@@ -71,10 +71,15 @@ void check(rocblas_status s, const char* what) {
 #endif
 
 #if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
+constexpr bool kVendorGemm = true;
+#else
+constexpr bool kVendorGemm = false;
+#endif
+
+#if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
 // bf16 copies of X (as uint16 bit patterns, rounded to nearest even) for the vendor GEMM.
-Kokkos::View<std::uint16_t*, MemSpace> to_bf16(Kokkos::View<std::uint16_t*, MemSpace>& dst, const float* src, Index n) {
-  if (Index(dst.extent(0)) < n)
-    dst = Kokkos::View<std::uint16_t*, MemSpace>(Kokkos::view_alloc("rewarm::gemm_bf16", Kokkos::WithoutInitializing), n);
+View1<std::uint16_t> to_bf16(View1<std::uint16_t>& dst, const float* src, Index n) {
+  grow(dst, n, "rewarm::gemm_bf16");
   auto d = dst;
   Kokkos::parallel_for(
       "rewarm::gemm_to_bf16", Range(0, n), KOKKOS_LAMBDA(Index i) {
@@ -115,6 +120,26 @@ Gemm<T>::~Gemm() {
 #elif defined(REWARM_ROCBLAS)
   if (handle_) rocblas_destroy_handle(static_cast<rocblas_handle>(handle_));
 #endif
+}
+
+template <class T>
+void Gemm<T>::reserve(Index span_a, Index span_b) {
+  if (precision_ != GemmPrecision::bf16) return;
+  if constexpr (kVendorGemm) {
+    grow(bf16_a_, span_a, "rewarm::gemm_bf16");
+    grow(bf16_b_, span_b, "rewarm::gemm_bf16");
+  } else {
+    grow(scratch_a_, span_a, "rewarm::gemm_bf16_a");
+    grow(scratch_b_, span_b, "rewarm::gemm_bf16_b");
+  }
+}
+
+template <class T>
+std::size_t Gemm<T>::scratch_bytes(GemmPrecision precision, Index span_a, Index span_b) {
+  if (precision != GemmPrecision::bf16) return 0;
+  const std::size_t elem = kVendorGemm ? sizeof(std::uint16_t) : sizeof(T);
+  auto padded = [&](Index n) { return (std::size_t(n) * elem + 7) / 8 * 8; };  // as Kokkos allocates
+  return padded(span_a) + padded(span_b);
 }
 
 template <class T>

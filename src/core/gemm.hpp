@@ -47,6 +47,12 @@ class Gemm {
   void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Matrix<T>& B, Index strideB,
                T beta, const Matrix<T>& C, Index strideC, Index count);
 
+  // bf16: sizes the copies of the inputs now for operands spanning up to span_a / span_b
+  // elements (a batch: from its first item's first element to its last item's last), so a run
+  // allocates, and its memory check counts (scratch_bytes), all of it before the first step.
+  void reserve(Index span_a, Index span_b);
+  static std::size_t scratch_bytes(GemmPrecision precision, Index span_a, Index span_b);
+
   GemmPrecision precision() const { return precision_; }
   // Calls made so far, a batch counting once (one library call on GPUs; a loop on the host).
   Index calls() const { return calls_; }
@@ -54,7 +60,7 @@ class Gemm {
  private:
   // The bf16 inputs: rounded copies (host) or bf16 arrays (GPU), grown on demand.
   View1<T> scratch_a_, scratch_b_;
-  Kokkos::View<std::uint16_t*, MemSpace> bf16_a_, bf16_b_;
+  View1<std::uint16_t> bf16_a_, bf16_b_;
   GemmPrecision precision_;
   Index calls_ = 0;
   void* handle_ = nullptr;  // the cuBLAS or rocBLAS handle, on GPUs

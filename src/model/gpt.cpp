@@ -103,6 +103,8 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
   col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
+  const auto [span_a, span_b] = gemm_spans(cfg, B_, T_, options);
+  gemm_.reserve(span_a, span_b);
 }
 
 template <class T>
@@ -121,14 +123,26 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
   add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);      // final LayerNorm, logits
   add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);         // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
   add(N * d, t, 7), add(N * H, t);                            // attention heads and gradients, delta
-  const Index pairs = B * H, per_pair = 2 * Index(t) * T_len * T_len;
-  const Index group = std::clamp<Index>(Index(options.attention_workspace_bytes / std::size_t(per_pair)), 1, pairs);
+  const Index group = AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes);
   add(group * T_len * T_len, t, 2);                           // scores
   add(((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);
   add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);       // rotary tables
   add(N, sizeof(double));                                     // token losses
   add(N, sizeof(std::int32_t), 2), add(N + 1, sizeof(std::int32_t));  // token rows
-  return total;
+  const auto [span_a, span_b] = gemm_spans(c, B, T_len, options);
+  return total + Gemm<T>::scratch_bytes(options.gemm, span_a, span_b);  // bf16 input copies
+}
+
+// The largest first (A) and second (B) operands of this model's GEMMs, in elements: linear
+// layers x[N,in]·Wᵀ, dy[N,out]ᵀ·x and dy·W (in → out: d → 3d, d → d, d → I, I → d, d → V), and the
+// attention's batches of `group` pairs (Q·Kᵀ, P·V and their gradients: T×T and T×hd items).
+template <class T>
+std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
+  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim();
+  const Index group = AttentionWorkspace<T>::group_for({B, T_len, c.num_attention_heads, hd}, options.attention_workspace_bytes);
+  const Index widest_out = std::max({3 * d, I, V}), widest_in = std::max(d, I);
+  return {std::max(N * widest_out, group * T_len * std::max(T_len, hd)),
+          std::max({d * widest_out, N * widest_in, group * T_len * hd})};
 }
 
 template <class T>

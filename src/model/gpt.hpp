@@ -2,6 +2,7 @@
 // Templated on the scalar so every layer and the whole model can be checked in double.
 #pragma once
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "model/config.hpp"
@@ -41,9 +42,12 @@ class Gpt {
  public:
   // Activations are sized for `batch` sequences of `seq_len` tokens.
   Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
-  // Bytes the constructor allocates (parameters, gradients, activations, workspaces): the
+  // Bytes the constructor allocates (parameters, gradients, activations, workspaces, bf16 GEMM
+  // input copies): the
   // estimate checked against a GPU's free memory before any allocation. A test holds it exact.
   static std::size_t memory_bytes(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
+  static std::pair<Index, Index> gemm_spans(const ModelConfig& cfg, Index batch, Index seq_len,
+                                            const GptOptions& options);
 
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }

@@ -76,7 +76,9 @@ class Comm {
   // The one place MPI meets memory: host-accessible pointers, after a fence.
   void run(Op op, void* data, void* recv, Index n, MPI_Datatype type, const Slices* slices, int root) const;
   template <class V>
-  auto host_view(const V& v, int slot);  // v itself, or a staging copy
+  // v itself (host memory, or GPU memory when the MPI is CUDA-aware and device_ok), or a host
+  // staging copy in staging_[slot].
+  auto host_view(const V& v, int slot, bool device_ok = true);
   // An in-place collective on v: staged in, run, staged out (on rank 0 only for a gather).
   template <class V>
   void in_place(Op op, const V& v, const Slices* slices, int root);
@@ -92,11 +94,11 @@ template <class T>
 MPI_Datatype mpi_type();
 
 template <class V>
-auto Comm::host_view(const V& v, int slot) {
+auto Comm::host_view(const V& v, int slot, bool device_ok) {
   using T = typename V::non_const_value_type;
   using Host = Kokkos::View<T*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
   constexpr bool host_accessible = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename V::memory_space>::accessible;
-  if (host_accessible || gpu_aware_) return Host(const_cast<T*>(v.data()), v.size());
+  if (host_accessible || (gpu_aware_ && device_ok)) return Host(const_cast<T*>(v.data()), v.size());
   auto& buf = staging_[slot];
   if (buf.size() < v.size() * sizeof(T)) buf.resize(v.size() * sizeof(T));
   return Host(reinterpret_cast<T*>(buf.data()), v.size());
@@ -140,8 +142,10 @@ void Comm::reduce_scatter_sum(const V& send, const W& recv, const Slices& slices
     Kokkos::deep_copy(flat_in_place(recv), Kokkos::subview(flat_in_place(send), std::make_pair(Index(0), Index(recv.size()))));
     return;
   }
-  auto hs = host_view(send, 0);
-  auto hr = host_view(recv, 1);
+  // Staged even with CUDA-aware MPI: Open MPI's CUDA collectives cover MPI_Reduce_scatter_block,
+  // not the varying-count MPI_Reduce_scatter that uneven slices need.
+  auto hs = host_view(send, 0, false);
+  auto hr = host_view(recv, 1, false);
   stage_in(hs, send);
   run(Op::ReduceScatter, hs.data(), hr.data(), Index(send.size()), mpi_type<typename V::non_const_value_type>(),
       &slices, 0);

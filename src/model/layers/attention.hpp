@@ -23,10 +23,13 @@ struct AttentionWorkspace {
   View1<T> q, k, v, o, dq, dk, dv, s, p, delta;
   AttentionWorkspace() = default;
   // budget_bytes bounds the two score buffers (at least one pair is always allowed).
+  static Index group_for(AttentionShape a, std::size_t budget_bytes) {
+    const auto per_pair = std::size_t(2) * sizeof(T) * std::size_t(a.seq * a.seq);
+    return std::clamp<Index>(Index(budget_bytes / per_pair), 1, a.batch * a.heads);
+  }
   AttentionWorkspace(AttentionShape a, std::size_t budget_bytes) {
     const Index pairs = a.batch * a.heads, n = pairs * a.seq * a.hd;
-    const auto per_pair = std::size_t(2) * sizeof(T) * std::size_t(a.seq * a.seq);
-    group = std::clamp<Index>(Index(budget_bytes / per_pair), 1, pairs);
+    group = group_for(a, budget_bytes);
     auto buf = [](const char* name, Index len) {
       return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
     };
