@@ -277,7 +277,7 @@ StepResult Trainer::step() {
         kx::fence("rewarm::bucket");  // MPI reads what the kernels wrote
         for (const auto& [begin, end] : buckets_[b]) comm_.start_allreduce_sum(grad_sum_.data() + begin, end - begin);
       };
-    loss_sum += model_->forward(ids_, targets_, grad_scale);
+    loss_sum += model_->forward(ids_, targets_, grad_scale, -1, h_ids_.data());
     model_->on_gradients = nullptr;
     const auto g0 = std::chrono::steady_clock::now();
     if (!direct && !overlap) accumulate_gradient(flat(grad_sum_), flat(model_->grads), first);

@@ -172,12 +172,18 @@ void Gpt<T>::zero_grads() {
 }
 
 template <class T>
-double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count) {
+double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count,
+                       const std::int32_t* host_ids) {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
   const auto t0 = std::chrono::steady_clock::now();
-  if (grad_scale != 0) token_rows_.build(ids);  // before the layers: its host work needs no device
+  if (grad_scale != 0) {  // before the layers: its host work needs no device, unless the ids are only there
+    if (host_ids)
+      token_rows_.build(host_ids);
+    else
+      token_rows_.build(host_copy(ids).data());
+  }
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
   for (Index l = 0; l < c.num_hidden_layers; ++l) {
     const auto& p = P_.layers[l];

@@ -57,8 +57,11 @@ class Gpt {
   void zero_grads();
 
   // ids, targets [batch·seq_len]. Returns Σ token losses over the first `count` tokens (all by
-  // default). With grad_scale != 0 also accumulates grad_scale·∂(Σ losses)/∂params into grads.
-  double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1);
+  // default). With grad_scale != 0 also accumulates grad_scale·∂(Σ losses)/∂params into grads;
+  // host_ids, the same ids in host memory where the caller has them, spare a GPU the wait for
+  // copying them back (the embedding gradient's row lists are built on the host).
+  double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1,
+                 const std::int32_t* host_ids = nullptr);
 
   Index tokens() const { return B_ * T_; }
   // Called during the backward pass with the index of each ParamLayout::gradient_buckets() entry

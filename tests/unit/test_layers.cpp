@@ -207,7 +207,7 @@ TEST_CASE("embedding backward accumulates repeated ids", "[layers]") {
   };
   loss();
   TokenRows rows(N);
-  rows.build(ids);
+  rows.build(id_list);
   CHECK(rows.count == 4);  // ids 0, 1, 3, 5
   embedding_backward(mat(dE, V, d), rows, mat(R, N, d));
   CHECK(max_fd_error(loss, {{E, dE}}) < 1e-7);

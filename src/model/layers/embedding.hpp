@@ -2,6 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <numeric>
+#include <utility>
+#include <vector>
 
 #include "model/layers/elementwise.hpp"
 
@@ -11,31 +13,37 @@ namespace rewarm::layers {
 // positions order[start[k] .. start[k+1]) in increasing order. Built on the host from the
 // batch's ids, so the embedding gradient sums each id's rows in a fixed order with no atomics.
 struct TokenRows {
+  using HostMirror = decltype(Kokkos::create_mirror_view(PinnedSpace(), std::declval<View1<std::int32_t>>()));
   View1<std::int32_t> ids, start, order;
+  HostMirror h_ids, h_start, h_order;  // the same views where the device's memory is the host's
   Index count = 0;
 
   TokenRows() = default;  // allocates nothing
   explicit TokenRows(Index n)
-      : ids("rewarm::token_ids", n), start("rewarm::token_start", n + 1), order("rewarm::token_order", n) {}
+      : ids("rewarm::token_ids", n),
+        start("rewarm::token_start", n + 1),
+        order("rewarm::token_order", n),
+        h_ids(Kokkos::create_mirror_view(PinnedSpace(), ids)),
+        h_start(Kokkos::create_mirror_view(PinnedSpace(), start)),
+        h_order(Kokkos::create_mirror_view(PinnedSpace(), order)) {}
 
-  void build(const View1<std::int32_t>& batch_ids) {
-    const auto h = host_copy(batch_ids);
-    const Index n = h.extent(0);
+  // From the batch's ids in host memory (order.extent(0) of them). The uploads are queued, not
+  // waited for: the next build comes after Gpt::forward has read its loss, when they are done.
+  void build(const std::int32_t* batch_ids) {
+    const Index n = order.extent(0);
     std::vector<std::int32_t> pos(std::size_t(n), 0);
     std::iota(pos.begin(), pos.end(), 0);
-    std::stable_sort(pos.begin(), pos.end(), [&](std::int32_t a, std::int32_t b) { return h(a) < h(b); });
-    auto hi = Kokkos::create_mirror_view(ids), hs = Kokkos::create_mirror_view(start),
-         ho = Kokkos::create_mirror_view(order);
+    std::stable_sort(pos.begin(), pos.end(), [&](std::int32_t a, std::int32_t b) { return batch_ids[a] < batch_ids[b]; });
     count = 0;
     for (Index i = 0; i < n; ++i) {
-      ho(i) = pos[std::size_t(i)];
-      if (i == 0 || h(pos[std::size_t(i)]) != h(pos[std::size_t(i - 1)])) hi(count) = h(pos[std::size_t(i)]), hs(count++) = std::int32_t(i);
+      const std::int32_t id = batch_ids[pos[std::size_t(i)]];
+      h_order(i) = pos[std::size_t(i)];
+      if (i == 0 || id != batch_ids[pos[std::size_t(i - 1)]]) h_ids(count) = id, h_start(count++) = std::int32_t(i);
     }
-    hs(count) = std::int32_t(n);
-    Kokkos::deep_copy(ExecSpace(), ids, hi);
-    Kokkos::deep_copy(ExecSpace(), start, hs);
-    Kokkos::deep_copy(ExecSpace(), order, ho);
-    kx::fence("rewarm::token_rows");  // the host mirrors go out of scope
+    h_start(count) = std::int32_t(n);
+    Kokkos::deep_copy(ExecSpace(), ids, h_ids);
+    Kokkos::deep_copy(ExecSpace(), start, h_start);
+    Kokkos::deep_copy(ExecSpace(), order, h_order);
   }
 };
 
