@@ -49,8 +49,7 @@ class Section {
     for (const auto& [k, v] : *t_) {
       const std::string key(k.str());
       if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
-      const std::string hint = closest(key, known_);
-      fail(source_, "unknown key " + prefix_ + key + (hint.empty() ? "" : " (did you mean " + prefix_ + hint + "?)"));
+      fail(source_, "unknown key " + prefix_ + key + did_you_mean(key, known_, prefix_));
     }
   }
   void expect(const std::vector<std::string>& tables) { known_.insert(known_.end(), tables.begin(), tables.end()); }

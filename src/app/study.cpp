@@ -47,8 +47,7 @@ void check_keys(const toml::table& t, const std::set<std::string>& known, const 
   for (const auto& [k, v] : t) {
     const std::string key(k.str());
     if (known.count(key)) continue;
-    const std::string hint = closest(key, std::vector<std::string>(known.begin(), known.end()));
-    fail(path, "unknown key " + where + key + (hint.empty() ? "" : " (did you mean " + where + hint + "?)"));
+    fail(path, "unknown key " + where + key + did_you_mean(key, {known.begin(), known.end()}, where));
   }
 }
 
@@ -163,8 +162,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
       std::vector<std::string> names;
       if (b)
         for (const auto& [k, v] : *b) names.emplace_back(k.str());
-      const std::string hint = closest(budget, names);
-      fail(path, "no budget \"" + budget + "\" in [budgets]" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+      fail(path, "no budget \"" + budget + "\" in [budgets]" + did_you_mean(budget, names, "", true));
     }
     for (auto& x : strings(b->get(budget), path, "budgets." + budget)) budget_set.push_back(substitute(x, paths, path, "(budget)"));
     s.budget = budget;
@@ -244,8 +242,7 @@ const StudyRun& Study::run(const std::string& name) const {
     if (r.name == name) return r;
     names.push_back(r.name);
   }
-  const std::string hint = closest(name, names);
-  fail(path, "no run named " + name + (hint.empty() ? "" : " (did you mean " + hint + "?)"));
+  fail(path, "no run named " + name + did_you_mean(name, names));
 }
 
 std::vector<const StudyRun*> Study::stage(int k) const {

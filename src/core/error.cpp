@@ -22,18 +22,17 @@ static std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-std::string closest(const std::string& name, const std::vector<std::string>& candidates) {
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates,
+                         const std::string& prefix, bool quoted) {
   std::string best;
   std::size_t best_d = name.size() / 2 + 2;  // farther than this is not a typo
   for (const auto& c : candidates) {
     std::size_t d = edit_distance(name, c);
     if (d < best_d) best_d = d, best = c;
   }
-  return best;
-}
-
-std::string closest(const std::string& name, const std::initializer_list<std::string>& candidates) {
-  return closest(name, std::vector<std::string>(candidates));
+  if (best.empty()) return "";
+  const std::string q = quoted ? "\"" : "";
+  return " (did you mean " + q + prefix + best + q + "?)";
 }
 
 std::string join(const std::vector<std::string>& items, const std::string& separator) {

@@ -19,9 +19,10 @@ struct CollectiveError : Error {
 // "FILE: what is wrong"
 [[noreturn]] void fail(const std::string& where, const std::string& what);
 
-// Close-match suggestion for an unknown name, or "" if none is close.
-std::string closest(const std::string& name, const std::initializer_list<std::string>& candidates);
-std::string closest(const std::string& name, const std::vector<std::string>& candidates);
+// " (did you mean X?)" for an unknown name, X the closest candidate, written prefix + candidate
+// (in double quotes when `quoted`); "" if no candidate is close enough to be a typo.
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates,
+                         const std::string& prefix = "", bool quoted = false);
 
 // "a, b, c" for messages: the items with `separator` between them.
 std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");

@@ -106,8 +106,7 @@ ModelConfig ModelConfig::preset(const std::string& name, const std::string& wher
     c.intermediate_size = 4 * s.d;
     return c;
   }
-  std::string hint = closest(name, names);
-  fail(where, "unknown preset \"" + name + "\"" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+  fail(where, "unknown preset \"" + name + "\"" + did_you_mean(name, names, "", true));
 }
 
 }  // namespace rewarm

@@ -15,9 +15,7 @@ const std::vector<std::string>& Schedule::kinds() {
 
 void Schedule::validate(const std::string& where) const {
   if (std::find(kinds().begin(), kinds().end(), kind) == kinds().end()) {
-    auto hint = closest(kind, kinds());
-    fail(where,
-         "schedule.kind = \"" + kind + "\" is unknown" + (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+    fail(where, "schedule.kind = \"" + kind + "\" is unknown" + did_you_mean(kind, kinds(), "", true));
   }
   if (total_steps < 1) fail(where, "schedule.total_steps must be at least 1");
   if (warmup_steps < 0 || warmup_steps > total_steps) fail(where, "schedule warmup must lie in [0, total_steps]");

@@ -228,6 +228,8 @@ TEST_CASE("the shipped studies resolve: every run's config parses", "[config][st
   CHECK(t.run("constant").config.init.from == "runs/tiny/pretrain/checkpoints/step_00000800.h5");  // @pretrain
   CHECK(t.run("constant").after == std::vector<std::string>{"pretrain"});
   CHECK(t.run("constant").stage == 1);
+  CHECK_THROWS_WITH(t.run("pretrian"), Catch::EndsWith("tiny.toml: no run named pretrian (did you mean pretrain?)"));
+  CHECK_THROWS_WITH(t.run("zzz"), Catch::EndsWith("tiny.toml: no run named zzz"));
   CHECK_THROWS_WITH(load_study(source_dir() + "/inputs/studies/tiny.toml", {}, "shrot"),
                     Catch::Contains("no budget \"shrot\" in [budgets] (did you mean \"short\"?)"));
 }
