@@ -24,7 +24,8 @@ step() { echo; echo "== $(date -u +%T) $*"; }
 status=0
 
 step "unpack"
-unpacked=$(mktemp -d)
+unpacked=$(mktemp -d)  # the bundle and this run's scratch, removed at the end
+trap 'rm -rf "$unpacked"' EXIT
 tar -xf "${REWARM_BUNDLE:-.bundle/rewarm-cuda.tar.xz}" -C "$unpacked" || exit 1
 B=$(echo "$unpacked"/rewarm-*)
 cuda_lib=$(dirname "$(ldconfig -p | awk '/libcublas\.so\./ {print $4; exit}')")
@@ -56,16 +57,19 @@ bench_set=()
 for kv in ${REWARM_CHECK_SET:-}; do bench_set+=(--set "$kv"); done
 for model in ${REWARM_CHECK_MODELS:-pythia-160m pythia-410m}; do
   for p in ${REWARM_CHECK_PRECISIONS:-fp32 tf32 bf16}; do
+    settled=0  # 1 once a micro_batch ran, or failed for another reason than its size
     for mb in 16 8 4 2 1; do  # the largest micro_batch that fits
       if timeout 180 $rewarm bench bench/gpu/bench.toml --set model.preset=\"$model\" --set precision.gemm=\"$p\" \
            --set data.micro_batch=$mb --set data.global_batch=$mb --set data.train.0.path="$B/ref/bench.h5" \
            "${bench_set[@]}" --steps 3 --json "$OUT/bench-$model-$p.json" > "$unpacked/bench.txt" 2>&1; then
         echo "-- $model $p micro_batch $mb"; grep -E "throughput|MFU|gemm peak|phases|device ops|memory" "$unpacked/bench.txt"
+        settled=1
         break
       fi
       # too big: the memory estimate says "needs about", Kokkos says "Insufficient memory"/"out of memory"
-      grep -q "needs about\|out of memory\|Insufficient\|allocation" "$unpacked/bench.txt" || { cat "$unpacked/bench.txt"; status=1; break; }
+      grep -q "needs about\|out of memory\|Insufficient\|allocation" "$unpacked/bench.txt" || { cat "$unpacked/bench.txt"; status=1; settled=1; break; }
     done
+    ((settled)) || { echo "-- $model $p: no micro_batch fits"; tail -3 "$unpacked/bench.txt"; status=1; }
   done
 done
 

@@ -135,14 +135,15 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
 
 // The largest first (A) and second (B) operands of this model's GEMMs, in elements: linear
 // layers x[N,in]·Wᵀ, dy[N,out]ᵀ·x and dy·W (in → out: d → 3d, d → d, d → I, I → d, d → V), and the
-// attention's batches of `group` pairs (Q·Kᵀ, P·V and their gradients: T×T and T×hd items).
+// attention's batches of `group` pairs, whose T×T scores may be larger still (its T×hd head
+// operands, group·T·hd ≤ N·d, never are).
 template <class T>
 std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
-  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim();
-  const Index group = AttentionWorkspace<T>::group_for({B, T_len, c.num_attention_heads, hd}, options.attention_workspace_bytes);
+  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const Index group =
+      AttentionWorkspace<T>::group_for({B, T_len, c.num_attention_heads, c.head_dim()}, options.attention_workspace_bytes);
   const Index widest_out = std::max({3 * d, I, V}), widest_in = std::max(d, I);
-  return {std::max(N * widest_out, group * T_len * std::max(T_len, hd)),
-          std::max({d * widest_out, N * widest_in, group * T_len * hd})};
+  return {std::max(N * widest_out, group * T_len * T_len), std::max(d * widest_out, N * widest_in)};
 }
 
 template <class T>

@@ -3,8 +3,10 @@ comparison tells rounding-level differences from wrong results, and the whole sc
 a dry run on the Debian build (a lent GPU has 15 minutes; a script error there costs the session)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 
 import h5py
 import numpy as np
@@ -44,6 +46,14 @@ def perturbed_run(ref, run_dir, relative, precision="fp32"):
                 d[...] = (a * (1 + relative * rng.choice([-1.0, 1.0], a.shape))).astype(np.float32)
 
 
+def scale_one_tensor(run_dir, copy, relative):
+    """A copy of run_dir whose final checkpoint has one weight tensor scaled by 1 + relative."""
+    shutil.copytree(run_dir, copy)
+    with h5py.File(copy / "checkpoints" / "step_00000020.h5", "r+") as f:
+        d = f["model"]["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"]
+        d[...] = (d[:].astype(np.float64) * (1 + relative)).astype(np.float32)
+
+
 def compare(gpu, host, precision="fp32"):
     p = subprocess.run([sys.executable, COMPARE, str(gpu), str(host), precision], capture_output=True, text=True)
     return p.returncode, json.loads(p.stdout.strip().splitlines()[-1])
@@ -64,6 +74,11 @@ def test_compare_passes_rounding_and_fails_real_differences(bundle, tmp_path):
     rc, r = compare(tmp_path / "big", ref / "host-fp32")
     assert rc == 1 and not r["pass"] and r["weights"] > 1e-5, r
 
+    # the same losses, one tensor off by 1e-3: the weights alone fail it
+    scale_one_tensor(ref / "host-fp32", tmp_path / "one", 1e-3)
+    rc, r = compare(tmp_path / "one", ref / "host-fp32")
+    assert rc == 1 and r["train_loss"] == 0 and abs(r["weights"] - 1e-3) < 1e-6, r
+
     # bf16: the same tiny changes flip roundings to bf16, and the weights drift 1e-3 apart
     perturbed_run(ref, tmp_path / "bf16", 1e-7, "bf16")
     rc, r = compare(tmp_path / "bf16", ref / "host-bf16", "bf16")
@@ -73,15 +88,20 @@ def test_compare_passes_rounding_and_fails_real_differences(bundle, tmp_path):
     assert rc == 1 and r["train_loss"] > 1e-5, r
 
 
-def test_dry_run_of_the_device_script(bundle, tmp_path):
+def dry_run(tmp_path, bundle_tar, models="pythia-14m"):
     # the device's python3 has h5py; here only the system one does
-    (tmp_path / "bin").mkdir()
-    os.symlink(sys.executable, tmp_path / "bin" / "python3")
-    env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle / "rewarm-cpu.tar"),
-               REWARM_CHECK_MODELS="pythia-14m", REWARM_CHECK_PRECISIONS="fp32 bf16",
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    if not (tmp_path / "bin" / "python3").exists():
+        os.symlink(sys.executable, tmp_path / "bin" / "python3")
+    env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle_tar),
+               REWARM_CHECK_MODELS=models, REWARM_CHECK_PRECISIONS="fp32 bf16",
                REWARM_CHECK_SET="data.seq_len=32", PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    p = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
-                       text=True, timeout=600)
+    return subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_dry_run_of_the_device_script(bundle, tmp_path):
+    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar")
     assert p.returncode == 0, p.stdout[-3000:]
     log = (tmp_path / "out" / "run.log").read_text()
     assert "All tests passed" in log and "status 0" in log
@@ -91,3 +111,20 @@ def test_dry_run_of_the_device_script(bundle, tmp_path):
     for b in res["bench"].values():
         assert b["tokens_per_second"] > 0 and 0 < b["mfu"] < 1 and b["micro_batch"] == 16, b
         assert set(b["phases"]) >= {"forward", "backward", "optimizer", "allreduce", "data"}, b["phases"]
+
+
+def test_dry_run_fails_when_the_runs_disagree(bundle, tmp_path):
+    # a bundle whose host fp32 run is off by 1e-3 in one tensor: the script must say so and fail
+    with tarfile.open(bundle / "rewarm-cpu.tar") as t:
+        t.extractall(tmp_path / "b")
+    ref = tmp_path / "b" / "rewarm-cpu" / "ref"
+    scale_one_tensor(ref / "host-fp32", tmp_path / "scaled", 1e-3)
+    shutil.rmtree(ref / "host-fp32")
+    shutil.move(tmp_path / "scaled", ref / "host-fp32")
+    with tarfile.open(tmp_path / "bad.tar", "w") as t:
+        t.add(tmp_path / "b" / "rewarm-cpu", arcname="rewarm-cpu")
+    p = dry_run(tmp_path, tmp_path / "bad.tar", models=" ")  # no benchmarks
+    assert p.returncode == 1, p.stdout[-3000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [c["pass"] for c in res["compare"]] == [False, True] and res["bench"] == {}, res
+    assert "status 1" in p.stdout

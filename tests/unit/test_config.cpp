@@ -1,6 +1,7 @@
 // Run config parsing: defaults, overrides, and one clear error per bad input.
 #include "app/run_config.hpp"
 #include "app/study.hpp"
+#include "core/gemm_precision.hpp"
 #include "testing.hpp"
 
 #include <filesystem>
@@ -83,6 +84,9 @@ TEST_CASE("bad configs fail with one line naming the key", "[config]") {
   CHECK_THROWS_WITH(parse({"schedule.kind=cosin"}), Contains("did you mean \"cosine\""));
   CHECK_THROWS_WITH(parse({"init.load=partial"}), Contains("init.load"));
   CHECK_THROWS_WITH(parse({"model.preset=pythia-41m"}), Contains("did you mean \"pythia-410m\""));
+  CHECK(to_string(GemmPrecision::fp32) == "fp32");
+  CHECK(to_string(GemmPrecision::tf32) == "tf32");
+  CHECK(to_string(GemmPrecision::bf16) == "bf16");
   CHECK_THROWS_WITH(parse({"precision.gemm=\"fp16\""}),
                     Contains("run.toml: precision.gemm = \"fp16\" is not one of fp32, tf32, bf16"));
   CHECK_NOTHROW(parse({"precision.gemm=\"tf32\""}));  // any build parses it; a CUDA build runs it

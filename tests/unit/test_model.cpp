@@ -114,10 +114,12 @@ TEST_CASE("random init: normal(0, std) matrices, zero biases, LayerNorm weights 
 }
 
 TEST_CASE("the memory estimate is what the model allocates", "[model]") {
-  // (2, 16): the attention's score batches are the largest bf16 operands; (3, 7): the linear layers'
-  for (auto [B, T] : {std::pair<Index, Index>{3, 7}, {2, 16}})
+  // (2, 16): the attention's score batches are the largest bf16 operands; (3, 7): the linear layers',
+  // and with vocab 64 the logits' (as in every Pythia); (3, 2): T shorter than a head
+  for (auto [B, T] : {std::pair<Index, Index>{3, 7}, {2, 16}, {3, 2}})
     for (bool parallel : {true, false}) {
       auto cfg = tiny(parallel, "gelu", 0.5);
+      if (!parallel) cfg.vocab_size = 64;
       for (std::size_t budget : {std::size_t(1), std::size_t(1) << 30})
         for (auto precision : {GemmPrecision::fp32, GemmPrecision::bf16}) {
           GptOptions o;
@@ -145,6 +147,12 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
   o.attention_workspace_bytes = std::size_t(1) << 30;
   CHECK(Gpt<float>::gemm_spans(cfg, 3, 7, o) == std::pair<Index, Index>{21 * 36, 36 * 12});
   CHECK(Gpt<float>::gemm_spans(cfg, 2, 16, o) == std::pair<Index, Index>{6 * 16 * 16, 32 * 20});
+  auto big_vocab = cfg;  // the logits' gradient [21, 64] and the embed_out weight [64, 12]
+  big_vocab.vocab_size = 64;
+  CHECK(Gpt<float>::gemm_spans(big_vocab, 3, 7, o) == std::pair<Index, Index>{21 * 64, 64 * 12});
+  // the bf16 copies: none for fp32; floats on the host, bf16 on GPUs, each padded to 8 bytes
+  CHECK(Gemm<float>::scratch_bytes(GemmPrecision::fp32, 3, 5) == 0);
+  CHECK(Gemm<float>::scratch_bytes(GemmPrecision::bf16, 3, 5) == (kHostMemory ? 16 + 24 : 8 + 16));
 }
 
 TEST_CASE("gradient buckets cover the buffer once, in the order the backward pass ends them", "[model]") {
