@@ -34,6 +34,18 @@ std::vector<std::string> strings(const toml::node* n, const std::string& path, c
   return out;
 }
 
+// A table of strings (tags, paths); empty when absent.
+std::map<std::string, std::string> string_table(const toml::node* n, const std::string& path, const std::string& key) {
+  std::map<std::string, std::string> out;
+  if (!n) return out;
+  if (!n->is_table()) fail(path, key + " must be a table of strings");
+  for (const auto& [k, v] : *n->as_table()) {
+    if (!v.is_string()) fail(path, key + "." + std::string(k.str()) + " must be a string");
+    out[std::string(k.str())] = v.as_string()->get();
+  }
+  return out;
+}
+
 std::string string_value(const toml::table& t, const char* key, const std::string& path, const std::string& where,
                          const std::string& fallback = "") {
   const auto* n = t.get(key);
@@ -56,13 +68,7 @@ RunSpec read_run(const toml::table& t, const std::string& name, const std::strin
   RunSpec r;
   r.name = name;
   r.role = string_value(t, "role", path, where, "run");
-  if (const auto* tags = t.get("tags")) {
-    if (!tags->is_table()) fail(path, where + "tags must be a table of strings");
-    for (const auto& [k, v] : *tags->as_table()) {
-      if (!v.is_string()) fail(path, where + "tags." + std::string(k.str()) + " must be a string");
-      r.tags[std::string(k.str())] = v.as_string()->get();
-    }
-  }
+  r.tags = string_table(t.get("tags"), path, where + "tags");
   r.set = strings(t.get("set"), path, where + "set");
   r.after = strings(t.get("after"), path, where + "after");
   return r;
@@ -148,14 +154,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
   s.downstream = string_value(root, "downstream", path, "");
   std::vector<std::string> common = strings(root.get("set"), path, "set");
   std::vector<std::string> budget_set;  // applied last: a budget holds for every run
-  std::map<std::string, std::string> paths;
-  if (const auto* p = root.get("paths")) {
-    if (!p->is_table()) fail(path, "paths must be a table of strings");
-    for (const auto& [k, v] : *p->as_table()) {
-      if (!v.is_string()) fail(path, "paths." + std::string(k.str()) + " must be a string");
-      paths[std::string(k.str())] = v.as_string()->get();
-    }
-  }
+  const auto paths = string_table(root.get("paths"), path, "paths");
   if (!budget.empty()) {
     const auto* b = root.get("budgets") ? root.get("budgets")->as_table() : nullptr;
     if (!b || !b->get(budget)) {

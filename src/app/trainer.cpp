@@ -116,7 +116,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(s
   // Nonblocking all-reduces on host memory only: Open MPI's CUDA-aware collectives are the
   // blocking ones (its libnbc would sum a GPU buffer on the host).
   overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && kHostMemory;
-  buckets_ = model_->layout().gradient_buckets(cfg_.model.num_hidden_layers);
+  buckets_ = model_->layout().gradient_buckets();
 }
 
 // Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.

@@ -71,12 +71,8 @@ void check(rocblas_status s, const char* what) {
 #endif
 
 #if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
-constexpr bool kVendorGemm = true;
-#else
-constexpr bool kVendorGemm = false;
-#endif
+constexpr bool kVendorGemm = true;  // every GEMM on this class's handle
 
-#if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
 // bf16 copies of X (as uint16 bit patterns, rounded to nearest even) for the vendor GEMM.
 View1<std::uint16_t> to_bf16(View1<std::uint16_t>& dst, const float* src, Index n) {
   grow(dst, n, "rewarm::gemm_bf16");
@@ -91,6 +87,8 @@ View1<std::uint16_t> to_bf16(View1<std::uint16_t>& dst, const float* src, Index 
       });
   return dst;
 }
+#else
+constexpr bool kVendorGemm = false;
 #endif
 
 }  // namespace
@@ -144,14 +142,12 @@ std::size_t Gemm<T>::scratch_bytes(GemmPrecision precision, Index span_a, Index 
 
 template <class T>
 void Gemm<T>::operator()(char ta, char tb, T alpha, const Matrix<T>& A, const Matrix<T>& B, T beta, const Matrix<T>& C) {
-#if !defined(REWARM_CUBLAS) && !defined(REWARM_ROCBLAS)  // GPUs: every GEMM on this class's handle
-  if (precision_ == GemmPrecision::fp32) {
+  if (!kVendorGemm && precision_ == GemmPrecision::fp32) {
     const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
     KokkosBlas::gemm(sa, sb, alpha, A, B, beta, C);  // the 7-argument form: Kokkos Kernels 3.4 and 4.x
     ++calls_;
     return;
   }
-#endif
   batched(ta, tb, alpha, A, 0, B, 0, beta, C, 0, 1);
 }
 
@@ -161,6 +157,8 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
   const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A);
   if (op_rows(ta, A) != m || op_rows(tb, B) != k || op_cols(tb, B) != n) throw Error("gemm: shapes do not agree");
   if (count == 0) return;
+  // Elements from the first item's first to the last item's last: what bf16 copies.
+  const Index span_a = sA * (count - 1) + Index(A.size()), span_b = sB * (count - 1) + Index(B.size());
 #if defined(REWARM_CUBLAS)
   // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap.
   const auto h = static_cast<cublasHandle_t>(handle_);
@@ -170,8 +168,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
                                     C.data(), ldc, sC, int(count)),
           "DgemmStridedBatched");
   } else if (precision_ == GemmPrecision::bf16) {
-    const Index spanA = sA * (count - 1) + Index(A.size()), spanB = sB * (count - 1) + Index(B.size());
-    const auto a16 = to_bf16(bf16_a_, A.data(), spanA), b16 = to_bf16(bf16_b_, B.data(), spanB);
+    const auto a16 = to_bf16(bf16_a_, A.data(), span_a), b16 = to_bf16(bf16_b_, B.data(), span_b);
     check(cublasGemmStridedBatchedEx(h, op(tb), op(ta), M, N, K, &alpha, b16.data(), CUDA_R_16BF, ldb, sB, a16.data(),
                                      CUDA_R_16BF, lda, sA, &beta, C.data(), CUDA_R_32F, ldc, sC, int(count),
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -194,8 +191,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
                                         C.data(), ldc, sC, batches),
           "dgemm_strided_batched");
   } else if (precision_ == GemmPrecision::bf16) {
-    const Index spanA = sA * (count - 1) + Index(A.size()), spanB = sB * (count - 1) + Index(B.size());
-    const auto a16 = to_bf16(bf16_a_, A.data(), spanA), b16 = to_bf16(bf16_b_, B.data(), spanB);
+    const auto a16 = to_bf16(bf16_a_, A.data(), span_a), b16 = to_bf16(bf16_b_, B.data(), span_b);
     check(rocblas_gemm_strided_batched_ex(h, op(tb), op(ta), M, N, K, &alpha, b16.data(), rocblas_datatype_bf16_r, ldb,
                                           sB, a16.data(), rocblas_datatype_bf16_r, lda, sA, &beta, C.data(),
                                           rocblas_datatype_f32_r, ldc, sC, C.data(), rocblas_datatype_f32_r, ldc, sC,
@@ -212,8 +208,8 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
   // copies of the inputs when asked.
   Matrix<T> a = A, b = B;
   if (precision_ == GemmPrecision::bf16) {
-    a = rounded_copy(scratch_a_, A, sA * (count - 1) + Index(A.size()), "rewarm::gemm_bf16_a");
-    b = rounded_copy(scratch_b_, B, sB * (count - 1) + Index(B.size()), "rewarm::gemm_bf16_b");
+    a = rounded_copy(scratch_a_, A, span_a, "rewarm::gemm_bf16_a");
+    b = rounded_copy(scratch_b_, B, span_b, "rewarm::gemm_bf16_b");
   }
   const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
   for (Index i = 0; i < count; ++i)

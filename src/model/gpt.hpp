@@ -43,9 +43,10 @@ class Gpt {
   // Activations are sized for `batch` sequences of `seq_len` tokens.
   Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
   // Bytes the constructor allocates (parameters, gradients, activations, workspaces, bf16 GEMM
-  // input copies): the
-  // estimate checked against a GPU's free memory before any allocation. A test holds it exact.
+  // input copies): the estimate checked against a GPU's free memory before any allocation. A
+  // test holds it exact.
   static std::size_t memory_bytes(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
+  // The largest first and second GEMM operands (elements): what the bf16 input copies hold.
   static std::pair<Index, Index> gemm_spans(const ModelConfig& cfg, Index batch, Index seq_len,
                                             const GptOptions& options);
 

@@ -13,7 +13,7 @@ bool is_layernorm_weight(const std::string& name) {
   return name == names::final_ln_w || ends_with("." + names::ln1_w) || ends_with("." + names::ln2_w);
 }
 
-ParamLayout::ParamLayout(const ModelConfig& c) {
+ParamLayout::ParamLayout(const ModelConfig& c) : layers(c.num_hidden_layers) {
   const Index d = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
   auto add = [&](const std::string& name, std::vector<Index> shape) {
     ParamEntry e{name, std::move(shape), total};
@@ -46,7 +46,7 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
   add(names::final_ln_b, {d});
 }
 
-std::vector<std::vector<std::pair<Index, Index>>> ParamLayout::gradient_buckets(Index layers) const {
+std::vector<std::vector<std::pair<Index, Index>>> ParamLayout::gradient_buckets() const {
   std::vector<std::vector<std::pair<Index, Index>>> buckets(std::size_t(layers + 2));
   auto bucket_of = [&](const std::string& name) -> std::size_t {
     if (name.rfind(names::layers, 0) != 0) return name == names::embed_in ? std::size_t(layers + 1) : 0;

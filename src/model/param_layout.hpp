@@ -23,12 +23,13 @@ struct ParamLayout {
   std::vector<ParamEntry> entries;
   Index decay_end = 0;  // decayed tensors (matrices, embeddings) come first: [0, decay_end)
   Index total = 0;      // buffer length, including alignment padding
+  Index layers = 0;     // transformer layers
 
   explicit ParamLayout(const ModelConfig& c);
   // The buffer split by when the backward pass finishes each part's gradients: embed_out and
   // the final LayerNorm first, then layer L-1 down to 0, then embed_in. Each bucket is a few
   // [begin, end) ranges; together they cover [0, total) exactly (padding included).
-  std::vector<std::vector<std::pair<Index, Index>>> gradient_buckets(Index layers) const;
+  std::vector<std::vector<std::pair<Index, Index>>> gradient_buckets() const;
   const ParamEntry& at(const std::string& name) const;
   const ParamEntry* find(const std::string& name) const;
 };

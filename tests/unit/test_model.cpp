@@ -159,7 +159,7 @@ TEST_CASE("gradient buckets cover the buffer once, in the order the backward pas
   for (bool parallel : {true, false}) {
     const auto cfg = tiny(parallel, "gelu", 0.5);
     const ParamLayout layout(cfg);
-    const auto buckets = layout.gradient_buckets(cfg.num_hidden_layers);
+    const auto buckets = layout.gradient_buckets();
     REQUIRE(buckets.size() == std::size_t(cfg.num_hidden_layers + 2));
     std::vector<int> owner(std::size_t(layout.total), -1);
     for (std::size_t b = 0; b < buckets.size(); ++b)
