@@ -1,6 +1,7 @@
 """Reading runs: a study manifest (`rewarm sweep STUDY --manifest FILE`) or plain metrics.h5
 files, into Run objects holding each run's role, tags and logged series. Safe while runs are
-still going: rewarm replaces metrics.h5 atomically, and a run without one yet is kept as empty."""
+still going: rewarm writes metrics.h5 in HDF5's SWMR mode, which a reader opens with swmr=True
+(also after a killed run), and a run without one yet is kept as empty."""
 import json
 import os
 import tomllib
@@ -35,10 +36,15 @@ class Run:
 
 def read_metrics(path):
     """(train DataFrame, {set: DataFrame}, total_steps or 0) of one metrics.h5."""
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", swmr=True) as f:
         if f.attrs.get("format") != "rewarm-metrics":
             raise SystemExit(f"{path}: not a rewarm metrics file")
-        frame = lambda g: pd.DataFrame({k: np.asarray(g[k][:]) for k in g.keys()})
+
+        def frame(g):  # a killed writer can leave a group's series a record apart: keep the rows all hold
+            series = {k: np.asarray(g[k][:]) for k in g.keys()}
+            rows = min((len(v) for v in series.values()), default=0)
+            return pd.DataFrame({k: v[:rows] for k, v in series.items()})
+
         train = frame(f["train"]) if "train" in f else pd.DataFrame()
         evals = {name: frame(g) for name, g in f["eval"].items()} if "eval" in f else {}
         config = f.attrs.get("config", "")

@@ -77,8 +77,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       std::unique_ptr<Trainer> trainer;
       comm.agree([&] {
         comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
-        trainer = std::make_unique<Trainer>(cfg, comm);
-        trainer->open_train_data();
+        trainer = std::make_unique<Trainer>(cfg, comm, Trainer::Purpose::bench);
       });
       const auto& c = trainer->config();
       const auto precision = gemm_precision(c.precision.gemm, c.source);

@@ -62,8 +62,14 @@ static void convert_hf(const std::string& in, const std::string& out) {
 }
 
 static void convert_to_hf(const std::string& in, const std::string& out, const std::string& dtype) {
-  const auto c = read_checkpoint(in, nullptr, false);
+  const CheckpointReader reader(in);  // the weights alone, verified as they are read
+  if (!reader.checksummed()) std::fprintf(stderr, "rewarm: note: %s\n", unverified_note(reader).c_str());
+  CheckpointData c;
+  c.model = reader.model();
+  c.state = reader.state();
   const ParamLayout layout(c.model);
+  c.params.assign(std::size_t(layout.total), 0.0f);
+  reader.read_params(c.params.data());
   fs::create_directories(out);
   std::vector<std::string> names;
   std::vector<std::vector<std::int64_t>> shapes;

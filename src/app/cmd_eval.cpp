@@ -24,8 +24,7 @@ void register_eval(CLI::App& app, const LaunchOptions& launch) {
         auto cfg = load_run_config(*config, *sets);
         if (cfg.data.eval.empty()) fail(*config, "has no [[data.eval]] set");
         comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
-        trainer = std::make_unique<Trainer>(std::move(cfg), comm, *ckpt);
-        trainer->open_eval_data();
+        trainer = std::make_unique<Trainer>(std::move(cfg), comm, Trainer::Purpose::eval, *ckpt);
       });
       for (const auto& [name, loss] : trainer->evaluate())
         if (comm.root()) std::printf("%-16s loss %.9g  perplexity %.9g\n", name.c_str(), loss, std::exp(loss));

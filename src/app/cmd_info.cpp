@@ -1,4 +1,5 @@
-// rewarm info FILE.h5: a few lines about a token shard, checkpoint or metrics file.
+// rewarm info FILE.h5 [--verify]: a few lines about a token shard, checkpoint or metrics file;
+// --verify reads every dataset through, so that HDF5 checks every checksum the file carries.
 #include <cmath>
 #include <cstdio>
 
@@ -6,7 +7,9 @@
 #include "app/run_config.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
+#include "io/metrics.hpp"
 #include "model/config.hpp"
 #include "model/param_layout.hpp"
 
@@ -35,9 +38,43 @@ static void describe_run(const std::string& config, const std::string& path) {
   }
 }
 
-static void info(const std::string& path, const std::vector<Index>& seq_lens) {
-  h5::File f(path, h5::File::ReadOnly);
-  const std::string format = f.has_attr("format") ? f.attr_string("format") : "";
+// Reads every dataset of the file and says what that checked.
+static void verify(const h5::File& f, const std::string& format) {
+  std::size_t checked = 0, unchecked = 0;
+  std::uint64_t bytes = 0;
+  std::string first_unchecked;
+  for (const auto& name : f.datasets()) {
+    bytes += f.read_through(name);
+    if (f.has_checksum(name)) {
+      ++checked;
+    } else if (++unchecked == 1) {
+      first_unchecked = name;
+    }
+  }
+  const std::string metadata = f.metadata_checksummed() ? " and the metadata's" : "";
+  if (unchecked == 0) {
+    std::printf("  verified: %zu datasets read in full (%.3g MB): every chunk's checksum%s matched\n", checked,
+                double(bytes) / 1e6, metadata.c_str());
+  } else {
+    const char* why = format == "rewarm-metrics"
+                          ? "metrics series are appended in place, where a chunk checksum would be rewritten under "
+                            "the readers of a running training"
+                          : "written before rewarm stored checksums, or by another program";
+    std::printf("  read: %zu datasets in full (%.3g MB), readable; %zu of them (%s%s) carry no checksums%s, so their "
+                "data is not verified (%s)\n",
+                checked + unchecked, double(bytes) / 1e6, unchecked, first_unchecked.c_str(), unchecked > 1 ? ", ..." : "",
+                metadata.empty() ? " and neither does the metadata" : " (the metadata's checksums matched)", why);
+  }
+}
+
+static void info(const std::string& path, const std::vector<Index>& seq_lens, bool check) {
+  const std::string expected = "a rewarm token shard, checkpoint or metrics file";
+  std::string format;
+  {  // SWMR: a metrics file may be open in a running training, or left so by a killed one
+    const h5::File probe(path, h5::File::ReadLive, expected);
+    format = probe.has_attr("format") ? probe.attr_string("format") : "";
+  }  // closed: one process opens a file in one mode at a time
+  const h5::File f(path, format == "rewarm-metrics" ? h5::File::ReadLive : h5::File::ReadOnly, expected);
   if (format == "rewarm-tokens") {
     const auto n = f.shape("/tokens").at(0);
     std::printf("%s: token shard, %lld tokens (%s), vocab_size %lld, eod_token %lld\n", path.c_str(),
@@ -52,20 +89,21 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens) {
       windows += (windows.empty() ? "" : ", ") + std::to_string(n > 0 ? (n - 1) / T : 0) + " at seq_len " + std::to_string(T);
     std::printf("  windows: %s\n", windows.c_str());
   } else if (format == "rewarm-checkpoint") {
-    const auto model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
+    const CheckpointReader ck(path);  // checks every tensor's presence and shape
+    const auto& model = ck.model();
     Index params = 0;
     for (const auto& e : ParamLayout(model).entries) params += e.size();
-    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s, world_size %lld\n", path.c_str(),
-                static_cast<long long>(f.attr_int("step")), static_cast<long long>(f.attr_int("tokens_seen")),
-                f.exists("/optimizer/exp_avg") ? "yes" : "no",
-                static_cast<long long>(f.has_attr("world_size") ? f.attr_int("world_size") : 1));
+    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s, world_size %d\n", path.c_str(),
+                static_cast<long long>(ck.state().step), static_cast<long long>(ck.state().tokens_seen),
+                ck.has_optimizer() ? "yes" : "no", ck.world_size());
     std::printf(
         "  model: GPT-NeoX, %lld parameters, hidden %lld, layers %lld, heads %lld, vocab %lld, %s residual, %s\n",
         static_cast<long long>(params), static_cast<long long>(model.hidden_size),
         static_cast<long long>(model.num_hidden_layers), static_cast<long long>(model.num_attention_heads),
         static_cast<long long>(model.vocab_size), model.use_parallel_residual ? "parallel" : "sequential",
         model.hidden_act.c_str());
-    describe_run(f.has_attr("config") ? f.attr_string("config") : "", path);
+    describe_run(ck.config_text(), path);
+    if (!ck.checksummed()) std::printf("  note: %s\n", unverified_note(ck).c_str());
   } else if (format == "rewarm-metrics") {
     std::printf("%s: metrics, device %s, world_size %lld, precision %s\n", path.c_str(), f.attr_string("device").c_str(),
                 static_cast<long long>(f.attr_int("world_size")),
@@ -74,23 +112,20 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens) {
     std::string series;
     for (const auto& name : f.list("/train")) series += " " + name;
     if (!series.empty()) std::printf("  /train series:%s\n", series.c_str());
-    if (f.exists("/train/step")) {
-      const auto steps = f.read<std::int64_t>("/train/step");
-      const auto loss = f.read<double>("/train/loss");
-      if (!steps.empty())
-        std::printf("  train: %zu rows, last step %lld, loss %.6f\n", steps.size(),
-                    static_cast<long long>(steps.back()), loss.back());
-    }
-    for (const auto& set : f.list("/eval")) {
-      const auto steps = f.read<std::int64_t>("/eval/" + set + "/step");
-      const auto loss = f.read<double>("/eval/" + set + "/loss");
-      if (!steps.empty())
-        std::printf("  eval %s: %zu rows, last step %lld, loss %.6f, perplexity %.4f\n", set.c_str(), steps.size(),
-                    static_cast<long long>(steps.back()), loss.back(), std::exp(loss.back()));
+    for (const auto& [group, s] : read_metrics(path)) {  // rows: what every series of the group holds
+      if (s.step.empty()) continue;
+      const double loss = s.values.at("loss").back();
+      if (group == "train")
+        std::printf("  train: %zu rows, last step %lld, loss %.6f\n", s.step.size(),
+                    static_cast<long long>(s.step.back()), loss);
+      else
+        std::printf("  eval %s: %zu rows, last step %lld, loss %.6f, perplexity %.4f\n", group.substr(5).c_str(),
+                    s.step.size(), static_cast<long long>(s.step.back()), loss, std::exp(loss));
     }
   } else {
     fail(path, "not a rewarm file (root attribute format is \"" + format + "\")");
   }
+  if (check) verify(f, format);
 }
 
 void register_info(CLI::App& app) {
@@ -100,8 +135,11 @@ void register_info(CLI::App& app) {
   cmd->add_option("file", *path, "rewarm HDF5 file")->required();
   cmd->add_option("--seq-len", *seq_lens, "token shards: count training windows at these seq_len (default 512 1024 2048)")
       ->check(CLI::Range(Index(1), Index(1) << 40));
-  cmd->callback([path, seq_lens] {
-    info(*path, seq_lens->empty() ? std::vector<Index>{512, 1024, 2048} : *seq_lens);
+  auto check = std::make_shared<bool>(false);
+  cmd->add_flag("--verify", *check,
+                "read every dataset through: HDF5 checks every checksum the file carries (checkpoints, shards, metrics)");
+  cmd->callback([path, seq_lens, check] {
+    info(*path, seq_lens->empty() ? std::vector<Index>{512, 1024, 2048} : *seq_lens, *check);
   });
 }
 

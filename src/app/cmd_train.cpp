@@ -13,7 +13,7 @@ void run_training(const LaunchOptions& launch, const std::string& config, const 
     comm.agree([&] {
       auto cfg = load_run_config(config, sets);
       comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
-      trainer = std::make_unique<Trainer>(std::move(cfg), comm);
+      trainer = std::make_unique<Trainer>(std::move(cfg), comm, Trainer::Purpose::train);
     });
     signalled = trainer->train(stop_at) == Trainer::Stop::signal;
   });

@@ -4,9 +4,11 @@
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
+#include "io/hdf5.hpp"
 #include "parallel/runtime.hpp"
 
 int main(int argc, char** argv) {
+  rewarm::h5::init_library();  // before MPI, so that a failed write cannot crash the exit
   // --kokkos-* options go to Kokkos, which only the computing commands start (after parsing,
   // so that --help, --version and the file commands never touch MPI or a device).
   rewarm::LaunchOptions launch;

@@ -6,10 +6,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <new>
+#include <regex>
 
 #include "core/device.hpp"
+#include "core/host_memory.hpp"
 #include "core/error.hpp"
 #include "io/metrics.hpp"
+#include "io/run_dir_lock.hpp"
 #include "optim/adamw.hpp"
 #include "optim/gradients.hpp"
 
@@ -20,12 +24,6 @@ std::string device_description() {
   return std::string(ExecSpace::name()) + " x" + std::to_string(ExecSpace().concurrency());
 }
 
-template <class V>
-static void upload(const V& dst, const float* src, Index n) {
-  auto h = Kokkos::create_mirror_view(dst);
-  for (Index i = 0; i < n; ++i) h(i) = src[i];
-  Kokkos::deep_copy(dst, h);
-}
 template <class V>
 static std::vector<float> download(const V& src) {
   auto h = host_copy(src);
@@ -41,82 +39,151 @@ static void check_architecture(const RunConfig& cfg, const ModelConfig& checkpoi
     fail(cfg.source, join(diffs) + " (" + path + "); leave out [model] to take the checkpoint's architecture");
 }
 
-Trainer::Trainer(RunConfig cfg, Comm& comm, const std::string& weights) : cfg_(std::move(cfg)), comm_(comm), slices_(0, 1) {
-  // Where the weights come from: the newest checkpoint of this run (exact resume), an explicit
-  // checkpoint (eval), init.from, or a seeded random init.
-  const bool may_resume = weights.empty() && !cfg_.run_dir.empty();  // bench and eval resume nothing
-  const auto existing = may_resume ? list_checkpoints(cfg_.run_dir) : std::vector<std::string>{};
-  std::string from = !weights.empty() ? weights : !existing.empty() ? existing.back() : cfg_.init.from;
-  const bool resume = !existing.empty();
-  const bool full = resume || (weights.empty() && cfg_.init.load == "full");
-  CheckpointData ck;
-  if (from == "random" && !cfg_.model_given)
-    fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
-  if (from != "random") {
-    ck = read_checkpoint(from, nullptr, full);
-    if (cfg_.model_given) check_architecture(cfg_, ck.model, from);
-    cfg_.model = ck.model;
+// The start is ordered so that everything cheap is checked before anything costly, and nothing
+// is written before the inputs are known good: the config (by the caller), the checkpoint the
+// weights come from (its header and tensor shapes, not its tensors), every data set, the run_dir
+// (locked before anything in it is read), the memory estimate; only then are the model and its
+// state allocated and the weights read. A fresh run checks its inputs before it creates its
+// run_dir; a resumed one (its run_dir has checkpoints) takes the lock first, then reads them.
+Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& weights)
+    : cfg_(std::move(cfg)), comm_(comm), slices_(0, 1) {
+  const bool train = purpose == Purpose::train;
+  const bool resuming = train && !list_checkpoints(cfg_.run_dir).empty();  // a look; read under the lock
+  std::unique_ptr<CheckpointReader> ck;  // where the weights come from; none: a seeded random init
+  bool model_known = cfg_.model_given;   // from [model], or from a checkpoint read before
+  auto take_model_from = [&](const std::string& path) {
+    ck = std::make_unique<CheckpointReader>(path);
+    if (model_known) check_architecture(cfg_, ck->model(), path);
+    cfg_.model = ck->model();
     cfg_.validate_model();
-    if (full) state_ = ck.state;
+    model_known = true;
+  };
+  auto open_data = [&] {  // the model is known: the data sets, then whether it all fits
+    if (purpose != Purpose::eval) open_train_data();
+    if (purpose != Purpose::bench) open_eval_data();
+    const Footprint fit = footprint(resuming || (weights.empty() && cfg_.init.load == "full"));
+    const auto short_of = memory_problem(fit.need, memory_budget());
+    if (!short_of.empty()) fail(cfg_.source, fit.what + ": " + short_of + fit.advice);
+  };
+  if (!resuming) {  // the weights the config names: eval's checkpoint or init.from
+    const std::string named = !weights.empty() ? weights : cfg_.init.from;
+    if (named != "random") take_model_from(named);
+    if (!ck && !cfg_.model_given) fail(cfg_.source, "a [model] table is required when init.from = \"random\"");
+    open_data();
   }
+  bool resume = false;
+  if (train) {  // the run's own directory, locked by rank 0 before any rank reads it
+    comm_.agree([&] {
+      if (!comm_.root()) return;
+      std::string note;
+      lock_ = std::make_unique<RunDirLock>(cfg_.run_dir, lock_stale_seconds(), &note);
+      if (!note.empty()) std::fprintf(stderr, "rewarm: %s\n", note.c_str());
+      check_run_dir();
+    });
+    const auto existing = list_checkpoints(cfg_.run_dir);
+    if (!existing.empty()) {  // its newest checkpoint continues the run exactly
+      resume = true;
+      take_model_from(existing.back());
+      last_checkpoint_ = {ck->state().step, existing.back()};
+    }
+    if (resuming && !resume) fail(cfg_.run_dir, "its checkpoints were removed while this run started: start it again");
+    if (resuming) open_data();
+  }
+  const bool full = resume || (weights.empty() && cfg_.init.load == "full");
+  if (ck) {
+    if (full && !ck->has_optimizer())
+      fail(ck->path(), "has no optimizer state (/optimizer): use init.load = \"weights\"");
+    if (full) state_ = ck->state();
+    if (!ck->checksummed() && comm_.root()) std::fprintf(stderr, "rewarm: note: %s\n", unverified_note(*ck).c_str());
+    origin_ = std::string(resume ? "resuming from " : "weights from ") + ck->path() + " (step " +
+              std::to_string(ck->state().step) + ")";
+  }
+  if (mixture_) set_train_position();
   config_text_ = cfg_.to_toml();
   if (resume) {  // the same run, or nothing: only keys that leave the trajectory alone may change
-    const auto changed = changes_refused_on_resume(ck.config_text, config_text_);
+    const auto changed = changes_refused_on_resume(ck->config_text(), config_text_);
     if (!changed.empty())
-      fail(cfg_.source, "resuming " + from + " with a changed config: " + join(changed) +
+      fail(cfg_.source, "resuming " + ck->path() + " with a changed config: " + join(changed) +
                             ". A resumed run may change only " + join(resume_may_change()) +
                             "; start another run_dir for another run");
   }
-  if (from != "random")
-    origin_ = std::string(resume ? "resuming from " : "weights from ") + from + " (step " +
-              std::to_string(ck.state.step) + ")";
-  GptOptions options;
-  options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
-  options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
-  if (options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
-    options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
-  {  // on a GPU, everything this rank allocates must fit: say so before allocating any of it
-    const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
-    const double need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options)) +
-                        (direct_steps() ? 0.0 : 8.0 * double(P)) + 16.0 * double(own) +
-                        8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
-    std::size_t free_bytes = 0, total_bytes = 0;
-    device_memory(free_bytes, total_bytes);
-    const auto short_of = memory_problem(need, free_bytes, total_bytes);
-    if (!short_of.empty())
-      fail(cfg_.source, "the model (" + std::to_string(P) + " parameters, micro_batch " +
-                            std::to_string(cfg_.data.micro_batch) + " × seq_len " + std::to_string(cfg_.data.seq_len) +
-                            ") and its training state " + short_of +
-                            ": lower data.micro_batch, or use [parallel] zero = 1 over several GPUs");
+
+  const Footprint fit = footprint(full);
+  const Index P = ParamLayout(cfg_.model).total;
+  try {  // an allocation that fails all the same is one line too, not Kokkos' traceback
+    model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, fit.options);
+    slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
+    own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
+    own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
+    if (!direct_steps()) grad_sum_ = View1<double>("rewarm::grad_sum", P);
+    if (cfg_.parallel.zero) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
+    exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
+    exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
+    const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
+    ids_ = View1<std::int32_t>("rewarm::ids", n);
+    targets_ = View1<std::int32_t>("rewarm::targets", n);
+    h_ids_ = Kokkos::create_mirror_view(PinnedSpace(), ids_);
+    h_targets_ = Kokkos::create_mirror_view(PinnedSpace(), targets_);
+  } catch (const std::exception& e) {
+    const std::string kokkos = e.what();
+    if (kokkos.find("alloc") == std::string::npos && !dynamic_cast<const std::bad_alloc*>(&e)) throw;
+    std::smatch m;
+    const std::string which = std::regex_search(kokkos, m, std::regex("label \"([^\"]+)\"")) ? " (" + m[1].str() + ")" : "";
+    fail(cfg_.source, "out of memory allocating " + fit.what + which + ": estimated " + gib(fit.need) + ", " +
+                          gib(double(memory_budget().free)) + " free now" + fit.advice);
   }
-  model_ = std::make_unique<Gpt<float>>(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, options);
-  const Index P = model_->params.extent(0);
-  slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
-  own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
-  own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
-  if (!direct_steps()) grad_sum_ = View1<double>("rewarm::grad_sum", P);
-  if (cfg_.parallel.zero) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
-  exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
-  exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
-  if (from == "random") {
+  if (!ck) {
     model_->init_random(cfg_.init.seed, cfg_.init.std);
-  } else {
-    upload(model_->params, ck.params.data(), P);
+  } else {  // straight into the buffers (their host mirrors on a GPU), each tensor verified on the way
+    auto h_params = Kokkos::create_mirror_view(model_->params);
+    ck->read_params(h_params.data());
+    Kokkos::deep_copy(model_->params, h_params);
     if (full) {
-      upload(exp_avg_, ck.exp_avg.data() + own_.offset, own_.count);
-      upload(exp_avg_sq_, ck.exp_avg_sq.data() + own_.offset, own_.count);
+      auto h_m = Kokkos::create_mirror_view(exp_avg_), h_v = Kokkos::create_mirror_view(exp_avg_sq_);
+      if (cfg_.parallel.zero) {  // the whole moments, then this rank's slice
+        std::vector<float> m(static_cast<std::size_t>(P)), v(static_cast<std::size_t>(P));
+        ck->read_moments(m.data(), v.data());
+        std::copy_n(m.begin() + own_.offset, own_.count, h_m.data());
+        std::copy_n(v.begin() + own_.offset, own_.count, h_v.data());
+      } else {
+        ck->read_moments(h_m.data(), h_v.data());
+      }
+      Kokkos::deep_copy(exp_avg_, h_m);
+      Kokkos::deep_copy(exp_avg_sq_, h_v);
     }
   }
-  const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
-  ids_ = View1<std::int32_t>("rewarm::ids", n);
-  targets_ = View1<std::int32_t>("rewarm::targets", n);
-  h_ids_ = Kokkos::create_mirror_view(PinnedSpace(), ids_);
-  h_targets_ = Kokkos::create_mirror_view(PinnedSpace(), targets_);
   windows_.resize(std::size_t(cfg_.data.seq_len + 1));
   // Nonblocking all-reduces on host memory only: Open MPI's CUDA-aware collectives are the
   // blocking ones (its libnbc would sum a GPU buffer on the host).
   overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && kHostMemory;
   buckets_ = model_->layout().gradient_buckets();
+}
+
+Trainer::~Trainer() = default;
+
+// Everything this rank allocates, estimated exactly (a test holds Gpt::memory_bytes to the
+// allocations): checked against where it computes before anything is allocated.
+Trainer::Footprint Trainer::footprint(bool full) const {
+  Footprint f;
+  f.options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
+  f.options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
+  if (f.options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
+    f.options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
+  const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
+  f.need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, f.options)) +
+           (direct_steps() ? 0.0 : 8.0 * double(P)) + 16.0 * double(own) +
+           8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
+  if (kHostMemory) {  // the ranks of a node share its memory; ZeRO-1 reads whole moments, then keeps its slice
+    if (full && cfg_.parallel.zero) f.need += 8.0 * double(P);
+    f.need *= comm_.local_size();
+  }
+  f.what = "the model (" + std::to_string(P) + " parameters, micro_batch " + std::to_string(cfg_.data.micro_batch) +
+           " × seq_len " + std::to_string(cfg_.data.seq_len) + ") and its training state" +
+           (kHostMemory && comm_.local_size() > 1 ? " on " + std::to_string(comm_.local_size()) + " ranks of this node"
+                                                  : "");
+  f.advice = "; lower data.micro_batch, or use [parallel] zero = 1 over several " +
+             std::string(kHostMemory ? "nodes" : "GPUs");
+  return f;
 }
 
 // Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.
@@ -213,14 +280,36 @@ void Trainer::save_checkpoint() {
                            slices_);
     (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
   }
+  const std::string path = checkpoint_path(cfg_.run_dir, state_.step);
+  writing([&] {
+    c.params = download(model_->params);
+    write_checkpoint(path, c);
+  });
+  last_checkpoint_ = {state_.step, path};
+  if (!comm_.root()) return;
+  auto all = list_checkpoints(cfg_.run_dir);
+  const std::size_t keep = std::size_t(std::max<Index>(cfg_.train.keep_checkpoints, 1));
+  for (std::size_t i = 0; i + keep < all.size(); ++i) {
+    std::error_code ec;  // an old checkpoint that stays is no reason to stop
+    if (!fs::remove(all[i], ec) && ec)
+      std::fprintf(stderr, "rewarm: warning: cannot remove %s (keep_checkpoints = %lld): %s\n", all[i].c_str(),
+                   static_cast<long long>(keep), ec.message().c_str());
+  }
+}
+
+// Rank 0's writes (checkpoints, metrics): a failure ends every rank with one line that names
+// the file, the OS's reason and the last good checkpoint.
+void Trainer::writing(const std::function<void()>& write) {
   comm_.agree([&] {
     if (!comm_.root()) return;
-    c.params = download(model_->params);
-    fs::create_directories(fs::path(cfg_.run_dir) / "checkpoints");
-    write_checkpoint(checkpoint_path(cfg_.run_dir, state_.step), c);
-    auto all = list_checkpoints(cfg_.run_dir);
-    const std::size_t keep = std::size_t(std::max<Index>(cfg_.train.keep_checkpoints, 1));
-    for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+    try {
+      write();
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + "; " +
+                  (last_checkpoint_.step >= 0 ? "the last good checkpoint is step " + std::to_string(last_checkpoint_.step) +
+                                                    " (" + last_checkpoint_.path + ")"
+                                              : std::string("no checkpoint of this run was written")));
+    }
   });
 }
 
@@ -231,6 +320,9 @@ void Trainer::open_train_data() {
                           std::to_string(mb) + " × " + std::to_string(N) + " = " + std::to_string(mb * N));
   mixture_ = std::make_unique<Mixture>(cfg_.data.train, cfg_.data.seq_len, cfg_.data.shuffle, cfg_.data.seed,
                                        cfg_.model.vocab_size);
+}
+
+void Trainer::set_train_position() {
   auto counts = state_.set_samples;
   if (counts.empty()) counts.assign(cfg_.data.train.size(), 0);
   Index total = 0;
@@ -353,14 +445,11 @@ struct StopSignals {
 }  // namespace
 
 Trainer::Stop Trainer::train(Index stop_at) {
-  comm_.agree([&] {  // everything the run touches, on every rank, before any work
+  comm_.agree([&] {
     if (stop_at != -1 && stop_at <= state_.step)
       fail("--stop-at " + std::to_string(stop_at),
            state_.step > 0 ? "is not after step " + std::to_string(state_.step) + ", where this run resumes"
                            : "must be a step >= 1");
-    open_train_data();
-    open_eval_data();
-    if (comm_.root()) check_run_dir();
   });
   const bool root = comm_.root(), resumed = state_.step > 0;
   std::unique_ptr<Metrics> metrics;  // rank 0 logs and prints
@@ -373,18 +462,23 @@ Trainer::Stop Trainer::train(Index stop_at) {
     if (cfg_.parallel.overlap && !overlap_ && comm_.size() > 1)
       std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n",
                    cfg_.parallel.zero ? "not with zero = 1" : "nonblocking MPI collectives take host memory only");
+  }
+  writing([&] {
+    std::vector<std::string> train_sets, eval_sets;
+    for (const auto& d : cfg_.data.train) train_sets.push_back(d.name);
+    for (const auto& d : cfg_.data.eval) eval_sets.push_back(d.name);
     metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
                                         Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm},
-                                        resumed ? state_.step : -1);
-  }
+                                        resumed ? state_.step : -1, train_sets, eval_sets);
+  });
   auto run_eval = [&] {
     for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {
       const auto& name = cfg_.data.eval[i].name;
       const double loss = eval_set(i);
-      if (!root) continue;
-      metrics->log_eval(name, state_.step, state_.tokens_seen, loss);
-      std::printf("eval  step %6lld | %-12s loss %.9g | ppl %.6g\n", static_cast<long long>(state_.step),
-                  name.c_str(), loss, std::exp(loss));
+      writing([&] { metrics->log_eval(name, state_.step, state_.tokens_seen, loss); });
+      if (root)
+        std::printf("eval  step %6lld | %-12s loss %.9g | ppl %.6g\n", static_cast<long long>(state_.step),
+                    name.c_str(), loss, std::exp(loss));
     }
     std::fflush(stdout);
   };
@@ -397,20 +491,26 @@ Trainer::Stop Trainer::train(Index stop_at) {
     const StepResult r = step();
     const Index t = state_.step;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (root && (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps)) {
+    if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
       const double tps = double(cfg_.tokens_per_step()) / secs;
       std::vector<std::pair<std::string, Index>> set_samples;
       for (std::size_t i = 0; i < cfg_.data.train.size(); ++i)
         set_samples.emplace_back(cfg_.data.train[i].name, state_.set_samples[i]);
-      metrics->log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
-                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
-                         set_samples);
-      std::printf("train step %6lld | loss %.9g | lr %.3e | grad_norm %.4f | %.0f tok/s\n", static_cast<long long>(t),
-                  r.loss, r.lr, r.grad_norm, tps);
+      writing([&] {
+        metrics->log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
+                           set_samples);
+      });
+      if (root)
+        std::printf("train step %6lld | loss %.9g | lr %.3e | grad_norm %.4f | %.0f tok/s\n",
+                    static_cast<long long>(t), r.loss, r.lr, r.grad_norm, tps);
       std::fflush(stdout);
     }
     if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps))
       run_eval();
+    comm_.agree([&] {  // the heartbeat found that another process took this run_dir: stop writing it
+      if (lock_ && lock_->lost()) throw Error(lock_->lost_message());
+    });
     const bool signalled = comm_.any(stop_signal != 0);  // every rank stops at the same step
     if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) ||
         t == cfg_.schedule.total_steps || t == stop_at || signalled)

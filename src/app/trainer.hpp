@@ -8,12 +8,14 @@
 // ZeRO-1), so every rank count gives the same step. Rank 0 writes checkpoints and metrics; the
 // checkpoint always holds the full state, so a run resumes on any rank count.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "app/run_config.hpp"
 #include "data/mixture.hpp"
+#include "io/run_dir_lock.hpp"
 #include "io/checkpoint.hpp"
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
@@ -31,21 +33,25 @@ struct StepResult {
 
 class Trainer {
  public:
-  // Sets up the model from the newest checkpoint in run_dir, else from init.from. With
-  // `weights` (a checkpoint: eval), that supplies the model instead. Call inside comm.agree().
-  Trainer(RunConfig cfg, Comm& comm, const std::string& weights = "");
+  // What the trainer is for: train holds the run_dir lock (rank 0), resumes from its newest
+  // checkpoint and opens the training and eval sets; eval opens the eval sets and takes its
+  // weights from `weights`; bench opens the training sets and resumes and writes nothing.
+  enum class Purpose { train, eval, bench };
+  // Checks every input on every rank (the config's checkpoint, every data set, the memory
+  // estimate) before it allocates anything, then sets up the model from the newest checkpoint
+  // in run_dir, else from init.from (or `weights`). Call inside comm.agree().
+  Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& weights = "");
+  ~Trainer();
   // Trains to schedule.total_steps, or stops after step `stop_at` (> 0) with a checkpoint, so a
-  // job with a time limit can end cleanly and the next one resume. Every input is opened and
-  // checked on every rank before the first step (and before the step-0 evaluation).
+  // job with a time limit can end cleanly and the next one resume. A failed write (checkpoint
+  // or metrics) ends every rank with one line naming the file, the cause and the last good
+  // checkpoint.
   // SIGUSR1 or SIGTERM (a job near its time limit) on any rank: every rank finishes the step,
   // the checkpoint is written, and train() returns Stop::signal (exit status 75: requeue me).
   enum class Stop { finished, stop_at, signal };
   Stop train(Index stop_at = -1);
-  // The pieces of train(), for benchmarks: open the training sets, take one optimizer step.
-  void open_train_data();
+  // One optimizer step (benchmarks time it).
   StepResult step();
-  // Opens and checks every [[data.eval]] set (train() and evaluate() call it).
-  void open_eval_data();
   // Mean loss per token of every eval set (first max_sequences windows, in order).
   std::map<std::string, double> evaluate();
   const RunConfig& config() const { return cfg_; }
@@ -62,12 +68,27 @@ class Trainer {
  private:
   void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
   void upload_batch();         // host batch to the device, asynchronously
+  struct Footprint {
+    GptOptions options;
+    double need = 0;           // bytes this rank (host: this node's ranks) will allocate
+    std::string what, advice;  // for the messages
+  };
+  Footprint footprint(bool full) const;
+  void open_train_data();      // opens and checks every [[data.train]] set
+  void set_train_position();   // the sample stream where state_ left it
+  void open_eval_data();       // opens and checks every [[data.eval]] set
   void check_run_dir() const;  // run_dir (and its checkpoints/) can be created and written
   void save_checkpoint();
+  void writing(const std::function<void()>& write);  // rank 0 writes; a failure stops every rank
   double eval_set(std::size_t i);
 
   RunConfig cfg_;
   Comm& comm_;
+  std::unique_ptr<RunDirLock> lock_;  // rank 0 of a training run
+  struct {
+    Index step = -1;  // none yet
+    std::string path;
+  } last_checkpoint_;  // the newest complete checkpoint of this run, for failure messages
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
   bool profile_ = false;

@@ -3,6 +3,8 @@
 #include <Kokkos_Core.hpp>
 #include <cstdio>
 
+#include "core/host_memory.hpp"
+
 #if defined(KOKKOS_ENABLE_CUDA)
 #include <cuda_runtime.h>
 #elif defined(KOKKOS_ENABLE_HIP)
@@ -27,16 +29,22 @@ DeviceProbe probe_devices() {
   return p;
 }
 
-void device_memory(std::size_t& free_bytes, std::size_t& total_bytes) {
-  free_bytes = total_bytes = 0;
+MemoryBudget memory_budget() {
+  MemoryBudget b;
 #if defined(KOKKOS_ENABLE_CUDA)
-  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) free_bytes = total_bytes = 0;
+  b.gpu = true;
+  if (cudaMemGetInfo(&b.free, &b.total) != cudaSuccess) b.free = b.total = 0;
 #elif defined(KOKKOS_ENABLE_HIP)
-  if (hipMemGetInfo(&free_bytes, &total_bytes) != hipSuccess) free_bytes = total_bytes = 0;
+  b.gpu = true;
+  if (hipMemGetInfo(&b.free, &b.total) != hipSuccess) b.free = b.total = 0;
+#else
+  const HostMemory host = host_memory();
+  b.free = host.available, b.total = host.total, b.limited_by = host.limited_by;
 #endif
+  return b;
 }
 
-static std::string gib(double bytes) {
+std::string gib(double bytes) {
   char s[32];
   std::snprintf(s, sizeof s, "%.1f GiB", bytes / double(1ull << 30));
   return s;
@@ -48,9 +56,11 @@ std::string device_id_problem(int asked, int count) {
          std::to_string(count) + (count == 1 ? " is" : " are") + " visible";
 }
 
-std::string memory_problem(double need, std::size_t free, std::size_t total) {
-  if (total == 0 || need <= double(free)) return "";
-  return "needs about " + gib(need) + " on the GPU but it has " + gib(double(free)) + " free of " + gib(double(total));
+std::string memory_problem(double need, const MemoryBudget& b) {
+  if (b.total == 0 || need <= double(b.free)) return "";
+  if (b.gpu) return "needs about " + gib(need) + " on the GPU but it has " + gib(double(b.free)) + " free of " + gib(double(b.total));
+  return "needs about " + gib(need) + " of host memory but " + gib(double(b.free)) + " are available (" + b.limited_by +
+         ", of " + gib(double(b.total)) + ")";
 }
 
 }  // namespace rewarm

@@ -15,12 +15,19 @@ struct DeviceProbe {
 };
 DeviceProbe probe_devices();
 
-// Free and total memory of the current device (after Kokkos chose it); host backends: 0, 0.
-void device_memory(std::size_t& free_bytes, std::size_t& total_bytes);
+// The memory this process may still allocate where it computes: the current GPU's free and
+// total memory (after Kokkos chose it), or on host backends what host_memory() reports.
+struct MemoryBudget {
+  std::size_t free = 0, total = 0;  // total 0: nothing known, nothing to check
+  bool gpu = false;
+  std::string limited_by;  // host: "MemAvailable" or the cgroup limit
+};
+MemoryBudget memory_budget();
 
 // What is wrong, in words, or "" when nothing is: device `asked` (-1: not chosen) among `count`
-// visible; `need` bytes on a device with `free` of `total` (total 0: no report, nothing to check).
+// visible; `need` bytes against a budget.
 std::string device_id_problem(int asked, int count);
-std::string memory_problem(double need, std::size_t free, std::size_t total);
+std::string memory_problem(double need, const MemoryBudget& budget);
+std::string gib(double bytes);  // "12.3 GiB"
 
 }  // namespace rewarm

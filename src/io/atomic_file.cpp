@@ -3,19 +3,23 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.hpp"
 
 namespace rewarm {
 
-static void fsync_path(const std::string& p, int flags) {
-  const int fd = ::open(p.c_str(), flags);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+// fsync of a file or folder; fails with the OS's reason, naming it.
+static void sync_path(const std::string& p, int flags, const std::string& what) {
+  const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) fail(p, "cannot open to sync " + what + ": " + std::strerror(errno));
+  const bool ok = ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) fail(p, "cannot sync " + what + " to disk: " + std::strerror(err));
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {}
@@ -25,11 +29,12 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::commit() {
-  fsync_path(tmp_, O_RDONLY);
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(path_, "cannot rename " + tmp_ + " into place");
+  sync_path(tmp_, O_RDONLY, "the file");
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail(path_, "cannot rename " + tmp_ + " into place: " + std::strerror(errno));
   committed_ = true;
   const auto dir = std::filesystem::path(path_).parent_path();
-  fsync_path(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
+  sync_path(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY, "the folder (the rename)");
 }
 
 }  // namespace rewarm

@@ -34,56 +34,87 @@ void write_checkpoint(const std::string& path, const CheckpointData& c) {
     const ParamLayout layout(c.model);
     const bool opt = !c.exp_avg.empty();
     for (const auto& e : layout.entries) {
-      f.write("/model/" + e.name, c.params.data() + e.offset, e.shape);
+      f.write_checksummed("/model/" + e.name, c.params.data() + e.offset, e.shape);
       if (!opt) continue;
-      f.write("/optimizer/exp_avg/" + e.name, c.exp_avg.data() + e.offset, e.shape);
-      f.write("/optimizer/exp_avg_sq/" + e.name, c.exp_avg_sq.data() + e.offset, e.shape);
+      f.write_checksummed("/optimizer/exp_avg/" + e.name, c.exp_avg.data() + e.offset, e.shape);
+      f.write_checksummed("/optimizer/exp_avg_sq/" + e.name, c.exp_avg_sq.data() + e.offset, e.shape);
     }
     const std::int64_t st[3] = {c.state.step, c.state.tokens_seen, c.state.samples_seen};
-    f.write("/state/step", &st[0], {1});
-    f.write("/state/tokens_seen", &st[1], {1});
-    f.write("/state/samples_seen", &st[2], {1});
+    f.write_checksummed("/state/step", &st[0], {1});
+    f.write_checksummed("/state/tokens_seen", &st[1], {1});
+    f.write_checksummed("/state/samples_seen", &st[2], {1});
     if (!c.state.set_samples.empty())
-      f.write("/state/set_samples", c.state.set_samples.data(), {std::int64_t(c.state.set_samples.size())});
+      f.write_checksummed("/state/set_samples", c.state.set_samples.data(),
+                          {std::int64_t(c.state.set_samples.size())});
     f.flush();
+    f.close();  // a failure here (a full disk) is reported, not left to the destructor
   }
   out.commit();
 }
 
-CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expect, bool need_optimizer) {
-  h5::File f(path, h5::File::ReadOnly);
+CheckpointReader::CheckpointReader(const std::string& path, const ModelConfig* expect)
+    : path_(path), file_(std::make_unique<h5::File>(path, h5::File::ReadOnly, "a rewarm checkpoint")) {
+  const auto& f = *file_;
   if (!f.has_attr("format") || f.attr_string("format") != "rewarm-checkpoint")
     fail(path, "not a rewarm checkpoint (root attribute format != \"rewarm-checkpoint\")");
-  CheckpointData c;
-  c.model = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
-  c.config_text = f.has_attr("config") ? f.attr_string("config") : "";
-  c.world_size = f.has_attr("world_size") ? int(f.attr_int("world_size")) : 1;
-  c.state.step = f.attr_int("step");
-  c.state.tokens_seen = f.attr_int("tokens_seen");
-  c.state.samples_seen = f.exists("/state/samples_seen") ? f.read<std::int64_t>("/state/samples_seen").at(0) : 0;
-  if (f.exists("/state/set_samples")) c.state.set_samples = f.read<std::int64_t>("/state/set_samples");
-  const ParamLayout layout(expect ? *expect : c.model);
-  const bool opt = f.exists("/optimizer/exp_avg");
-  if (need_optimizer && !opt) fail(path, "has no optimizer state (/optimizer): use init.load = \"weights\"");
-  c.params.assign(layout.total, 0.0f);
-  if (opt) c.exp_avg.assign(layout.total, 0.0f), c.exp_avg_sq.assign(layout.total, 0.0f);
-  for (const auto& e : layout.entries) {
-    auto load = [&](const std::string& name, std::vector<float>& into) {
+  model_ = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
+  config_text_ = f.has_attr("config") ? f.attr_string("config") : "";
+  world_size_ = f.has_attr("world_size") ? int(f.attr_int("world_size")) : 1;
+  state_.step = f.attr_int("step");
+  state_.tokens_seen = f.attr_int("tokens_seen");
+  state_.samples_seen = f.exists("/state/samples_seen") ? f.read<std::int64_t>("/state/samples_seen").at(0) : 0;
+  if (f.exists("/state/set_samples")) state_.set_samples = f.read<std::int64_t>("/state/set_samples");
+  if (expect) model_ = *expect;
+  has_optimizer_ = f.exists("/optimizer/exp_avg");
+  std::vector<std::string> groups{"/model/"};
+  if (has_optimizer_) groups.insert(groups.end(), {"/optimizer/exp_avg/", "/optimizer/exp_avg_sq/"});
+  for (const auto& e : ParamLayout(model_).entries)
+    for (const auto& g : groups) {
+      const std::string name = g + e.name;
       if (!f.exists(name)) fail(path, "missing tensor " + name);
       const auto shape = f.shape(name);
       if (shape != e.shape)
         fail(path, name + " has shape " + shape_str(shape) + " but the model config needs " + shape_str(e.shape));
-      const auto v = f.read<float>(name);
-      std::copy(v.begin(), v.end(), into.begin() + e.offset);
-    };
-    load("/model/" + e.name, c.params);
-    if (opt) {
-      load("/optimizer/exp_avg/" + e.name, c.exp_avg);
-      load("/optimizer/exp_avg_sq/" + e.name, c.exp_avg_sq);
+      checksummed_ = checksummed_ && f.has_checksum(name);
     }
+}
+
+CheckpointReader::~CheckpointReader() = default;
+
+void CheckpointReader::read_group(const std::string& group, float* into) const {
+  for (const auto& e : ParamLayout(model_).entries)
+    file_->read_into(group + e.name, into + e.offset, std::size_t(e.size()));
+}
+
+void CheckpointReader::read_params(float* params) const { read_group("/model/", params); }
+
+void CheckpointReader::read_moments(float* exp_avg, float* exp_avg_sq) const {
+  if (!has_optimizer_) fail(path_, "has no optimizer state (/optimizer): use init.load = \"weights\"");
+  read_group("/optimizer/exp_avg/", exp_avg);
+  read_group("/optimizer/exp_avg_sq/", exp_avg_sq);
+}
+
+CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expect, bool need_optimizer) {
+  const CheckpointReader r(path, expect);
+  if (need_optimizer && !r.has_optimizer())
+    fail(path, "has no optimizer state (/optimizer): use init.load = \"weights\"");
+  CheckpointData c;
+  c.model = r.model();
+  c.config_text = r.config_text();
+  c.world_size = r.world_size();
+  c.state = r.state();
+  const std::size_t n = std::size_t(ParamLayout(c.model).total);
+  c.params.assign(n, 0.0f);
+  r.read_params(c.params.data());
+  if (r.has_optimizer()) {
+    c.exp_avg.assign(n, 0.0f), c.exp_avg_sq.assign(n, 0.0f);
+    r.read_moments(c.exp_avg.data(), c.exp_avg_sq.data());
   }
-  if (expect) c.model = *expect;
   return c;
+}
+
+std::string unverified_note(const CheckpointReader& r) {
+  return r.path() + " has no checksums (written before rewarm stored them): loaded unverified";
 }
 
 std::string checkpoint_path(const std::string& run_dir, Index step) {
@@ -103,6 +134,13 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
     return a.size() != b.size() ? a.size() < b.size() : a < b;
   });
   return out;
+}
+
+Index checkpoint_step(const std::string& path) {
+  static const std::regex pattern("step_([0-9]{8,})\\.h5");
+  std::smatch m;
+  const std::string name = fs::path(path).filename().string();
+  return std::regex_match(name, m, pattern) ? std::stoll(m[1]) : -1;
 }
 
 }  // namespace rewarm

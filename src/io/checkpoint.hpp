@@ -1,11 +1,17 @@
 // rewarm checkpoints (DESIGN.md §3): HF-named float32 tensors, Adam moments, training state.
+// Every dataset carries checksums (HDF5's Fletcher32 per chunk, verified by HDF5 on every read;
+// the metadata has its own): a damaged checkpoint fails to load, naming the file and dataset.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/config.hpp"
 
 namespace rewarm {
+namespace h5 {
+class File;
+}
 
 struct TrainState {
   Index step = 0;                  // optimizer steps taken
@@ -26,11 +32,47 @@ struct CheckpointData {
 // Writes NAME.tmp, syncs it, then renames it to NAME: a crash never leaves half a checkpoint.
 void write_checkpoint(const std::string& path, const CheckpointData& c);
 
-// Reads and validates a checkpoint. If `expect` is given, every tensor shape must match it.
+// A checkpoint opened and checked (format, model config, every tensor present with its shape)
+// without reading the tensors: cheap, so that every input of a run is checked before anything
+// large is allocated. The read_* calls then fill flat buffers (ParamLayout offsets; padding is
+// left alone), each tensor verified against its checksums.
+class CheckpointReader {
+ public:
+  // If `expect` is given, every tensor shape must match it (and it becomes model()).
+  explicit CheckpointReader(const std::string& path, const ModelConfig* expect = nullptr);
+  ~CheckpointReader();
+  const std::string& path() const { return path_; }
+  const ModelConfig& model() const { return model_; }
+  const std::string& config_text() const { return config_text_; }
+  int world_size() const { return world_size_; }
+  const TrainState& state() const { return state_; }
+  bool has_optimizer() const { return has_optimizer_; }
+  // False for checkpoints written before rewarm stored checksums: they load unverified.
+  bool checksummed() const { return checksummed_; }
+  void read_params(float* params) const;                        // ParamLayout(model()).total floats
+  void read_moments(float* exp_avg, float* exp_avg_sq) const;   // same; needs has_optimizer()
+
+ private:
+  void read_group(const std::string& group, float* into) const;
+  std::string path_;
+  std::unique_ptr<h5::File> file_;
+  ModelConfig model_;
+  std::string config_text_;
+  int world_size_ = 1;
+  TrainState state_;
+  bool has_optimizer_ = false, checksummed_ = true;
+};
+
+// The whole checkpoint in memory (conversions, tests).
 CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expect, bool need_optimizer);
+
+// "FILE has no checksums (...): loaded unverified" — the note for a checksum-less checkpoint.
+std::string unverified_note(const CheckpointReader& r);
 
 // run_dir/checkpoints/step_NNNNNNNN.h5, newest last; .tmp leftovers are ignored.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 std::string checkpoint_path(const std::string& run_dir, Index step);
+// The step a checkpoint path names (step_NNNNNNNN.h5), or -1.
+Index checkpoint_step(const std::string& path);
 
 }  // namespace rewarm

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <regex>
 #include <typeinfo>
 
 #include "core/error.hpp"
@@ -43,7 +45,97 @@ hid_t native_type<std::uint64_t>() {
   return H5T_NATIVE_UINT64;
 }
 
-void File::fail(const std::string& what) const { rewarm::fail(path_, what); }
+Id::~Id() {
+  if (id_ < 0 || !close_) return;
+  if (H5Eget_num(H5E_DEFAULT) <= 0) {
+    close_(id_);
+    return;
+  }
+  const hid_t stack = H5Eget_current_stack();  // a close would clear it
+  close_(id_);
+  if (stack >= 0) H5Eset_current_stack(stack);
+}
+
+void init_library() {
+  H5dont_atexit();  // must precede every other HDF5 call
+  H5open();         // before MPI_Init: HDF5 then hooks nothing into MPI_Finalize either
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
+}
+
+// The descriptions on HDF5's error stack, innermost last. Copied first: the walk must not
+// run into an API call that clears the stack it walks.
+static std::string error_stack_text() {
+  std::string text;
+  const hid_t stack = H5Eget_current_stack();
+  if (stack < 0) return text;
+  H5Ewalk2(
+      stack, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        if (e->desc) *static_cast<std::string*>(out) += std::string(e->desc) + "\n";
+        return 0;
+      },
+      &text);
+  H5Eclose_stack(stack);
+  return text;
+}
+
+std::string failure_cause() {
+  const std::string text = error_stack_text();
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex("error message = '([^']*)'"))) return m[1];  // the sec2 driver's errno text
+  if (text.find("Fletcher32") != std::string::npos) return "checksum mismatch: the data is damaged";
+  if (text.find("checksum") != std::string::npos) return "metadata checksum mismatch: the file is damaged";
+  if (std::regex_search(text, m, std::regex("truncated file: eof = ([0-9]+).*stored_eof = ([0-9]+)")))
+    return "truncated: " + m[1].str() + " bytes of the " + m[2].str() + " its HDF5 superblock records";
+  if (text.find("already open for write") != std::string::npos)
+    return "HDF5 marks it as open for writing: another process writes it, or its writer was killed";
+  return "";
+}
+
+static std::string with_cause(const std::string& what) {
+  const auto cause = failure_cause();
+  return cause.empty() ? what : what + ": " + cause;
+}
+
+void File::fail(const std::string& what) const { rewarm::fail(path_, with_cause(what)); }
+
+// "1234 bytes, HDF5 signature at byte 0" for messages about a file HDF5 cannot open.
+static std::string describe_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return "size unknown";
+  std::string out = std::to_string(size) + " bytes";
+  if (size == 0) return out + ", empty";
+  static const char signature[8] = {'\211', 'H', 'D', 'F', '\r', '\n', '\032', '\n'};
+  FILE* f = std::fopen(path.c_str(), "rb");
+  for (std::uintmax_t at = 0; f && at + 8 <= size; at = at ? at * 2 : 512) {  // 0, then a user block of 512·2^k
+    char head[8];
+    if (std::fseek(f, long(at), SEEK_SET) != 0 || std::fread(head, 1, 8, f) != 8) break;
+    if (std::memcmp(head, signature, 8) == 0) {
+      std::fclose(f);
+      return out + ", HDF5 signature at byte " + std::to_string(at);
+    }
+  }
+  if (f) std::fclose(f);
+  return out + ", no HDF5 signature";
+}
+
+// HDF5's file access settings: the 1.10 format (metadata checksums, SWMR) for what we write,
+// and no HDF5 file locks (as HDF5_USE_FILE_LOCKING=FALSE). rewarm never shares a file between a
+// writer and a reader that those locks would protect: shards and checkpoints are written under
+// NAME.tmp and renamed when complete, and the metrics' SWMR writer is the only one behind the
+// run_dir lock. HDF5's locks would refuse SWMR readers for a moment at every open and close of
+// the writer (and the writer while a reader holds the file), and fail where the file system
+// offers no locks (some Lustre and NFS mounts). One setting for every file, since one process
+// may open a file only with the locking setting it already has it open with.
+static Id file_access(bool writes) {
+  Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+#if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
+  H5Pset_file_locking(fapl, false, true);
+#endif
+  if (writes) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+  return fapl;
+}
 
 // Creates dataset `name` (and the groups on its path); returns a negative id on failure.
 static hid_t create_dataset(hid_t file, const std::string& name, hid_t type, hid_t space, hid_t dcpl) {
@@ -62,23 +154,30 @@ static bool write_range(hid_t dataset, std::int64_t first, std::int64_t count, c
   return H5Dwrite(dataset, native_type<T>(), ms, fs, H5P_DEFAULT, data) >= 0;
 }
 
-File::File(const std::string& path, Mode mode) : path_(path) {
+File::File(const std::string& path, Mode mode, const std::string& expected) : path_(path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
+  const std::string expect = expected.empty() ? "" : "; expected " + expected;
   hid_t id;
   if (mode == Create) {
-    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const Id fapl = file_access(true);
+    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (id < 0) fail("cannot create HDF5 file");
   } else {
-    if (H5Fis_hdf5(path.c_str()) <= 0) {
-      FILE* f = std::fopen(path.c_str(), "rb");
-      if (!f) fail("cannot open (no such file or not readable)");
-      std::fclose(f);
-      fail("not an HDF5 file");
-    }
-    id = H5Fopen(path.c_str(), mode == ReadOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT);
-    if (id < 0) fail("cannot open HDF5 file");
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) rewarm::fail(path_, std::string("cannot open: ") + std::strerror(errno));
+    std::fclose(f);
+    if (H5Fis_hdf5(path.c_str()) <= 0) rewarm::fail(path_, "not an HDF5 file (" + describe_file(path) + ")" + expect);
+    const unsigned flags[] = {H5F_ACC_RDONLY, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5F_ACC_RDWR,
+                              H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE};
+    const Id fapl = file_access(mode == AppendLive);
+    id = H5Fopen(path.c_str(), flags[mode], fapl);
+    if (id < 0) rewarm::fail(path_, with_cause("cannot open HDF5 file (" + describe_file(path) + ")") + expect);
   }
   file_ = Id(id, H5Fclose);
+}
+
+void File::close() {
+  if (H5Fclose(file_.release()) < 0) fail("cannot close (the last writes failed)");
 }
 
 bool File::has_attr(const std::string& name) const { return H5Aexists(file_, name.c_str()) > 0; }
@@ -185,16 +284,17 @@ std::string File::type_name(const std::string& name) const {
 
 template <class T>
 void File::write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk,
-                 int deflate) {
+                 int deflate, bool checksum) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   const bool chunked = chunk > 0 && dims.size() == 1;
   hsize_t unlimited = H5S_UNLIMITED;
   Id space(H5Screate_simple(int(dims.size()), dims.data(), chunked ? &unlimited : nullptr), H5Sclose);
   Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (chunked) {
-    const hsize_t c = dims[0] > 0 ? std::min<hsize_t>(hsize_t(chunk), dims[0]) : hsize_t(chunk);
+    const hsize_t c = hsize_t(chunk);  // extendible: later appends fill whole chunks
     H5Pset_chunk(dcpl, 1, &c);
     if (deflate > 0) H5Pset_deflate(dcpl, unsigned(deflate));
+    if (checksum) H5Pset_fletcher32(dcpl);
   }
   Id d(create_dataset(file_, name, native_type<T>(), space, dcpl), H5Dclose);
   if (d < 0) fail("cannot create dataset '" + name + "'");
@@ -203,12 +303,102 @@ void File::write(const std::string& name, const T* data, const std::vector<std::
 }
 
 template <class T>
+void File::write_checksummed(const std::string& name, const T* data, const std::vector<std::int64_t>& shape) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end()), chunk = dims;
+  hsize_t elements = 1, per_row = 1;
+  for (hsize_t d : dims) elements *= d;
+  for (std::size_t i = 1; i < dims.size(); ++i) per_row *= dims[i];
+  Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (elements > 0 && !dims.empty()) {  // whole rows, about 1 MiB a chunk
+    const hsize_t rows = std::max<hsize_t>(1, (hsize_t(1) << 20) / sizeof(T) / std::max<hsize_t>(per_row, 1));
+    chunk[0] = std::min(dims[0], rows);
+    H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl);
+  }
+  Id d(create_dataset(file_, name, native_type<T>(), space, dcpl), H5Dclose);
+  if (d < 0) fail("cannot create dataset '" + name + "'");
+  if (elements > 0 && H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail("cannot write dataset '" + name + "'");
+}
+
+template <class T>
+void File::read_into(const std::string& name, T* out, std::size_t count) const {
+  Id d = open_dataset(name);
+  Id s(H5Dget_space(d), H5Sclose);
+  const auto n = std::size_t(H5Sget_simple_extent_npoints(s));
+  if (n != count)
+    fail("dataset '" + name + "' has " + std::to_string(n) + " elements, expected " + std::to_string(count));
+  if (n > 0 && H5Dread(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    fail("cannot read dataset '" + name + "'");
+}
+
+template <class T>
 std::vector<T> File::read(const std::string& name) const {
   Id d = open_dataset(name);
   Id s(H5Dget_space(d), H5Sclose);
   std::vector<T> out(std::size_t(H5Sget_simple_extent_npoints(s)));
-  if (!out.empty() && H5Dread(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    fail("cannot read dataset '" + name + "' as " + typeid(T).name());
+  read_into(name, out.data(), out.size());
+  return out;
+}
+
+bool File::has_checksum(const std::string& name) const {
+  Id d = open_dataset(name);
+  Id dcpl(H5Dget_create_plist(d), H5Pclose);
+  unsigned flags = 0;
+  std::size_t nvalues = 0;
+  return H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvalues, nullptr, 0, nullptr, nullptr) >= 0;
+}
+
+bool File::metadata_checksummed() const {
+  H5F_info2_t info{};
+  return H5Fget_info2(file_, &info) >= 0 && info.super.version >= 2;
+}
+
+std::uint64_t File::read_through(const std::string& name) const {
+  Id d = open_dataset(name);
+  Id space(H5Dget_space(d), H5Sclose);
+  Id type(H5Dget_type(d), H5Tclose);
+  Id native(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(std::size_t(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  const std::size_t element = H5Tget_size(native);
+  hsize_t row = 1;  // elements per index of the first dimension
+  for (std::size_t i = 1; i < dims.size(); ++i) row *= dims[i];
+  if (dims.empty() || dims[0] == 0 || row == 0) return 0;
+  const hsize_t rows_per_piece = std::max<hsize_t>(1, (hsize_t(64) << 20) / (row * element));
+  std::vector<char> buffer;
+  for (hsize_t first = 0; first < dims[0]; first += rows_per_piece) {
+    std::vector<hsize_t> start(dims.size(), 0), count = dims;
+    start[0] = first;
+    count[0] = std::min(rows_per_piece, dims[0] - first);
+    buffer.resize(std::size_t(count[0] * row) * element);
+    Id file_space(H5Dget_space(d), H5Sclose);
+    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    Id memory(H5Screate_simple(int(count.size()), count.data(), nullptr), H5Sclose);
+    if (H5Dread(d, native, memory, file_space, H5P_DEFAULT, buffer.data()) < 0)
+      fail("cannot read dataset '" + name + "'");
+  }
+  return std::uint64_t(dims[0] * row) * element;
+}
+
+std::vector<std::string> File::datasets() const {
+  std::vector<std::string> out;
+  std::vector<std::string> groups{"/"};
+  while (!groups.empty()) {
+    const std::string g = groups.back();
+    groups.pop_back();
+    for (const auto& member : list(g)) {
+      const std::string path = (g == "/" ? "" : g) + "/" + member;
+      Id obj(H5Oopen(file_, path.c_str(), H5P_DEFAULT), H5Oclose);
+      if (obj < 0) fail("cannot open object '" + path + "'");
+      const auto type = H5Iget_type(obj);
+      if (type == H5I_GROUP) groups.push_back(path);
+      if (type == H5I_DATASET) out.push_back(path);
+    }
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -224,8 +414,8 @@ void RangeReader::read(std::int64_t offset, std::int64_t count, T* out) const {
     throw Error(where_ + ": bad range");
   Id ms(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
   if (H5Dread(dataset_, native_type<T>(), ms, space_, H5P_DEFAULT, out) < 0)
-    throw Error(where_ + ": cannot read elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
-                ")");
+    throw Error(with_cause(where_ + ": cannot read elements [" + std::to_string(offset) + ", " +
+                           std::to_string(offset + count) + ")"));
 }
 
 std::vector<std::string> File::list(const std::string& group) const {
@@ -256,11 +446,18 @@ AppendWriter<T>::AppendWriter(File& file, const std::string& name, std::int64_t 
 }
 
 template <class T>
+AppendWriter<T>::AppendWriter(File& file, const std::string& name)
+    : where_(file.path() + ": '" + name + "'"), dataset_(file.open_dataset(name)) {
+  Id s(H5Dget_space(dataset_), H5Sclose);
+  size_ = std::int64_t(H5Sget_simple_extent_npoints(s));
+}
+
+template <class T>
 void AppendWriter<T>::append(const T* data, std::int64_t count) {
   if (count == 0) return;
   const hsize_t total = hsize_t(size_ + count);
-  if (H5Dset_extent(dataset_, &total) < 0) throw Error(where_ + ": cannot extend");
-  if (!write_range(dataset_, size_, count, data)) throw Error(where_ + ": write failed");
+  if (H5Dset_extent(dataset_, &total) < 0) throw Error(with_cause(where_ + ": cannot extend"));
+  if (!write_range(dataset_, size_, count, data)) throw Error(with_cause(where_ + ": write failed"));
   size_ += count;
 }
 
@@ -312,7 +509,7 @@ void DirectWriter<T>::write(std::int64_t first, const T* data, std::int64_t coun
                 ") lie outside the dataset's " + std::to_string(size_));
   if (count == 0) return;
   if (fd_ < 0) {  // chunks not back to back: HDF5 places them
-    if (!write_range(dataset_, first, count, data)) throw Error(where_ + ": write failed");
+    if (!write_range(dataset_, first, count, data)) throw Error(with_cause(where_ + ": write failed"));
     return;
   }
   const auto* bytes = reinterpret_cast<const char*>(data);
@@ -327,8 +524,11 @@ void DirectWriter<T>::write(std::int64_t first, const T* data, std::int64_t coun
 }
 
 #define REWARM_H5_INSTANTIATE(T)                                                                                   \
-  template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int); \
+  template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int,   \
+                               bool);                                                                           \
+  template void File::write_checksummed<T>(const std::string&, const T*, const std::vector<std::int64_t>&);       \
   template std::vector<T> File::read<T>(const std::string&) const;                                                 \
+  template void File::read_into<T>(const std::string&, T*, std::size_t) const;                                     \
   template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;
 REWARM_H5_INSTANTIATE(float)
 REWARM_H5_INSTANTIATE(double)
@@ -339,6 +539,7 @@ REWARM_H5_INSTANTIATE(std::uint16_t)
 template class AppendWriter<std::uint16_t>;
 template class AppendWriter<std::uint32_t>;
 template class AppendWriter<std::int64_t>;
+template class AppendWriter<double>;
 template class DirectWriter<std::uint16_t>;
 template class DirectWriter<std::uint32_t>;
 

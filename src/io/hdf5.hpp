@@ -1,5 +1,10 @@
 // Thin RAII layer over the HDF5 C API: files, attributes, whole and partial datasets,
-// extendible 1-D series. Every failure throws rewarm::Error naming the file and object.
+// extendible 1-D series. Every failure throws rewarm::Error naming the file and object, with
+// the cause HDF5 recorded (the OS's reason for a failed write, a checksum mismatch).
+//
+// Files are created in the HDF5 1.10 format (h5py and every HDF5 >= 1.10 read it): its
+// metadata carries checksums. Chunked datasets carry HDF5's Fletcher32 checksum per chunk,
+// which HDF5 verifies on every read, in rewarm and in h5py alike.
 #pragma once
 #include <hdf5.h>
 
@@ -24,10 +29,13 @@ class Id {  // owns one hid_t
     std::swap(close_, o.close_);
     return *this;
   }
-  ~Id() {
-    if (id_ >= 0 && close_) close_(id_);
-  }
+  ~Id();  // closes, keeping HDF5's error stack: a failure's cause is read after the cleanup
   operator hid_t() const { return id_; }
+  hid_t release() {  // the id, no longer owned
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
 
  private:
   hid_t id_ = -1;
@@ -37,10 +45,22 @@ class Id {  // owns one hid_t
 template <class T>
 hid_t native_type();
 
+// Call first in main, before MPI starts. HDF5 otherwise closes its open files at exit (or at
+// MPI_Finalize), and a file whose close has already failed once (a full disk) crashed it there.
+void init_library();
+
+// What HDF5's most recent failure says of its cause: the OS's reason for a failed read or write
+// ("No space left on device"), a checksum mismatch, a truncated file; "" when it says nothing.
+std::string failure_cause();
+
 class File {
  public:
-  enum Mode { ReadOnly, ReadWrite, Create };
-  File(const std::string& path, Mode mode);
+  // ReadLive opens a file that another process may be writing in SWMR mode (a running metrics
+  // file, or one whose writer was killed); AppendLive is that writer (HDF5 SWMR: readers may open
+  // the file while it writes, and a crash leaves it readable as of the last flush).
+  enum Mode { ReadOnly, ReadLive, ReadWrite, AppendLive, Create };
+  // `expected` says what the file should be ("a rewarm checkpoint"), for the message when it is not.
+  File(const std::string& path, Mode mode, const std::string& expected = "");
   const std::string& path() const { return path_; }
 
   bool has_attr(const std::string& name) const;
@@ -56,16 +76,35 @@ class File {
   std::string type_name(const std::string& dataset) const;  // "uint16", "float32", ...
 
   // Whole datasets; groups on the path are created. A chunked (chunk > 0) 1-D dataset is
-  // extendible and optionally deflate-compressed.
+  // extendible, optionally deflate-compressed, and carries checksums unless `checksum` is false
+  // (series appended in SWMR mode: a reader beside the writer would meet a chunk whose checksum
+  // is being rewritten).
   template <class T>
   void write(const std::string& name, const T* data, const std::vector<std::int64_t>& shape, std::int64_t chunk = 0,
-             int deflate = 0);
+             int deflate = 0, bool checksum = true);
+  // A fixed-shape dataset of any rank in chunks of about 1 MiB, each with its checksum.
+  template <class T>
+  void write_checksummed(const std::string& name, const T* data, const std::vector<std::int64_t>& shape);
   template <class T>
   std::vector<T> read(const std::string& name) const;
+  // The whole dataset into `out` (its element count), converted to T by HDF5.
+  template <class T>
+  void read_into(const std::string& name, T* out, std::size_t count) const;
+  // True when the dataset's chunks carry checksums (HDF5's Fletcher32 filter).
+  bool has_checksum(const std::string& name) const;
+  // True when the file's metadata carries checksums (its superblock is version 2 or later).
+  bool metadata_checksummed() const;
+  // Reads every element of the dataset (in pieces of bounded size), so that HDF5 checks every
+  // chunk's checksum; returns the bytes read. A mismatch throws, naming the dataset.
+  std::uint64_t read_through(const std::string& name) const;
 
   std::vector<std::string> list(const std::string& group) const;  // member names
+  // Every dataset in the file, full paths, in name order.
+  std::vector<std::string> datasets() const;
 
   void flush();
+  // Closes the file now (the destructor closes it otherwise); a failure throws, naming its cause.
+  void close();
   hid_t id() const { return file_; }
   // chunk_cache_bytes > 0: HDF5's chunk cache for this dataset (the default is 1 MiB).
   Id open_dataset(const std::string& name, std::size_t chunk_cache_bytes = 0) const;
@@ -96,6 +135,8 @@ template <class T>
 class AppendWriter {
  public:
   AppendWriter(File& file, const std::string& name, std::int64_t chunk, int deflate);
+  // Appends to the existing dataset `name`, after its current elements.
+  AppendWriter(File& file, const std::string& name);
   void append(const T* data, std::int64_t count);
   std::int64_t size() const { return size_; }
 

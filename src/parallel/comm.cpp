@@ -48,6 +48,7 @@ Comm::Comm(MPI_Comm world, bool gpu_aware) : gpu_aware_(gpu_aware) {
   MPI_Comm node;  // the ranks that share this node's memory: the local rank picks the GPU
   check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type");
   MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &local_size_);
   MPI_Comm_free(&node);
   check(MPI_Comm_dup(comm_, &async_), "Comm_dup");
 }
@@ -104,6 +105,8 @@ void Comm::agree(const std::function<void()>& work) const {
   bool failed = false;
   try {
     work();
+  } catch (const CollectiveError&) {  // agreed already, by a nested agree(): every rank throws it
+    throw;
   } catch (const std::exception& e) {
     message = e.what(), failed = true;
   }

@@ -34,6 +34,7 @@ class Comm {
   int rank() const { return rank_; }
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }  // rank among the ranks on this node
+  int local_size() const { return local_size_; }  // ranks on this node
   bool root() const { return rank_ == 0; }
   bool gpu_aware() const { return gpu_aware_; }
   void set_gpu_aware(bool on) { gpu_aware_ = on; }
@@ -85,7 +86,7 @@ class Comm {
 
   MPI_Comm comm_ = MPI_COMM_NULL, async_ = MPI_COMM_NULL;
   std::vector<MPI_Request> pending_;
-  int rank_ = 0, size_ = 1, local_rank_ = 0;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool gpu_aware_ = false;
   std::vector<char> staging_[2];  // host copies of device data (two: reduce-scatter's send and recv)
 };

@@ -12,9 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 REWARM = os.environ.get("REWARM_BIN", os.path.join(ROOT, "build", "src", "rewarm"))
 
 
-def rewarm(*args, cwd=None, check=True):
-    """Runs rewarm; returns the CompletedProcess (stdout/stderr as text)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def rewarm(*args, cwd=None, check=True, env=None):
+    """Runs rewarm; returns the CompletedProcess (stdout/stderr as text). `env`: extra variables."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {}))
     p = subprocess.run([REWARM, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"rewarm {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")

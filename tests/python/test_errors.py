@@ -157,7 +157,7 @@ def test_every_eval_shard_is_checked_before_step_1(d, case):
 def test_init_and_run_dir_are_checked_before_step_1(d):
     train_fails(d, [f"init.from={d}/no_such.h5"], ["no_such.h5: cannot open"])
     (d / "a_file").write_text("")
-    train_fails(d, [f"run_dir={d}/a_file/run"], ["a_file/run: cannot create run_dir/checkpoints"])
+    train_fails(d, [f"run_dir={d}/a_file/run"], ["a_file/run: cannot create run_dir: Not a directory"])
     no_work_done(d)
 
 

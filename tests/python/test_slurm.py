@@ -103,7 +103,7 @@ def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path, slur
     deadline, step = time.time() + 120, 0
     while time.time() < deadline and step < 100:
         try:
-            with h5py.File(root / "long" / "metrics.h5", "r") as m:
+            with h5py.File(root / "long" / "metrics.h5", "r", swmr=True) as m:  # while it trains
                 step = int(m["train/step"][-1])
         except (OSError, KeyError):
             pass

@@ -127,8 +127,8 @@ def test_eval_and_info(tmp_path):
 
 
 def test_metrics_readable_while_training(tmp_path):
-    """The writer never holds metrics.h5 open and replaces it atomically: every read while the
-    run goes on succeeds and sees whole rows."""
+    """The writer appends in HDF5's SWMR mode: every SWMR read while the run goes on succeeds and
+    sees whole rows (a group's rows: its shortest series)."""
     import subprocess
 
     from helpers import REWARM
@@ -140,10 +140,11 @@ def test_metrics_readable_while_training(tmp_path):
     reads_during_run = 0
     while proc.poll() is None:
         if (tmp_path / "a" / "metrics.h5").exists():
-            with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
+            with h5py.File(tmp_path / "a" / "metrics.h5", "r", swmr=True) as m:
                 if "train" in m:
                     steps = m["train/step"][:]
-                    assert len(m["train/loss"][:]) == len(steps)
+                    loss = m["train/loss"][:]  # read after step, which is appended last: never shorter
+                    assert len(loss) >= len(steps)
                     np.testing.assert_array_equal(steps, np.arange(1, len(steps) + 1))
                     reads_during_run += proc.poll() is None
     assert proc.returncode == 0

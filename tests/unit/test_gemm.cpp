@@ -115,10 +115,15 @@ TEST_CASE("device checks say what was asked for and what was found", "[device]")
   CHECK(device_id_problem(3, 4).empty());
   CHECK(device_id_problem(4, 4) == "GPU 4 was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but 4 are visible");
   CHECK(device_id_problem(1, 1) == "GPU 1 was asked for (--kokkos-device-id or KOKKOS_DEVICE_ID) but 1 is visible");
-  CHECK(memory_problem(1e12, 0, 0).empty());  // no memory report: host backends
-  CHECK(memory_problem(double(40ull << 30), 80ull << 30, 80ull << 30).empty());
-  CHECK(memory_problem(double(90ull << 30), 79ull << 30, 80ull << 30) ==
-        "needs about 90.0 GiB on the GPU but it has 79.0 GiB free of 80.0 GiB");
+  CHECK(memory_problem(1e12, MemoryBudget{}).empty());  // no memory report: nothing to check
+  const MemoryBudget gpu{79ull << 30, 80ull << 30, true, ""};
+  CHECK(memory_problem(double(40ull << 30), gpu).empty());
+  CHECK(memory_problem(double(90ull << 30), gpu) == "needs about 90.0 GiB on the GPU but it has 79.0 GiB free of 80.0 GiB");
+  const MemoryBudget host{20ull << 30, 24ull << 30, false, "MemAvailable"};
+  CHECK(memory_problem(double(20ull << 30), host).empty());
+  CHECK(memory_problem(double(25ull << 30), host) ==
+        "needs about 25.0 GiB of host memory but 20.0 GiB are available (MemAvailable, of 24.0 GiB)");
+  CHECK(memory_budget().total > 0);  // every backend reports a budget here: GPU memory, or MemAvailable
   const auto probe = probe_devices();  // this build and machine
   CHECK(probe.backend == ExecSpace::name());
   if (!probe.gpu) CHECK((probe.count == 1 && probe.error.empty()));

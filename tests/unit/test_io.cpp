@@ -136,13 +136,13 @@ TEST_CASE("metrics drop the steps a resumed run redoes", "[io]") {
   const auto dir = tmpdir("metrics");
   const auto path = dir + "/metrics.h5";
   {
-    Metrics m(path, "cfg", {"Serial", 1, "fp32"}, -1);
+    Metrics m(path, "cfg", {"Serial", 1, "fp32"}, -1, {}, {"up"});
     for (Index s = 1; s <= 6; ++s) m.log_train({s, s * 10, 1e-3, 1.0 / double(s), 0.5, 100, 1});
     m.log_eval("up", 0, 0, 2.0);
     m.log_eval("up", 4, 40, 1.5);
   }
   {
-    Metrics m(path, "cfg", {"Serial", 3, "bf16"}, 4);  // resumed from the step-4 checkpoint, on 3 ranks
+    Metrics m(path, "cfg", {"Serial", 3, "bf16"}, 4, {}, {"up"});  // resumed from the step-4 checkpoint, on 3 ranks
     m.log_train({5, 50, 1e-3, 0.3, 0.5, 100, 1});
   }
   h5::File f(path, h5::File::ReadOnly);

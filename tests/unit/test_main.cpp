@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include "core/types.hpp"
+#include "io/hdf5.hpp"
 
 int main(int argc, char** argv) {
+  rewarm::h5::init_library();
   Kokkos::ScopeGuard kokkos(argc, argv);
   feenableexcept(FE_INVALID);
   return Catch::Session().run(argc, argv);
