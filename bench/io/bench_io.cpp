@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,17 +39,34 @@ static void prefill(const std::string& path, Index n) {
     f.write(std::string("/train/") + c, values.data(), shape, 1024);
 }
 
+// Bytes this process has written so far (/proc/self/io wchar: what write(2) calls were given).
+static double bytes_written() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  double value = 0;
+  while (io >> key >> value)
+    if (key == "wchar:") return value;
+  return 0;
+}
+
 static void bench_metrics(const std::string& dir) {
   for (Index n : {Index(1000), Index(100000)}) {
     const std::string path = dir + "/metrics.h5";
     fs::remove(path);
     prefill(path, n);
     Metrics m(path, "run_dir = \"bench\"\n", Metrics::Run{"bench", 1, "fp32"}, n, {"set"}, {});
-    const int records = 50;
-    const auto t0 = Clock::now();
-    for (int i = 1; i <= records; ++i) m.log_train({n + i, n + i, 1e-3, 2.0, 0.5, 1e4, double(i)}, {{"set", n + i}});
-    std::printf("metrics: %.3f ms per record at %lld records (9 series)\n", 1e3 * seconds_since(t0) / records,
-                static_cast<long long>(n));
+    std::vector<double> ms;
+    const int records = 100;
+    const double w0 = bytes_written();
+    for (int i = 1; i <= records; ++i) {
+      const auto t0 = Clock::now();
+      m.log_train({n + i, n + i, 1e-3, 2.0, 0.5, 1e4, double(i)}, {{"set", n + i}});
+      ms.push_back(1e3 * seconds_since(t0));
+    }
+    const double kb = (bytes_written() - w0) / records / 1e3;
+    std::sort(ms.begin(), ms.end());
+    std::printf("metrics: at %lld records (8 series): %.3f ms per record (median of %d; max %.3f), %.1f kB written\n",
+                static_cast<long long>(n), ms[ms.size() / 2], records, ms.back(), kb);
   }
 }
 
@@ -107,9 +126,13 @@ static void bench_checkpoint(const std::string& dir) {
   std::printf("  write, to disk: checksummed %.2f s, unchecksummed %.2f s\n", w_checked, w_plain);
   for (const bool cold : {false, true}) {
     read_seconds(checked, false), read_seconds(plain, false);  // warm the cache (or the allocator) once
-    const double a = read_seconds(checked, cold), b = read_seconds(plain, cold);
-    std::printf("  read, %s: checksummed %.2f s (%.2f GB/s), unchecksummed %.2f s (%.2f GB/s): verification %+.0f%%\n",
-                cold ? "from disk" : "from the page cache", a, gb / a, b, gb / b, 100.0 * (a / b - 1));
+    std::vector<double> a, b;  // interleaved rounds, medians: this VM's disk drifts
+    for (int round = 0; round < 3; ++round) a.push_back(read_seconds(checked, cold)), b.push_back(read_seconds(plain, cold));
+    std::sort(a.begin(), a.end()), std::sort(b.begin(), b.end());
+    std::printf("  read, %s (median of 3): checksummed %.2f s (%.2f GB/s), unchecksummed %.2f s (%.2f GB/s): "
+                "verification %+.2f s (%+.0f%%)\n",
+                cold ? "from disk" : "from the page cache", a[1], gb / a[1], b[1], gb / b[1], a[1] - b[1],
+                100.0 * (a[1] / b[1] - 1));
   }
   if (!std::getenv("REWARM_BENCH_KEEP")) fs::remove(checked), fs::remove(plain);
 }

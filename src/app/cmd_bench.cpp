@@ -3,7 +3,6 @@
 // the same run on the same device; device operations per step and time per phase.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.hpp"
@@ -167,9 +166,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
             {"allreduce", p.allreduce_seconds},
             {"optimizer", p.optimizer_seconds},
             {"data", p.data_seconds}}}};
-      AtomicFile out(*json_path);
-      std::ofstream(out.tmp()) << j.dump(2) << "\n";
-      out.commit();
+      write_text_file(*json_path, j.dump(2) + "\n");
     });
   });
 }

@@ -88,9 +88,7 @@ static void convert_to_hf(const std::string& in, const std::string& out, const s
   auto cfg = c.model.to_hf_json();
   cfg["torch_dtype"] = dtype == "bf16" ? "bfloat16" : dtype == "f16" ? "float16" : "float32";
   const std::string cp = (fs::path(out) / "config.json").string();
-  AtomicFile cp_file(cp);
-  std::ofstream(cp_file.tmp()) << cfg.dump(2) << "\n";
-  cp_file.commit();
+  write_text_file(cp, cfg.dump(2) + "\n");
   std::printf("%s: model.safetensors (%s) + config.json from %s (step %lld)\n", out.c_str(), dt.c_str(), in.c_str(),
               static_cast<long long>(c.state.step));
 }

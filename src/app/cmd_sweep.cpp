@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <algorithm>
 #include <array>
-#include <fstream>
 #include <set>
 
 #include "app/commands.hpp"
@@ -71,9 +70,7 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   cmd->callback([=, &launch] {
     const Study s = load_study(*study, *sets, *budget);
     if (!manifest->empty()) {
-      AtomicFile out(*manifest);
-      std::ofstream(out.tmp()) << s.manifest_json() << "\n";
-      out.commit();
+      write_text_file(*manifest, s.manifest_json() + "\n");
     }
     if (!print->empty()) std::printf("%s\n", s.command(s.run(*print)).c_str());
     if ((*flags)[2]) std::printf("%s\n", s.run_root.c_str());

@@ -156,6 +156,7 @@ void register_tokenize(CLI::App& app) {
         run<std::uint16_t>(*o, tok, eod, vocab, f);
       else
         run<std::uint32_t>(*o, tok, eod, vocab, f);
+      f.close();  // a failure here (a full disk) is reported; the shard is not put in place
     }
     file.commit();
   });

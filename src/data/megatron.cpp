@@ -360,6 +360,7 @@ MegatronSummary convert_megatron(const std::string& idx_path, const std::vector<
     }
     sum.sequences = Index(N);
     sum.documents = Index(D) - 1;
+    f.close();  // a failure here (a full disk) is reported; the shard is not put in place
   }
   file.commit();
   return sum;

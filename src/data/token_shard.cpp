@@ -88,6 +88,7 @@ void write_token_shard(const std::string& path, const std::vector<std::uint32_t>
     } else {
       f.write("/tokens", tokens.data(), shape, 1 << 16);
     }
+    f.close();  // a failure here (a full disk) is reported; the shard is not put in place
   }
   out.commit();
 }

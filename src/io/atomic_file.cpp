@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.hpp"
 
@@ -35,6 +36,16 @@ void AtomicFile::commit() {
   committed_ = true;
   const auto dir = std::filesystem::path(path_).parent_path();
   sync_path(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY, "the folder (the rename)");
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  AtomicFile out(path);
+  std::ofstream f(out.tmp(), std::ios::binary | std::ios::trunc);
+  if (!f) fail(out.tmp(), std::string("cannot create: ") + std::strerror(errno));
+  f << text;
+  f.close();  // the buffered part is written here: a full disk shows now
+  if (!f) fail(out.tmp(), std::string("cannot write: ") + std::strerror(errno));
+  out.commit();
 }
 
 }  // namespace rewarm

@@ -20,4 +20,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// `text` as the whole of file `path`, through an AtomicFile; a failed write fails naming the file.
+void write_text_file(const std::string& path, const std::string& text);
+
 }  // namespace rewarm

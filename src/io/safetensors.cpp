@@ -1,6 +1,7 @@
 #include "io/safetensors.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -209,7 +210,8 @@ void safetensors_write(const std::string& path, const std::vector<std::string>& 
       buf[k] = dtype == "BF16" ? float_to_bf16(data[i][k]) : float_to_half(data[i][k]);
     f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size() * 2));
   }
-  if (!f) fail(path, "write failed");
+  f.close();  // the buffered tail is written here: a full disk shows now
+  if (!f) fail(path, std::string("write failed: ") + std::strerror(errno));
 }
 
 }  // namespace rewarm

@@ -382,3 +382,26 @@ def test_a_truncated_checkpoint_says_what_it_is(d):
     line = one_line(rewarm("train", cfg, check=False))
     assert f"step_00000010.h5: cannot open HDF5 file ({size // 3} bytes, HDF5 signature at byte 0): truncated: " \
            f"{size // 3} bytes of the {size} its HDF5 superblock records; expected a rewarm checkpoint" in line, line
+
+
+# ---- the other writers: shards, conversions ---------------------------------------------------
+
+def writer_fails(out, command, after, expect):
+    """command (a list of rewarm arguments writing `out`) under a write failure after `after` writes."""
+    env = {"LD_PRELOAD": FAULTS, "REWARM_FAULT_PATH": f"{out.name}.tmp", "REWARM_FAULT_CALL": "write",
+           "REWARM_FAULT_AFTER": str(after)}
+    p = rewarm(*command, check=False, env=env)
+    assert p.returncode == 1 and "No space left on device" in one_line(p) and expect in one_line(p), p.stderr
+    assert not out.exists() and not os.path.exists(f"{out}.tmp")  # nothing half-written put in place
+
+
+@pytest.mark.skipif(not os.path.exists(FAULTS), reason="needs the io_faults library (REWARM_IO_FAULTS)")
+@pytest.mark.parametrize("after", [2, 20, 52])  # a chunk, the middle, the metadata written at close
+def test_a_shard_writer_that_cannot_write_leaves_nothing(d, after):
+    out = d / "s.h5"
+    writer_fails(out, ["synth", "--out", out, "--vocab", 8, "--tokens", 3000000], after, "s.h5.tmp: cannot ")
+    from megatron_format import write_indexed
+    write_indexed(d / "corpus", [[list(range(1, 40))] * 20] * 2000, np.uint16)
+    out = d / "m.h5"
+    writer_fails(out, ["convert", "megatron", d / "corpus", "--out", out, "--vocab-size", 50, "--quiet"], after // 10,
+                 "m.h5.tmp")

@@ -62,7 +62,7 @@ TEST_CASE("run_dir lock: one holder, named to the next; released at the end", "[
     CHECK(fs::exists(dir + "/rewarm.lock"));
     CHECK_THROWS_WITH(RunDirLock(dir, 300), Contains("in use by another rewarm train (pid " + std::to_string(getpid()) +
                                                      " on host " + host()) &&
-                                                Contains("since ") && Contains("heartbeat 0 s ago"));
+                                                Contains("since ") && Contains(" s ago)"));
     CHECK(!held.lost());
   }
   CHECK(!fs::exists(dir + "/rewarm.lock"));
@@ -219,6 +219,19 @@ TEST_CASE("a truncated or foreign file says what it is and what was expected", "
   CHECK_THROWS_WITH(CheckpointReader(dir + "/text.h5"),
                     Contains("text.h5: not an HDF5 file (15 bytes, no HDF5 signature); expected a rewarm checkpoint"));
   CHECK_THROWS_WITH(CheckpointReader(dir + "/none.h5"), Contains("none.h5: cannot open: No such file or directory"));
+}
+
+TEST_CASE("the cause of an HDF5 failure outlives the cleanup after it", "[io]") {
+  const auto dir = fresh_dir("cause");
+  const std::string path = dir + "/c.h5";
+  write_checkpoint(path, small_checkpoint());
+  fs::resize_file(path, fs::file_size(path) / 2);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  {
+    h5::Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl) < 0);
+  }  // its close, an API call, would clear the error stack
+  CHECK_THAT(h5::failure_cause(), Contains("truncated: "));
 }
 
 TEST_CASE("metrics: appends stay readable while written, and a resume drops redone steps", "[io]") {
