@@ -4,7 +4,8 @@
 #
 #   bench/gpu/run.sh            (in well under 8 minutes)
 #
-# 1. nvidia-smi; 2. the unit tests on the GPU; 3. 20 training steps on the GPU in fp32 and in bf16,
+# 1. nvidia-smi; 2. the unit tests on the GPU; 3. 20 training steps on the GPU in fp32 (stopped at
+# step 10 and resumed from its checkpoint) and in bf16,
 # compared with the host's runs in the bundle (fp32 ≤ 1e-5 relative, bf16 against the host's
 # exact emulation ≤ 1e-2; bench/gpu/compare.py); 4. rewarm bench of Pythia-160M and Pythia-410M at
 # T = 2048 in fp32, tf32 and bf16, micro_batch as large as fits, with MFU against the GEMM peak of
@@ -44,9 +45,13 @@ timeout 60 "$B/bin/rewarm_comm_tests" 2>&1 | tail -3 || status=1
 step "20 training steps: GPU against the host"
 compare=()
 for p in fp32 bf16; do
-  timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-$p" --set precision.gemm="\"$p\"" \
-    --set data.train.0.path="$B/ref/train.h5" --set data.eval.0.path="$B/ref/val.h5" > "$OUT/train-$p.log" 2>&1 ||
-    { echo "train $p failed:"; tail -5 "$OUT/train-$p.log"; status=1; continue; }
+  # fp32 stops at step 10 and resumes: the checkpoint is read back into GPU memory through its host mirror
+  stops=(""); [[ $p == fp32 ]] && stops=("--stop-at 10" "")
+  for stop in "${stops[@]}"; do
+    timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-$p" --set precision.gemm="\"$p\"" \
+      --set data.train.0.path="$B/ref/train.h5" --set data.eval.0.path="$B/ref/val.h5" $stop >> "$OUT/train-$p.log" 2>&1 ||
+      { echo "train $p $stop failed:"; tail -5 "$OUT/train-$p.log"; status=1; continue 2; }
+  done
   python3 bench/gpu/compare.py "$unpacked/gpu-$p" "$B/ref/host-$p" $p > "$unpacked/compare-$p.txt" || status=1
   cat "$unpacked/compare-$p.txt" | head -4
   compare+=("$(tail -1 "$unpacked/compare-$p.txt")")

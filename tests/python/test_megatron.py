@@ -113,7 +113,8 @@ def test_bad_inputs(tmp_path):
 def test_memory_stays_bounded(tmp_path):
     """A 256 MiB .bin converts with far less resident memory than its size (it is read in
     blocks of a few MB, and the page cache is released behind the cursor), into exactly its
-    tokens."""
+    tokens. Measured above what the same binary holds to print its version: a sanitized build's
+    baseline alone is over 100 MiB and grows with the binary."""
     import struct
     import subprocess
     import sys
@@ -131,8 +132,9 @@ def test_memory_stays_bounded(tmp_path):
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     p = subprocess.run([sys.executable, "-c", probe, REWARM, "convert", "megatron", str(tmp_path / "big"), "--out",
                         str(tmp_path / "big.h5"), "--quiet"], capture_output=True, text=True, check=True)
-    max_rss_mib = int(p.stdout) / 1024
-    assert max_rss_mib < 160, f"{max_rss_mib:.0f} MiB resident for a 256 MiB input"
+    base = subprocess.run([sys.executable, "-c", probe, REWARM, "--version"], capture_output=True, text=True, check=True)
+    grown_mib = (int(p.stdout) - int(base.stdout)) / 1024
+    assert grown_mib < 64, f"{grown_mib:.0f} MiB resident above the process's own for a 256 MiB input"
     with h5py.File(tmp_path / "big.h5", "r") as f:
         np.testing.assert_array_equal(f["tokens"][:], tokens)
         np.testing.assert_array_equal(f["document_offsets"][:], np.arange(n_seq + 1) * T)
