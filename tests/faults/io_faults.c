@@ -63,28 +63,20 @@ static int opened(int fd, const char* path) {
 
 int open(const char* path, int flags, ...) {
   REAL(open);
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+  va_end(ap);
   if (matches(path) && inject(0)) return -1;
   return opened(real_open(path, flags, mode), path);
 }
 
-int open64(const char* path, int flags, ...) {
-  REAL(open64);
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  if (matches(path) && inject(0)) return -1;
-  return opened(real_open64(path, flags, mode), path);
+int open64(const char* path, int flags, ...) {  /* the same call on 64-bit Linux: one policy */
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+  va_end(ap);
+  return open(path, flags, mode);
 }
 
 ssize_t write(int fd, const void* buf, size_t n) {

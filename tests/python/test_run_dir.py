@@ -3,6 +3,7 @@ write failures (a full disk, a failure injected at each stage of a write) that e
 one line, and checksums that catch a damaged checkpoint, shard or metrics file."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,12 +131,12 @@ def lock_from(d, host, age, pid=1, run="run"):
 def test_another_hosts_lock_is_stale_only_after_its_timeout(d):
     cfg = config(d, steps=2)
     lock_from(d, "node-17", age=100)
-    line = one_line(rewarm("train", cfg, check=False))
-    assert "pid 1 on host node-17, SLURM job 9_3, since 2026-12-01 10:00:00 UTC, heartbeat 100 s ago" in line
+    line = one_line(rewarm("train", cfg, check=False))  # ages in whole seconds: 100, or a little more on a slow machine
+    assert re.search(r"pid 1 on host node-17, SLURM job 9_3, since 2026-12-01 10:00:00 UTC, heartbeat 10\d s ago", line)
     assert "after 300 s without heartbeat" in line
     p = rewarm("train", cfg, check=False, env={"REWARM_LOCK_STALE_SECONDS": "60"})
     assert p.returncode == 0, p.stderr
-    assert "its heartbeat is 100 s old (stale after 60 s)" in p.stderr
+    assert re.search(r"its heartbeat is 10\d s old \(stale after 60 s\)", p.stderr), p.stderr
     bad = rewarm("train", cfg, check=False, env={"REWARM_LOCK_STALE_SECONDS": "soon"})
     assert "REWARM_LOCK_STALE_SECONDS=soon: must be a positive number of seconds" in one_line(bad)
 

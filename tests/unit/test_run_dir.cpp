@@ -77,12 +77,12 @@ TEST_CASE("run_dir lock: a holder that is gone is taken over, a live one is not"
     std::string note;
     RunDirLock l(dir, 300, &note);
     CHECK_THAT(note, Contains("from pid 1 on host elsewhere, SLURM job 77, since yesterday") &&
-                         Contains("its heartbeat is 400 s old (stale after 300 s)"));
+                         Catch::Matches(".*its heartbeat is 40[0-9] s old \\(stale after 300 s\\).*"));
   }
   SECTION("another host, recent heartbeat") {
     write_lock(dir, "elsewhere", 1, 100);
     CHECK_THROWS_WITH(RunDirLock(dir, 300), Contains("pid 1 on host elsewhere, SLURM job 77") &&
-                                                Contains("heartbeat 100 s ago") && Contains("after 300 s"));
+                                                Catch::Matches(".*heartbeat 10[0-9] s ago.*") && Contains("after 300 s"));
     CHECK(fs::exists(dir + "/rewarm.lock"));  // untouched
   }
   SECTION("this host, a pid that is not running") {
