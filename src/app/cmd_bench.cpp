@@ -32,15 +32,6 @@ static double gemm_peak_flops(Index n, int reps, GemmPrecision precision) {
   return 2.0 * double(n) * double(n) * double(n) / best;
 }
 
-// Training FLOPs per token (PaLM convention): 6 per weight of every matrix product (forward
-// + backward) plus 12·L·d·T for the attention scores and values.
-static double flops_per_token(const ModelConfig& c, Index seq_len) {
-  double matmul = 0;
-  for (const auto& e : ParamLayout(c).entries)
-    if (e.shape.size() == 2 && e.name != names::embed_in) matmul += double(e.size());
-  return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
-}
-
 static void read_only(const RunConfig& cfg) {  // the data path alone: HDF5 window reads, range checks
   TokenShard shard(cfg.data.train.at(0).path);
   const Index T = cfg.data.seq_len, n = shard.num_windows(T);
@@ -108,7 +99,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       if (!comm.root()) return;
 
       const double tokens = double(*steps * c.tokens_per_step()), tps = tokens / secs;
-      const double fpt = flops_per_token(c.model, c.data.seq_len), model_flops = tps * fpt;
+      const double fpt = training_flops_per_token(c.model, c.data.seq_len), model_flops = tps * fpt;
       const double micro = double(trainer->micro_batches_per_step());
       const double step_ops = double(counts.kernels + counts.copies + gemms);
       std::printf("device          %s, %d rank%s, GEMMs in %s\n", device_description().c_str(), comm.size(),

@@ -1,4 +1,5 @@
 // rewarm: continual pre-training of GPT-NeoX models. `rewarm --help` lists the subcommands.
+#include <algorithm>
 #include <cstdio>
 
 #include "app/commands.hpp"
@@ -7,6 +8,44 @@
 #include "io/hdf5.hpp"
 #include "parallel/runtime.hpp"
 
+// One line for a command-line mistake, exit status 1: what was wrong, a close match if there is
+// one, and where the help is. (CLI11 prints two lines and exits with a status of its own.)
+static int command_line_error(const CLI::App& app, const CLI::ParseError& e, const std::vector<std::string>& args) {
+  const CLI::App* sub = &app;  // the deepest command the user named, and the words naming it
+  std::vector<std::string> path;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (const auto* s : sub->get_subcommands()) sub = s, deeper = true, path.push_back(s->get_name());
+  }
+  std::string name = "rewarm";
+  for (const auto& p : path) name += " " + p;
+  std::vector<std::string> commands, options;
+  for (const auto* s : sub->get_subcommands({})) commands.push_back(s->get_name());
+  for (const auto* o : sub->get_options())
+    for (const auto& l : o->get_lnames()) options.push_back("--" + l);
+  std::string what = e.what();
+  std::size_t named = 0;
+  for (const auto& a : args) {  // the first word that is not one of this command's
+    if (named < path.size() && a == path[named]) {
+      ++named;
+      continue;
+    }
+    if (a.rfind("-", 0) == 0) {
+      const std::string flag = a.substr(0, a.find('='));
+      if (std::find(options.begin(), options.end(), flag) == options.end() && flag != "--help" && flag != "-h") {
+        what = "unknown option " + flag + rewarm::did_you_mean(flag, options);
+        break;
+      }
+    } else if (!commands.empty() && std::find(commands.begin(), commands.end(), a) == commands.end()) {
+      what = "unknown command '" + a + "'" + rewarm::did_you_mean(a, commands);
+      break;
+    }
+  }
+  if (what == "A subcommand is required") what = "a command is required";
+  std::fprintf(stderr, "rewarm: error: %s; `%s --help` says more\n", what.c_str(), name.c_str());
+  return 1;
+}
+
 int main(int argc, char** argv) {
   rewarm::h5::init_library();  // before MPI, so that a failed write cannot crash the exit
   // --kokkos-* options go to Kokkos, which only the computing commands start (after parsing,
@@ -14,6 +53,7 @@ int main(int argc, char** argv) {
   rewarm::LaunchOptions launch;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) (std::string(argv[i]).rfind("--kokkos-", 0) == 0 ? launch.kokkos_args : args).push_back(argv[i]);
+  const std::vector<std::string> in_order = args;
   std::reverse(args.begin(), args.end());  // CLI11 takes a reversed argument vector
 
   CLI::App app{"rewarm: continual pre-training of GPT-NeoX (Pythia) models with Kokkos", "rewarm"};
@@ -31,7 +71,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return command_line_error(app, e, in_order);
   } catch (const rewarm::ExitStatus& s) {  // already reported
     return s.code;
   } catch (const std::exception& e) {

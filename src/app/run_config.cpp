@@ -33,7 +33,7 @@ class Section {
     } else if constexpr (std::is_integral_v<X>) {
       if (!n->is_integer()) type_error(full, "an integer", *n);
       const auto v = n->as_integer()->get();
-      if (v < 0) fail(source_, full + " = " + std::to_string(v) + " must not be negative");
+      if (v < 0) fail(where(*n, full), full + " = " + std::to_string(v) + " must not be negative");
       out = X(v);
     } else if constexpr (std::is_floating_point_v<X>) {
       if (!n->is_number()) type_error(full, "a number", *n);
@@ -49,9 +49,10 @@ class Section {
     for (const auto& [k, v] : *t_) {
       const std::string key(k.str());
       if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
-      fail(source_, "unknown key " + prefix_ + key + did_you_mean(key, known_, prefix_));
+      fail(where(v, prefix_ + key), "unknown key " + prefix_ + key + did_you_mean(key, known_, prefix_));
     }
   }
+  std::string where_of(const std::string& key) const { return where(*t_->get(key), prefix_ + key); }
   void expect(const std::vector<std::string>& tables) { known_.insert(known_.end(), tables.begin(), tables.end()); }
   void accept(const std::string& key) {  // a key read by other means than get()
     known_.push_back(key);
@@ -62,7 +63,15 @@ class Section {
   [[noreturn]] void type_error(const std::string& key, const char* want, const toml::node& n) const {
     std::ostringstream got;
     got << n.type();
-    fail(source_, key + " must be " + want + ", not a " + got.str());
+    const std::string type = got.str();
+    const bool vowel = !type.empty() && std::string("aeiou").find(type[0]) != std::string::npos;
+    fail(where(n, key), key + " must be " + want + ", not " + (vowel ? "an " : "a ") + type);
+  }
+  // Where a value came from, for its error: "run.toml:12", or "--set KEY" for an override.
+  std::string where(const toml::node& n, const std::string& key) const {
+    const auto& src = n.source();
+    if (!src.path || *src.path != source_) return "--set " + key;  // overrides carry no source file
+    return source_ + ":" + std::to_string(src.begin.line);
   }
   static std::string generic_name(std::string k) {  // data.train[2].path -> data.train.path
     const auto a = k.find('['), b = k.find(']');
@@ -76,10 +85,17 @@ class Section {
 };
 
 // "a.b.c=value": value is TOML if it parses as such (3e-4, true, "x", [0.9, 0.95]), else a string.
+// "a.b.c=" (no value) removes the key, so that its default holds, or "data.train.1=" the element.
 void apply_override(toml::table& root, const std::string& spec, const std::string& source) {
   const auto eq = spec.find('=');
   if (eq == std::string::npos || eq == 0) fail(source, "--set " + spec + ": expected key=value");
   const std::string key = spec.substr(0, eq), text = spec.substr(eq + 1);
+  auto index_of = [&](const std::string& part, const toml::array& a) {
+    const std::size_t idx = std::strtoul(part.c_str(), nullptr, 10);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || idx >= a.size())
+      fail(source, "--set " + key + ": no element " + part + " (the array has " + std::to_string(a.size()) + ")");
+    return idx;
+  };
   toml::table parsed;
   try {
     parsed = toml::parse("v = " + text);
@@ -95,13 +111,20 @@ void apply_override(toml::table& root, const std::string& spec, const std::strin
       if (!t->contains(parts[i])) t->insert(parts[i], toml::table{});
       cur = t->get(parts[i]);
     } else if (auto* a = cur->as_array()) {  // data.train.0.path
-      const std::size_t idx = std::strtoul(parts[i].c_str(), nullptr, 10);
-      if (parts[i].find_first_not_of("0123456789") != std::string::npos || idx >= a->size())
-        fail(source, "--set " + key + ": no element " + parts[i]);
-      cur = a->get(idx);
+      cur = a->get(index_of(parts[i], *a));
     } else {
       fail(source, "--set " + key + ": " + parts[i] + " is not a table");
     }
+  }
+  if (text.empty()) {  // removal
+    if (auto* a = cur->as_array()) {
+      a->erase(a->begin() + std::ptrdiff_t(index_of(parts.back(), *a)));
+    } else if (auto* t = cur->as_table(); t && t->contains(parts.back())) {
+      t->erase(parts.back());
+    } else {
+      fail(source, "--set " + key + "=: nothing to remove (the config has no " + key + ")");
+    }
+    return;
   }
   auto* t = cur->as_table();
   if (!t) fail(source, "--set " + key + ": parent is not a table");
@@ -134,9 +157,10 @@ std::vector<DataSet> read_sets(const toml::table* data, const char* key, const s
   return sets;
 }
 
-// The parser behind parse_run_config; `record` collects every accepted key.
+// The parser behind parse_run_config; `record` collects every accepted key. `written` (a config a
+// person wrote, not one rewarm resolved, which holds every key): a key that has no effect is an error.
 RunConfig parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides,
-                std::vector<std::string>* record) {
+                std::vector<std::string>* record, bool written = false) {
   toml::table root;
   try {
     root = toml::parse(text, source);
@@ -230,6 +254,17 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   s.get("timescale", c.schedule.timescale);
   s.get("decay", c.schedule.decay);
   s.finish();
+  if (written) {  // the shape parameters of one kind of schedule, given with another
+    const std::vector<std::string> infinite{"infinite_cosine", "infinite_inv_sqrt", "infinite_linear"};
+    const std::vector<std::pair<std::string, std::vector<std::string>>> read_by{
+        {"const_lr", infinite}, {"cooldown", infinite}, {"constant", infinite},
+        {"timescale", {"infinite_inv_sqrt"}}, {"decay", {"wsd"}}};
+    const auto* st = table("schedule");
+    for (const auto& [key, kinds] : read_by)
+      if (st && st->contains(key) && std::find(kinds.begin(), kinds.end(), c.schedule.kind) == kinds.end())
+        fail(s.where_of(key), "schedule." + key + " is read only by kind = " + join(kinds, " or ") + ", not by \"" +
+                                  c.schedule.kind + "\": remove it, or choose such a kind");
+  }
   if (total_steps >= 0 && total_tokens >= 0)
     fail(source, "set schedule.total_steps or schedule.total_tokens, not both");
   if (total_tokens >= 0) total_steps = Index(std::ceil(total_tokens / double(c.tokens_per_step())));
@@ -362,7 +397,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (!f) fail(path, "cannot open run config");
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_run_config(ss.str(), path, overrides);
+  return parse(ss.str(), path, overrides, nullptr, true);
 }
 
 std::string RunConfig::to_toml() const {

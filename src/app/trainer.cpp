@@ -9,6 +9,7 @@
 #include <new>
 #include <regex>
 
+#include "app/progress.hpp"
 #include "core/device.hpp"
 #include "core/host_memory.hpp"
 #include "core/error.hpp"
@@ -471,39 +472,47 @@ Trainer::Stop Trainer::train(Index stop_at) {
                                         Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm},
                                         resumed ? state_.step : -1, train_sets, eval_sets);
   });
+  Progress progress(cfg_.schedule.total_steps, training_flops_per_token(cfg_.model, cfg_.data.seq_len));
+  const auto t_start = std::chrono::steady_clock::now();
+  auto since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   auto run_eval = [&] {
     for (std::size_t i = 0; i < cfg_.data.eval.size(); ++i) {
+      const auto e0 = std::chrono::steady_clock::now();
       const auto& name = cfg_.data.eval[i].name;
       const double loss = eval_set(i);
       writing([&] { metrics->log_eval(name, state_.step, state_.tokens_seen, loss); });
       if (root)
-        std::printf("eval  step %6lld | %-12s loss %.9g | ppl %.6g\n", static_cast<long long>(state_.step),
-                    name.c_str(), loss, std::exp(loss));
+        std::printf("eval  step %s | %-12s loss %.9g | ppl %.6g | %.1f s\n", progress.step_of_total(state_.step).c_str(),
+                    name.c_str(), loss, std::exp(loss), since(e0));
     }
     std::fflush(stdout);
   };
   if (!resumed && cfg_.train.eval_at_start) run_eval();
 
   StopSignals signals;
-  const auto t_start = std::chrono::steady_clock::now();
   while (state_.step < cfg_.schedule.total_steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const StepResult r = step();
     const Index t = state_.step;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (t % cfg_.train.log_interval == 0 || t == cfg_.schedule.total_steps) {
-      const double tps = double(cfg_.tokens_per_step()) / secs;
+    const double secs = since(t0);
+    progress.step_done(secs);
+    const bool signalled = comm_.any(stop_signal != 0);  // every rank stops at the same step
+    const bool last = t == cfg_.schedule.total_steps || t == stop_at || signalled;  // logged wherever it falls
+    if (t % cfg_.train.log_interval == 0 || last) {
+      const double tokens = double(cfg_.tokens_per_step()), elapsed = since(t_start);
       std::vector<std::pair<std::string, Index>> set_samples;
       for (std::size_t i = 0; i < cfg_.data.train.size(); ++i)
         set_samples.emplace_back(cfg_.data.train[i].name, state_.set_samples[i]);
-      writing([&] {
-        metrics->log_train({t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tps,
-                            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
-                           set_samples);
-      });
+      TrainRecord rec{t, state_.tokens_seen, r.lr, r.loss, r.grad_norm, tokens / secs, elapsed};
+      rec.step_seconds = secs;
+      rec.model_flops_per_second = tokens / secs * training_flops_per_token(cfg_.model, cfg_.data.seq_len);
+      writing([&] { metrics->log_train(rec, set_samples); });
       if (root)
-        std::printf("train step %6lld | loss %.9g | lr %.3e | grad_norm %.4f | %.0f tok/s\n",
-                    static_cast<long long>(t), r.loss, r.lr, r.grad_norm, tps);
+        std::printf("train step %s | loss %.9g | lr %.3e | grad_norm %.4f | %s | %s elapsed | ETA %s\n",
+                    progress.step_of_total(t).c_str(), r.loss, r.lr, r.grad_norm, progress.rates(tokens, secs).c_str(),
+                    format_duration(elapsed).c_str(), format_duration(progress.eta_seconds(t)).c_str());
       std::fflush(stdout);
     }
     if (cfg_.train.eval_interval > 0 && (t % cfg_.train.eval_interval == 0 || t == cfg_.schedule.total_steps))
@@ -511,10 +520,13 @@ Trainer::Stop Trainer::train(Index stop_at) {
     comm_.agree([&] {  // the heartbeat found that another process took this run_dir: stop writing it
       if (lock_ && lock_->lost()) throw Error(lock_->lost_message());
     });
-    const bool signalled = comm_.any(stop_signal != 0);  // every rank stops at the same step
-    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) ||
-        t == cfg_.schedule.total_steps || t == stop_at || signalled)
+    if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || last) {
+      const auto c0 = std::chrono::steady_clock::now();
       save_checkpoint();
+      if (root) std::printf("checkpoint step %lld | %s | %.1f s\n", static_cast<long long>(t),
+                            last_checkpoint_.path.c_str(), since(c0));
+      std::fflush(stdout);
+    }
     if (t == stop_at || (signalled && t < cfg_.schedule.total_steps)) {
       if (root)
         std::printf("stopped after step %lld (%s); rerun the same command to resume\n", static_cast<long long>(t),

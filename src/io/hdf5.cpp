@@ -164,7 +164,12 @@ File::File(const std::string& path, Mode mode, const std::string& expected) : pa
     if (id < 0) fail("cannot create HDF5 file");
   } else {
     FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) rewarm::fail(path_, std::string("cannot open: ") + std::strerror(errno));
+    if (!f) {
+      const std::string why = std::strerror(errno);
+      const bool relative = !path.empty() && path[0] != '/';
+      rewarm::fail(path_, "cannot open: " + why +
+                              (relative ? " (relative to " + std::filesystem::current_path().string() + ")" : ""));
+    }
     std::fclose(f);
     if (H5Fis_hdf5(path.c_str()) <= 0) rewarm::fail(path_, "not an HDF5 file (" + describe_file(path) + ")" + expect);
     const unsigned flags[] = {H5F_ACC_RDONLY, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5F_ACC_RDWR,

@@ -14,7 +14,9 @@ namespace rewarm {
 
 namespace {
 // Series besides step and tokens, per kind of group.
-const std::vector<std::string> kTrainSeries = {"lr", "loss", "grad_norm", "tokens_per_second", "seconds"};
+const std::vector<std::string> kTrainSeries = {"lr",      "loss",         "grad_norm",
+                                               "tokens_per_second", "seconds", "step_seconds",
+                                               "model_flops_per_second"};
 const std::vector<std::string> kEvalSeries = {"loss", "perplexity"};
 constexpr std::int64_t kChunk = 1024;  // records per chunk: 8 KiB a series
 
@@ -128,7 +130,9 @@ void Metrics::log_train(const TrainRecord& r, const std::vector<std::pair<std::s
                                     {"loss", r.loss},
                                     {"grad_norm", r.grad_norm},
                                     {"tokens_per_second", r.tokens_per_second},
-                                    {"seconds", r.seconds}};
+                                    {"seconds", r.seconds},
+                                    {"step_seconds", r.step_seconds},
+                                    {"model_flops_per_second", r.model_flops_per_second}};
   for (const auto& [name, n] : set_samples) row["samples_" + name] = double(n);
   std::vector<double> values;
   for (const auto& [col, w] : g.values) {

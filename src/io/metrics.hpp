@@ -26,7 +26,9 @@ class File;
 
 struct TrainRecord {
   Index step, tokens;
-  double lr, loss, grad_norm, tokens_per_second, seconds;
+  double lr, loss, grad_norm, tokens_per_second, seconds;  // seconds: wall time since the (re)start
+  double step_seconds = 0;                               // the step's own time
+  double model_flops_per_second = 0;                     // training FLOPs (PaLM convention) per second
 };
 
 class Metrics {

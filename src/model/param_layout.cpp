@@ -75,4 +75,11 @@ const ParamEntry& ParamLayout::at(const std::string& name) const {
   throw Error("no parameter named " + name);
 }
 
+double training_flops_per_token(const ModelConfig& c, Index seq_len) {
+  double matmul = 0;
+  for (const auto& e : ParamLayout(c).entries)
+    if (e.shape.size() == 2 && e.name != names::embed_in) matmul += double(e.size());
+  return 6 * matmul + 12.0 * double(c.num_hidden_layers * c.hidden_size * seq_len);
+}
+
 }  // namespace rewarm

@@ -54,4 +54,8 @@ std::string layer_prefix(Index i);
 // LayerNorm weights start at 1 in a random init (names: any layer's ln1_w/ln2_w, final_ln_w).
 bool is_layernorm_weight(const std::string& name);
 
+// Training FLOPs per token (PaLM convention): 6 per weight of every matrix product (forward +
+// backward) plus 12·L·d·T for the attention scores and values. What MFU and TFLOP/s count.
+double training_flops_per_token(const ModelConfig& c, Index seq_len);
+
 }  // namespace rewarm

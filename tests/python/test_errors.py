@@ -227,3 +227,19 @@ def test_help_is_rewarms_own():
         assert "Usage: rewarm" in p.stdout and "--kokkos-help" not in p.stdout and "Kokkos command line" not in p.stdout
         assert p.stderr == ""
     assert "Exit status: 0 when the run is done" in rewarm("train", "--help").stdout
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["trian", "run.toml"], "unknown command 'trian' (did you mean train?); `rewarm --help` says more"),
+    ([], "a command is required; `rewarm --help` says more"),
+    (["train", "run.toml", "--stopat", "3"], "unknown option --stopat (did you mean --stop-at?); `rewarm train --help`"),
+    (["train", "run.toml", "--stop-at", "abc"], "--stop-at = abc; `rewarm train --help` says more"),
+    (["convert", "to_hf", "c.h5"], "unknown command 'to_hf' (did you mean to-hf?); `rewarm convert --help`"),
+    (["sweep", "s.toml", "--lsit"], "unknown option --lsit (did you mean --list?)"),
+    (["info"], "file is required; `rewarm info --help` says more"),
+])
+def test_command_line_mistakes_are_one_line_with_status_1(args, expect):
+    p = rewarm(*args, check=False)
+    assert p.returncode == 1 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rewarm: error: ") and expect in lines[0], p.stderr

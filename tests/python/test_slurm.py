@@ -50,10 +50,10 @@ def test_job_stops_and_resumes(tmp_path, slurm):
 
     state, log = submit(tmp_path / "slurm.toml", "--stop-at", 3, out=tmp_path / "job1.out")
     assert state == "COMPLETED", log
-    assert "train step      3" in log and "train step      4" not in log and "stopped after step 3" in log
+    assert "train step 3/6 (50%)" in log and "train step 4/6" not in log and "stopped after step 3" in log
     state, log = submit(tmp_path / "slurm.toml", out=tmp_path / "job2.out")
     assert state == "COMPLETED", log
-    assert "train step      3" not in log and "train step      4" in log and "train step      6" in log
+    assert "train step 3/6" not in log and "train step 4/6" in log and "train step 6/6 (100%)" in log
 
     rewarm("train", tmp_path / "direct.toml")  # the same run, never stopped, outside SLURM
     with h5py.File(tmp_path / "slurm" / "metrics.h5") as a, h5py.File(tmp_path / "direct" / "metrics.h5") as b:

@@ -252,3 +252,25 @@ def test_sigusr1_checkpoints_exits_75_and_resumes_exactly(tmp_path):
     with h5py.File(tmp_path / "a" / "metrics.h5", "r") as a, h5py.File(tmp_path / "b" / "metrics.h5", "r") as b:
         np.testing.assert_array_equal(b["train/step"][:], np.arange(1, 301))
         np.testing.assert_array_equal(a["train/loss"][:], b["train/loss"][:])
+
+
+def test_log_lines_say_where_the_run_is_and_the_stop_step_is_logged(tmp_path):
+    """step of the total, tokens/s and model FLOP/s, elapsed and time left; how long each
+    evaluation and checkpoint took; a run stopped between log intervals logs its stop step."""
+    import re
+
+    make_data(tmp_path)
+    write_tiny(tmp_path, "a", train={"log_interval": 3, "eval_interval": 4, "checkpoint_interval": 4})
+    out = rewarm("train", tmp_path / "a.toml", "--stop-at", 5).stdout
+    assert re.search(r"^eval  step 0/8 \(0%\) \| val +loss [0-9.]+ \| ppl [0-9.]+ \| [0-9.]+ s$", out, re.M), out
+    line = r"^train step {}/8 \({}%\) \| loss [0-9.]+ \| lr [0-9.e+-]+ \| grad_norm [0-9.]+ \| [0-9.]+k? tok/s \| " \
+           r"[0-9.e+]+ [GT]FLOP/s \| [0-9ms]+ elapsed \| ETA [0-9hms]+$"
+    assert re.search(line.format(3, 37), out, re.M) and re.search(line.format(5, 62), out, re.M), out
+    assert re.search(r"^checkpoint step 4 \| .*step_00000004\.h5 \| [0-9.]+ s$", out, re.M), out
+    assert re.search(r"^checkpoint step 5 \| .*step_00000005\.h5 \| [0-9.]+ s$", out, re.M), out
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as m:
+        np.testing.assert_array_equal(m["train/step"][:], [3, 5])  # the stop step, between log steps
+        tokens_per_step = 4 * 16  # global_batch × seq_len
+        np.testing.assert_allclose(m["train/tokens_per_second"][:] * m["train/step_seconds"][:], tokens_per_step)
+        assert (m["train/model_flops_per_second"][:] > 0).all()
+        assert (m["train/step_seconds"][:] < m["train/seconds"][:]).all()

@@ -69,13 +69,45 @@ TEST_CASE("--set overrides any key with a TOML value", "[config]") {
   CHECK(c.run_dir == "runs/y");
 }
 
+TEST_CASE("--set key= removes a key (its default holds) or an array element", "[config]") {
+  const std::string two_sets = "[[data.train]]\nname = \"replay\"\npath = \"pile.h5\"\nweight = 0.05\n";
+  const auto both = parse({}, two_sets);
+  REQUIRE(both.data.train.size() == 2);
+  const auto one = parse({"data.train.1="}, two_sets);
+  REQUIRE(one.data.train.size() == 1);
+  CHECK(one.data.train[0].name == "up");
+  CHECK(parse({"data.train.0="}, two_sets).data.train.at(0).name == "replay");
+  CHECK(parse({"optimizer.betas="}).optimizer.beta2 == 0.95);  // back to the default
+  CHECK(parse({"data.eval.0="}).data.eval.empty());
+  CHECK_THROWS_WITH(parse({"data.train.2="}, two_sets), Catch::Contains("--set data.train.2: no element 2 (the array has 2)"));
+  CHECK_THROWS_WITH(parse({"optimizer.eps="}), Catch::Contains("--set optimizer.eps=: nothing to remove"));
+  CHECK_THROWS_WITH(parse({"data.train.0="}), Catch::Contains("at least one [[data.train]] set is required"));
+}
+
+TEST_CASE("a schedule key that the chosen kind does not read is an error in a written config", "[config]") {
+  const auto path = (std::filesystem::temp_directory_path() / "rewarm_schedule_keys.toml").string();
+  std::ofstream(path) << kBase << "cooldown = 0.6\n";  // under [schedule], kind = "cosine"
+  CHECK_THROWS_WITH(load_run_config(path, {}),
+                    Catch::Contains("rewarm_schedule_keys.toml:28: schedule.cooldown is read only by kind = "
+                                    "infinite_cosine or infinite_inv_sqrt or infinite_linear, not by \"cosine\""));
+  CHECK_NOTHROW(load_run_config(path, {"schedule.kind=infinite_cosine", "schedule.const_lr=1e-4"}));
+  CHECK_THROWS_WITH(load_run_config(path, {"schedule.kind=infinite_cosine", "schedule.const_lr=1e-4", "schedule.decay=0.1"}),
+                    Catch::Contains("--set schedule.decay: schedule.decay is read only by kind = wsd"));
+  CHECK_NOTHROW(parse({}, "cooldown = 0.6\n"));  // a resolved config (every key) still parses
+}
+
 TEST_CASE("bad configs fail with one line naming the key", "[config]") {
   using Catch::Contains;
   CHECK_THROWS_WITH(parse({"model.hiden_size=3"}),
-                    Contains("run.toml: unknown key model.hiden_size (did you mean model.hidden_size?)"));
-  CHECK_THROWS_WITH(parse({}, "[train]\neval_intervall = 3\n"), Contains("did you mean train.eval_interval?"));
+                    Contains("--set model.hiden_size: unknown key model.hiden_size (did you mean model.hidden_size?)"));
+  // a key of the file is named with its line; one from --set as such
+  CHECK_THROWS_WITH(parse({}, "[train]\neval_intervall = 3\n"),
+                    Contains("run.toml:29: unknown key train.eval_intervall (did you mean train.eval_interval?)"));
   CHECK_THROWS_WITH(parse({"model.hidden_size=\"big\""}),
-                    Contains("model.hidden_size must be an integer, not a string"));
+                    Contains("--set model.hidden_size: model.hidden_size must be an integer, not a string"));
+  CHECK_THROWS_WITH(parse({}, "[train]\nlog_interval = [3]\n"),
+                    Contains("run.toml:29: train.log_interval must be an integer, not an array"));
+  CHECK_THROWS_WITH(parse({"train.log_interval=-1"}), Contains("--set train.log_interval: train.log_interval = -1 must not be negative"));
   CHECK_THROWS_WITH(parse({"data.global_batch=7"}),
                     Contains("data.global_batch = 7 is not a multiple of data.micro_batch = 2"));
   CHECK_THROWS_WITH(parse({"data.seq_len=256"}),
@@ -256,7 +288,7 @@ TEST_CASE("bad studies fail with one line naming the study and the run", "[confi
   CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"init.from=${nope}\"]\n"), {}, ""),
                     Contains("run a: ${nope} is not in [paths]"));
   CHECK_THROWS_WITH(load_study(study("[runs.a]\nset = [\"optimizer.lrr=1\"]\n"), {}, ""),
-                    Contains("s.toml: run a: ") && Contains("base.toml: unknown key optimizer.lrr"));
+                    Contains("s.toml: run a: ") && Contains("--set optimizer.lrr: unknown key optimizer.lrr"));
   CHECK_THROWS_WITH(load_study(study("[grids.g]\nset = []\n"), {}, ""), Contains("grids.g.axes must be a table"));
   CHECK_THROWS_WITH(load_study((dir / "none.toml").string(), {}, ""), Contains("none.toml: cannot open study file"));
   const auto ok = load_study(study("[grids.g.axes.x]\n\"1\" = [\"optimizer.lr=1e-3\"]\n\"b\" = [\"optimizer.lr=2e-3\"]\n"),
