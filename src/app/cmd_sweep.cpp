@@ -1,5 +1,5 @@
 // rewarm sweep STUDY [--budget NAME] [--set key=value]... [--list | --print-command NAME | --plan |
-//   --print-run-root | --manifest FILE | --run NAME | --task N]
+//   --print-run-root | --manifest FILE | --status [--json] | --run NAME | --task N]
 #include <cstdio>
 #include <algorithm>
 #include <array>
@@ -7,6 +7,7 @@
 
 #include "app/commands.hpp"
 #include "app/study.hpp"
+#include "app/study_status.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 
@@ -54,7 +55,7 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   auto manifest = std::make_shared<std::string>();
   auto run = std::make_shared<std::string>();
   auto task = std::make_shared<int>(-1);
-  auto flags = std::make_shared<std::array<bool, 3>>();  // --list, --plan, --print-run-root
+  auto flags = std::make_shared<std::array<bool, 5>>();  // --list, --plan, --print-run-root, --status, --json
   cmd->add_option("study", *study, "study file (TOML)")->required();
   cmd->add_option("--budget", *budget, "apply this entry of the study's [budgets] to every run");
   cmd->add_option("--set", *sets, "override a config key in every run: section.key=value (repeatable)");
@@ -65,6 +66,10 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
                 "runs; names comma-separated, - for none)");
   cmd->add_flag("--print-run-root", (*flags)[2], "the directory the study's runs live in");
   cmd->add_option("--manifest", *manifest, "write the study's runs, roles, tags and run dirs as JSON (for postprocess)");
+  cmd->add_flag("--status", (*flags)[3],
+                "where every run stands: state (not started, running, done, failed, stopped for requeue, stopped), "
+                "step, last losses, tokens/s; from the run dirs and logs alone (a login node will do)");
+  cmd->add_flag("--json", (*flags)[4], "with --status: the same as JSON");
   cmd->add_option("--run", *run, "train run NAME, as `rewarm train` would (under srun: data-parallel)");
   cmd->add_option("--task", *task, "train the TASK-th run (from 0, in stage order)");
   cmd->callback([=, &launch] {
@@ -75,6 +80,14 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
     if (!print->empty()) std::printf("%s\n", s.command(s.run(*print)).c_str());
     if ((*flags)[2]) std::printf("%s\n", s.run_root.c_str());
     if ((*flags)[1]) plan(s);
+    if ((*flags)[4] && !(*flags)[3]) fail("--json", "goes with --status");
+    if ((*flags)[3]) {
+      const auto runs = study_status(s);
+      if ((*flags)[4])
+        std::printf("%s\n", status_json(s, runs).c_str());
+      else
+        print_status(s, runs);
+    }
     if (*task >= int(s.runs.size()))
       fail(*study, "task " + std::to_string(*task) + " is past its " + std::to_string(s.runs.size()) + " runs");
     const StudyRun* r = !run->empty() ? &s.run(*run) : *task >= 0 ? &s.runs[std::size_t(*task)] : nullptr;
@@ -82,7 +95,8 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
       std::fprintf(stderr, "rewarm: study %s, run %s (stage %d)\n", s.name.c_str(), r->name.c_str(), r->stage);
       run_training(launch, s.base, r->overrides, -1);
     }
-    if ((*flags)[0] || (print->empty() && manifest->empty() && !r && !(*flags)[1] && !(*flags)[2])) list(s);
+    if ((*flags)[0] || (print->empty() && manifest->empty() && !r && !(*flags)[1] && !(*flags)[2] && !(*flags)[3]))
+      list(s);
   });
 }
 

@@ -137,6 +137,26 @@ double lock_stale_seconds() {
   return s;
 }
 
+LockState read_lock_state(const std::string& run_dir, double stale_after) {
+  LockState st;
+  const std::string path = (fs::path(run_dir) / "rewarm.lock").string();
+  json holder;
+  try {
+    holder = read_holder(path);
+  } catch (const Error&) {  // unreadable: someone's, alive or not; say so
+    st.present = st.alive = true;
+    st.holder = "an unreadable lock";
+    return st;
+  }
+  if (holder.is_null()) return st;
+  const double age = age_seconds(path);
+  st.present = true;
+  st.holder = describe(holder, age);
+  st.gone = gone_because(holder, age, stale_after);
+  st.alive = st.gone.empty();
+  return st;
+}
+
 RunDirLock::RunDirLock(const std::string& run_dir, double stale_after, std::string* note)
     : path_((fs::path(run_dir) / "rewarm.lock").string()), token_(random_token()), interval_(stale_after / 10) {
   std::error_code ec;

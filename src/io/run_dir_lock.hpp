@@ -22,6 +22,15 @@ namespace rewarm {
 // Seconds after which another host's lock is stale: REWARM_LOCK_STALE_SECONDS, default 300.
 double lock_stale_seconds();
 
+// Who holds run_dir's lock, read without taking it (`rewarm sweep --status`).
+struct LockState {
+  bool present = false;  // run_dir/rewarm.lock exists
+  bool alive = false;    // and its holder may be running
+  std::string holder;    // "pid 8925 on host n017, SLURM job 42_3, since ..., heartbeat 3 s ago"
+  std::string gone;      // why the holder is gone, when it is
+};
+LockState read_lock_state(const std::string& run_dir, double stale_after);
+
 class RunDirLock {
  public:
   // Takes run_dir/rewarm.lock (creating run_dir) or fails with one line naming the holder.

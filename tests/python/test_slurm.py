@@ -1,5 +1,6 @@
 """jobscripts/slurm_train.sbatch on a real (one-node, local) SLURM: a job stopped with
 --stop-at and resubmitted resumes from its checkpoint and ends where an unbroken run ends."""
+import json
 import os
 import subprocess
 import time
@@ -138,6 +139,11 @@ def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path, slur
             h5py.File(tmp_path / "direct" / "checkpoints" / "step_00004000.h5") as b:
         for name in a["model"]:
             np.testing.assert_array_equal(a["model"][name][:], b["model"][name][:])
+    # sweep --status reads the same from the run dirs and the job logs (found through jobs.txt)
+    state = {r["name"]: r for r in json.loads(rewarm("sweep", tmp_path / "study.toml", "--status", "--json").stdout)["runs"]}
+    assert {n: state[n]["state"] for n in ("pre", "long", "child")} == {"pre": "done", "long": "done", "child": "done"}
+    assert state["bad"]["state"] == "failed" and "missing.h5: cannot open" in state["bad"]["detail"], state["bad"]
+    assert state["orphan"]["state"] == "not started" and state["orphan"]["detail"] == f"SLURM task {jobs['orphan']}"
     # the report names the runs that did not complete
     post = next(v for k, v in logs.items() if "postprocess" in k)
     assert "not complete (2): bad (step 0 of 8), orphan (step 0 of 8)" in post, post

@@ -1,0 +1,106 @@
+"""`rewarm sweep STUDY --status`: where every run of a study stands, read from its run dirs and
+logs alone, at several moments: before anything ran, while runs run, after one failed, one was
+stopped for requeue (SIGUSR1), one was killed, and once all are done."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+
+from helpers import REWARM, rewarm, tiny_config, write_config, write_shard
+
+STUDY = """
+base = "{base}"
+run_root = "{root}"
+downstream = "val"
+[runs.quick]
+set = ["schedule.total_steps=4"]
+[runs.bad]
+set = ["data.train.0.path={d}/missing.h5"]
+[runs.long]
+set = ["schedule.total_steps=100000", "train.checkpoint_interval=20"]
+[runs.killed]
+set = ["schedule.total_steps=100000", "train.checkpoint_interval=20"]
+[runs.child]
+set = ["init.from=@quick", "schedule.total_steps=4"]
+"""
+
+
+def status(d):
+    p = rewarm("sweep", d / "study.toml", "--status", "--json")
+    return {r["name"]: r for r in json.loads(p.stdout)["runs"]}
+
+
+def sweep_run(d, name, background=False):
+    """A run as scripts/run_study.sh starts it: its output in RUN_ROOT/logs/NAME.log."""
+    (d / "runs" / "logs").mkdir(parents=True, exist_ok=True)
+    log = open(d / "runs" / "logs" / f"{name}.log", "w")
+    cmd = [REWARM, "sweep", str(d / "study.toml"), "--run", name]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    if background:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def wait_for_checkpoint(d, run, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        folder = d / "runs" / run / "checkpoints"
+        if folder.exists() and any(f.endswith(".h5") for f in os.listdir(folder)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{run} wrote no checkpoint")
+
+
+def test_status_at_several_moments(tmp_path):
+    d = tmp_path
+    rng = np.random.default_rng(0)
+    write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
+    write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
+    base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
+                                                     train={"eval_interval": 2, "log_interval": 1}))
+    (d / "study.toml").write_text(STUDY.format(base=base, root=d / "runs", d=d))
+
+    s = status(d)
+    assert {r["state"] for r in s.values()} == {"not started"} and s["child"]["stage"] == 1
+    table = rewarm("sweep", d / "study.toml", "--status").stdout
+    assert "study study: 5 runs in " in table and "(5 not started)" in table
+
+    assert sweep_run(d, "quick") == 0
+    assert sweep_run(d, "bad") == 1
+    long = sweep_run(d, "long", background=True)
+    killed = sweep_run(d, "killed", background=True)
+    try:
+        wait_for_checkpoint(d, "long")
+        wait_for_checkpoint(d, "killed")
+        s = status(d)
+        assert s["long"]["state"] == "running" and f"pid {long.pid} on host" in s["long"]["detail"]
+        assert s["long"]["step"] > 0 and s["long"]["tokens_per_second"] > 0 and s["long"]["train_loss"] > 0
+        killed.kill()  # kill -9: its lock stays, its holder is gone
+        killed.wait()
+        long.send_signal(signal.SIGUSR1)  # near the time limit: checkpoint, exit 75
+        assert long.wait(timeout=60) == 75
+    finally:
+        long.kill()
+        killed.kill()
+    s = status(d)
+    assert s["quick"]["state"] == "done" and s["quick"]["step"] == 4 and s["quick"]["checkpoint_step"] == 4
+    assert set(s["quick"]["eval_loss"]) == {"val"} and s["quick"]["eval_loss"]["val"] > 0
+    assert s["bad"]["state"] == "failed" and "missing.h5: cannot open" in s["bad"]["detail"]
+    assert s["long"]["state"] == "stopped for requeue" and "signal: time limit near" in s["long"]["detail"]
+    assert s["long"]["checkpoint_step"] == s["long"]["step"] > 0  # it logs the step it stopped at
+    assert s["killed"]["state"] == "stopped" and "that process has exited" in s["killed"]["detail"]
+    assert s["child"]["state"] == "not started"
+
+    table = rewarm("sweep", d / "study.toml", "--status").stdout
+    row = next(l for l in table.splitlines() if l.startswith("bad "))
+    assert "failed" in row and "0/8" in row and "missing.h5: cannot open" in row
+    header = table.splitlines()[1].split()
+    assert header[:5] == ["run", "stage", "state", "step", "train"] and "val" in header and "tok/s" in header
+
+    assert sweep_run(d, "child") == 0
+    assert status(d)["child"]["state"] == "done"
+    p = rewarm("sweep", d / "study.toml", "--json", check=False)
+    assert p.returncode == 1 and "--json: goes with --status" in p.stderr
