@@ -29,28 +29,43 @@ def report(args):
         out = args.out or "report"
     up, down = args.upstream or up, args.downstream or down
     os.makedirs(out, exist_ok=True)
-    table = summary.summary(rs, up, down)
+    table = summary.stability(summary.summary(rs, up, down), down)
     table.to_csv(os.path.join(out, "summary.csv"), index=False)
     columns = [c for c in ["run", "role", *sorted(c for c in table if c.startswith("tag_")), "steps",
                            f"{up}_final", f"{up}_rise", f"{up}_rise_step", f"{down}_final", f"{down}_best",
                            f"{down}_rise", f"{down}_rise_step", "forgetting", "gain", "tokens_to_beat_constant",
-                           "tokens_to_beat_scratch"] if c in table]
+                           "tokens_to_beat_scratch", "stability"] if c in table]
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(f"# {name or 'runs'}: summary\n\n" + summary.markdown(table, columns))
     found = summary.findings(table, up, down) if up and down else []
+    marked = table[table.stability != ""] if "stability" in table else table.iloc[:0]
+    verdict = lambda h: "cannot be told from these runs" if h is None else "holds" if h else "does not hold here"
     with open(os.path.join(out, "findings.md"), "w") as f:
         f.write(f"# {name or 'runs'}: the paper's findings on these runs\n\n")
-        for statement, holds, evidence in found:
-            verdict = "cannot be tested on these runs" if holds is None else "holds" if holds else "does not hold here"
-            f.write(f"- **{statement}**: {verdict}. {evidence}.\n")
+        for _, m in marked.iterrows():
+            f.write(f"- Run **{m.run}** is {m.stability}: {m.stability_why}.\n")
+        for statement, holds, evidence, without in found:
+            f.write(f"- **{statement}**: {verdict(holds)}. {evidence}.")
+            if without:
+                f.write(f" Without the {' and '.join(marked.stability.unique())} run(s) ({', '.join(marked.run)}): "
+                        f"{verdict(without[0])}. {without[1]}.")
+            f.write("\n")
+        f.write(f"\nRules: a loss rise or a difference between runs counts when it exceeds {summary.MARGIN} nats; "
+                f"a re-warmed run is diverged when its final downstream loss is not below its initial one, unstable "
+                f"when it ends more than {summary.UNSTABLE_MARGIN} nats above the median re-warmed run.\n")
     paths = figures.all_figures(rs, table, up, down, out, name)
     missing = [r.name for r in rs if not r.complete]
     print(f"{len(rs)} runs; figures, summary.csv, summary.md and findings.md in {out}")
     if missing:
         print(f"not complete ({len(missing)}): " + ", ".join(
             f"{r.name} (step {r.steps_done} of {r.total_steps or '?'})" for r in rs if not r.complete))
-    for statement, holds, evidence in found:
-        print(f"  {'CANNOT TELL' if holds is None else 'HOLDS' if holds else 'NOT HERE'}  {statement}: {evidence}")
+    short = lambda h: "CANNOT TELL" if h is None else "HOLDS" if h else "NOT HERE"
+    for _, m in marked.iterrows():
+        print(f"  {m.stability.upper()}  {m.run}: {m.stability_why}")
+    for statement, holds, evidence, without in found:
+        print(f"  {short(holds)}  {statement}: {evidence}")
+        if without and without[0] != holds:
+            print(f"      without {', '.join(marked.run)}: {short(without[0])} ({without[1]})")
     print(f"  {len(paths)} figure files")
     return 0
 

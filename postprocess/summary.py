@@ -68,6 +68,11 @@ def summary(runs, upstream, downstream):
     return pd.DataFrame(rows)
 
 
+# The rules the findings are judged by (docs/studies.md states them too).
+MARGIN = 0.005  # nats: a rise of the loss, or a difference between two runs, smaller than this is noise
+UNSTABLE_MARGIN = 0.05  # nats: a re-warmed run ending this far above the median re-warmed run is unstable
+
+
 def _as_number(v):
     try:
         return float(v)
@@ -75,18 +80,39 @@ def _as_number(v):
         return None
 
 
-def findings(table, upstream, downstream):
-    """The paper's four findings, each tested on the table: (statement, holds: bool|None, evidence)."""
+def stability(table, downstream):
+    """Marks the re-warmed runs that diverged or were unstable, in columns `stability` ("",
+    "diverged", "unstable") and `stability_why`. Diverged: its final downstream loss is not
+    finite, or not below its initial one (it ended where it started or above). Unstable: it ends
+    more than UNSTABLE_MARGIN above the median final downstream loss of the re-warmed runs."""
+    table = table.copy()
+    table["stability"], table["stability_why"] = "", ""
+    final, initial = f"{downstream}_final", f"{downstream}_initial"
+    if final not in table:
+        return table
+    rew = table[(table.role == "rewarm") & table[final].notna()]
+    median = float(rew[final].median()) if len(rew) else np.nan
+    for i, row in rew.iterrows():
+        if not np.isfinite(row[final]) or row[final] >= row[initial]:
+            table.loc[i, ["stability", "stability_why"]] = [
+                "diverged", f"ends downstream at {row[final]:.4f}, not below its start {row[initial]:.4f}"]
+        elif row[final] > median + UNSTABLE_MARGIN:
+            table.loc[i, ["stability", "stability_why"]] = [
+                "unstable", f"ends downstream at {row[final]:.4f}, {row[final] - median:.4f} above the median "
+                            f"re-warmed run ({median:.4f}; the rule: more than {UNSTABLE_MARGIN})"]
+    return table
+
+
+def _tested(rew, table, upstream, downstream):
+    """The paper's four findings tested on the re-warmed runs `rew`: (statement, holds: bool|None, evidence)."""
     out = []
-    rew = table[table.role == "rewarm"]
-    if f"{downstream}_final" in rew:  # the runs that have logged
-        rew = rew.dropna(subset=[f"{downstream}_final"])
     up_rise, down_rise = f"{upstream}_rise", f"{downstream}_rise"
     if len(rew) and up_rise in rew and down_rise in rew:
-        both = rew[(rew[up_rise] > 0) & (rew[down_rise] > 0)]
+        both = rew[(rew[up_rise] > MARGIN) & (rew[down_rise] > MARGIN)]
         out.append(("Re-warming first raises both the upstream and the downstream loss",
-                    len(both) > 0,
-                    f"{len(both)} of {len(rew)} re-warmed runs rise on both sets before falling"
+                    2 * len(both) >= len(rew),
+                    f"{len(both)} of {len(rew)} re-warmed runs rise by more than {MARGIN} on both sets before "
+                    f"falling (the rule: at least half)"
                     + (f" ({', '.join(both.run)}; largest downstream rise {both[down_rise].max():.4f} at step "
                        f"{int(both.loc[both[down_rise].idxmax(), f'{downstream}_rise_step'])})" if len(both) else "")))
     final = f"{downstream}_final"
@@ -96,10 +122,11 @@ def findings(table, upstream, downstream):
         if len(rew) and len(ref) and final in table:  # the typical re-warmed run: the median
             b, median = float(ref[final].iloc[0]), float(rew[final].median())
             better = rew[rew[final] < b]
-            out.append((statement, median < b,
-                        f"the median re-warmed run ends at {median:.4f} against the {role} run's {b:.4f}; "
-                        f"{len(better)} of {len(rew)} end below it (best {rew[final].min():.4f}, "
-                        f"worst {rew[final].max():.4f})"))
+            holds = True if median < b - MARGIN else False if median > b + MARGIN else None
+            out.append((statement, holds,
+                        f"the median re-warmed run ends at {median:.4f} against the {role} run's {b:.4f} (the rule: "
+                        f"lower by more than {MARGIN}); {len(better)} of {len(rew)} end below it (best "
+                        f"{rew[final].min():.4f}, worst {rew[final].max():.4f})"))
     if "tag_lr" in rew and "forgetting" in rew:
         others = [c for c in rew.columns if c.startswith("tag_") and c != "tag_lr"]
         checked, more, pairs = 0, 0, []
@@ -109,12 +136,29 @@ def findings(table, upstream, downstream):
                 continue
             lo, hi = g.iloc[0], g.iloc[-1]  # the smallest and the largest maximum LR of the group
             checked += 1
-            more += bool(hi["forgetting"] > lo["forgetting"])
+            more += bool(hi["forgetting"] > lo["forgetting"] + MARGIN)
             pairs.append(f"{hi['forgetting']:.4f} at {hi['tag_lr']} vs {lo['forgetting']:.4f} at {lo['tag_lr']}")
         out.append(("A higher maximum learning rate forgets more upstream", (more == checked) if checked else None,
-                    f"the largest maximum LR forgets more than the smallest in {more} of {checked} groups of runs "
-                    f"that differ only in it ({'; '.join(pairs)})"))
+                    f"the largest maximum LR forgets more than the smallest, by more than {MARGIN}, in {more} of "
+                    f"{checked} groups of runs that differ only in it (the rule: in every group; "
+                    f"{'; '.join(pairs)})"))
     return out
+
+
+def findings(table, upstream, downstream):
+    """The paper's four findings, each tested on the re-warmed runs, and again without the ones
+    `stability` marks: [(statement, holds, evidence, without)], `without` being (holds,
+    evidence) on the other runs, or None when no run is marked."""
+    table = stability(table, downstream) if "stability" not in table else table
+    rew = table[table.role == "rewarm"]
+    if f"{downstream}_final" in rew:  # the runs that have logged
+        rew = rew.dropna(subset=[f"{downstream}_final"])
+    kept = rew[rew.stability == ""]
+    every = _tested(rew, table, upstream, downstream)
+    if len(kept) == len(rew):
+        return [(st, h, ev, None) for st, h, ev in every]
+    without = {st: (h, ev) for st, h, ev in _tested(kept, table, upstream, downstream)}
+    return [(st, h, ev, without.get(st, (None, "too few runs left"))) for st, h, ev in every]
 
 
 def markdown(table, columns=None):

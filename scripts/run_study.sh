@@ -27,7 +27,8 @@ start=$SECONDS failed=()
 run_one() {  # name; leaves its outcome in logs/NAME.status
   echo "  [$(date +%T)] start  $1"
   if $rewarm sweep "$study" "${args[@]}" --run "$1" >"$root/logs/$1.log" 2>&1; then
-    echo "  [$(date +%T)] done   $1  $(grep '^eval' "$root/logs/$1.log" | tail -2 | awk '{printf "%s %s  ", $5, $7}')"
+    echo "  [$(date +%T)] done   $1  $(grep '^eval' "$root/logs/$1.log" | tail -2 |
+      awk '{for (i = 2; i < NF; i++) if ($i == "loss") printf "%s %s  ", $(i - 1), $(i + 1)}')"
     echo ok >"$root/logs/$1.status"
   else
     echo "  [$(date +%T)] FAILED $1 (see $root/logs/$1.log)"

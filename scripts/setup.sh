@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rewarm needs from Debian/Ubuntu packages (only what is missing), then
 # configures and builds it into build/. `--tests` also installs the Python test oracles and a
-# SLURM that scripts/slurm_local.sh runs on this machine to test jobscripts/.
+# SLURM that scripts/slurm_local.sh runs on this machine to test jobscripts/. `--target T`
+# (repeatable) builds only those targets (the demo: just `rewarm`); by default, everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,15 @@ packages=(cmake g++ make pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
           libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libicu-dev libzstd-dev catch2
           python3 python3-numpy python3-h5py python3-pandas python3-matplotlib)  # postprocess: figures, tables
-if [[ "${1:-}" == "--tests" ]]; then
+tests=0 targets=()
+while (($#)); do
+  case $1 in
+    --tests) tests=1; shift ;;
+    --target) targets+=(--target "$2"); shift 2 ;;
+    *) echo "setup.sh: unknown option $1 (--tests, --target T)" >&2; exit 2 ;;
+  esac
+done
+if ((tests)); then
   packages+=(python3-pytest python3-torch zstd
              slurmctld slurmd slurm-client munge)
   command -v npm >/dev/null || packages+=(nodejs npm)  # the HF tokenizers oracle runs on Node.js
@@ -29,4 +38,4 @@ if ((${#missing[@]})); then
 fi
 
 cmake -B build -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" "${targets[@]}"

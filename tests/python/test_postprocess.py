@@ -126,3 +126,45 @@ def test_rejects_other_files(tmp_path):
     p = subprocess.run([sys.executable, "-m", "postprocess", "table", tmp_path / "x.h5"], cwd=ROOT, capture_output=True,
                        text=True)
     assert p.returncode != 0 and "not a rewarm metrics file" in p.stderr
+
+
+def test_diverged_and_unstable_runs_are_named_and_findings_given_without_them(study):
+    # a third re-warmed run that ends above where it started downstream: diverged
+    lr = list(np.linspace(1e-3, 1e-4, 40))
+    make_run(study, "rewarm-lr4-warmup0", [1.0, 1.2, 1.4, 1.2, 1.05], [3.0, 3.5, 3.4, 3.2, 3.1], lr)
+    manifest = json.loads((study / "study.json").read_text())
+    manifest["runs"].append({"name": "rewarm-lr4-warmup0", "role": "rewarm", "tags": {"lr": "4", "warmup": "0"},
+                             "run_dir": str(study / "rewarm-lr4-warmup0"), "total_steps": 40})
+    (study / "study.json").write_text(json.dumps(manifest))
+    p = postprocess("report", "--study", study / "study.json", "--out", study / "r")
+    t = pd.read_csv(study / "r" / "summary.csv").set_index("run")
+    assert t.loc["rewarm-lr4-warmup0"].stability == "diverged"
+    assert t.fillna("").loc["rewarm-lr1-warmup0"].stability == ""
+    f = (study / "r" / "findings.md").read_text()
+    assert "Run **rewarm-lr4-warmup0** is diverged: ends downstream at 3.1000, not below its start 3.0000" in f
+    # with it, the largest LR (4) forgets less than the smallest (1): 0.05 vs 0.7; without it, 2 vs 1 holds
+    line = next(l for l in f.splitlines() if "A higher maximum learning rate" in l)
+    assert "does not hold here" in line and "Without the diverged run(s) (rewarm-lr4-warmup0): holds" in line
+    assert "DIVERGED  rewarm-lr4-warmup0" in p.stdout and "without rewarm-lr4-warmup0: HOLDS" in p.stdout
+    assert "Rules: a loss rise or a difference between runs counts when it exceeds 0.005 nats" in f
+
+    # ending 0.06 above the median re-warmed run (2.2 and 2.1: median 2.2 with this one) is unstable
+    with h5py.File(study / "rewarm-lr4-warmup0" / "metrics.h5", "r+") as h:
+        h["eval/down/loss"][...] = [3.0, 3.5, 3.0, 2.6, 2.27]
+    postprocess("report", "--study", study / "study.json", "--out", study / "r2")
+    t = pd.read_csv(study / "r2" / "summary.csv").set_index("run")
+    assert t.loc["rewarm-lr4-warmup0"].stability == "unstable"
+    assert "0.0700 above the median re-warmed run (2.2000; the rule: more than 0.05)" in (study / "r2" / "findings.md").read_text()
+
+
+def test_a_rise_or_difference_within_the_margin_is_noise(study):
+    with h5py.File(study / "rewarm-lr1-warmup0" / "metrics.h5", "r+") as h:  # a 0.001 rise is no rise
+        h["eval/down/loss"][...] = [3.0, 3.001, 2.7, 2.45, 2.2]
+    postprocess("report", "--study", study / "study.json", "--out", study / "r")
+    f = (study / "r" / "findings.md").read_text()
+    assert "**Re-warming first raises both the upstream and the downstream loss**: does not hold here. 0 of 2" in f
+    with h5py.File(study / "constant" / "metrics.h5", "r+") as h:  # the median (2.15) within 0.005 of it
+        h["eval/down/loss"][...] = [3.0, 2.8, 2.6, 2.5, 2.153]
+    postprocess("report", "--study", study / "study.json", "--out", study / "r3")
+    f = (study / "r3" / "findings.md").read_text()
+    assert "**It ends lower downstream than the constant-LR baseline**: cannot be told from these runs" in f
