@@ -104,3 +104,32 @@ def test_status_at_several_moments(tmp_path):
     assert status(d)["child"]["state"] == "done"
     p = rewarm("sweep", d / "study.toml", "--json", check=False)
     assert p.returncode == 1 and "--json: goes with --status" in p.stderr
+
+
+def test_run_study_runs_stage_by_stage_and_reports(tmp_path):
+    """scripts/run_study.sh: each run announced with its last eval losses, the dependent run after
+    its parent, a failed run's dependents skipped, the report drawn; exit 1 when a run failed."""
+    from helpers import ROOT
+
+    d = tmp_path
+    rng = np.random.default_rng(0)
+    write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
+    write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
+    base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
+                                                     schedule={"total_steps": 4}, train={"eval_interval": 2}))
+    (d / "study.toml").write_text(f'base = "{base}"\nrun_root = "{d}/runs"\nupstream = "val"\ndownstream = "val"\n'
+                                  '[runs.first]\n[runs.second]\nset = ["init.from=@first"]\n'
+                                  f'[runs.broken]\nset = ["data.train.0.path={d}/missing.h5"]\n'
+                                  '[runs.orphan]\nset = ["init.from=@broken"]\n')
+    p = subprocess.run([os.path.join(ROOT, "scripts", "run_study.sh"), d / "study.toml", "--jobs", "2"], cwd=ROOT,
+                       capture_output=True, text=True, env=dict(os.environ, REWARM=REWARM))
+    assert p.returncode == 1, p.stdout + p.stderr
+    out = p.stdout
+    assert "study " in out and "4 runs in" in out and "2 at a time" in out
+    import re
+    assert re.search(r"done   first  val [0-9.]+", out) and re.search(r"done   second  val [0-9.]+", out), out
+    assert "FAILED broken" in out and "skip   orphan (a run it starts from failed)" in out
+    assert out.index("done   first") < out.index("start  second")
+    assert (d / "runs" / "report" / "summary.csv").exists()
+    s = status(d)
+    assert s["second"]["state"] == "done" and s["broken"]["state"] == "failed" and s["orphan"]["state"] == "not started"
