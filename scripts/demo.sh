@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo is the study: the re-warming study of Gupta et al. 2023 in miniature, end to end on a
-# laptop (about 6 minutes on two cores). It installs and builds what is missing, makes two
+# laptop (about 6 minutes on two cores, the packages installed). It installs and builds what is missing, makes two
 # synthetic corpora with a known entropy rate that share 80% of their structure (stand-ins for
 # the Pile and SlimPajama), pre-trains a 2-layer GPT-NeoX on the first, continues on the second
 # over a grid of maximum LRs and warmup lengths beside the constant-LR baseline, training from
