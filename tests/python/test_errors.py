@@ -39,7 +39,8 @@ def train_fails(d, extra_sets=(), expect=(), cfg=None):
 
 
 def test_unknown_key_suggests_close_match(d):
-    train_fails(d, ["optimizer.weight_decy=0.1"], ["run.toml", "unknown key optimizer.weight_decy", "did you mean optimizer.weight_decay?"])
+    train_fails(d, ["optimizer.weight_decy=0.1"],
+                ["--set optimizer.weight_decy: unknown key optimizer.weight_decy", "did you mean optimizer.weight_decay?"])
 
 
 def test_wrong_type(d):

@@ -242,7 +242,7 @@ TEST_CASE("the shipped studies resolve: every run's config parses", "[config][st
     std::size_t runs;
     int stages;
   };
-  for (const auto& e : {Expect{"tiny.toml", 10, 2}, Expect{"pythia-410m-rewarm.toml", 39, 1},
+  for (const auto& e : {Expect{"tiny.toml", 16, 2}, Expect{"pythia-410m-rewarm.toml", 39, 1},
                         Expect{"pythia-410m-replay.toml", 9, 1}}) {
     INFO(e.name);
     const auto s = load_study(source_dir() + "/inputs/studies/" + e.name, {}, "");
