@@ -2,8 +2,10 @@
 # The GPU builds, where this machine has what they need, each said to be built or skipped and why
 # (never silently): CUDA against a Kokkos 4 CUDA install (KOKKOS_CUDA_ROOT, default
 # .deps/kokkos-cuda), HIP against a Kokkos 4 HIP install (KOKKOS_HIP_ROOT, default
-# .deps/kokkos-hip). Neither Kokkos is a Debian package and CI does not fetch one, so on CI both
-# are skipped; README "Building on a cluster" says how to make them. A build that exists is
+# .deps/kokkos-hip). Neither Kokkos is a Debian package: scripts/unpack_deps.sh unpacks the
+# project's prebuilt installs into .deps/ (CI does, before this script); README "Building on a
+# cluster" says how to make them. No rocBLAS is packaged, so the HIP build is a compile check with
+# Kokkos Kernels' own GEMM (REWARM_ALLOW_NATIVE_GEMM, default ON here; never for runs). A build that exists is
 # then tested on this machine without a GPU by tests/python/test_gpu_build.py (the login node).
 # Last, a compile check of the rocBLAS paths (src/core/gemm.cpp) against rocBLAS's headers
 # (ROCBLAS_INCLUDE, default .deps/rocblas/include): no rocBLAS library is packaged to link.
@@ -33,7 +35,7 @@ build() {  # name kokkos_root compiler extra-cmake-args...
 cuda=${KOKKOS_CUDA_ROOT:-$PWD/.deps/kokkos-cuda}
 hip=${KOKKOS_HIP_ROOT:-$PWD/.deps/kokkos-hip}
 build CUDA "$cuda" "$cuda/bin/nvcc_wrapper"
-build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-OFF} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-ON} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 
 # gemm.cpp as the HIP build compiles it, with the rocBLAS paths switched on.
 rocblas=${ROCBLAS_INCLUDE:-$PWD/.deps/rocblas/include}

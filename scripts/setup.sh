@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rewarm needs from Debian/Ubuntu packages (only what is missing), then
 # configures and builds it into build/. `--tests` also installs the Python test oracles and a
-# SLURM that scripts/slurm_local.sh runs on this machine to test jobscripts/. `--target T`
+# SLURM that scripts/slurm_local.sh runs on this machine to test jobscripts/, and Debian's hipcc
+# for the HIP build of scripts/gpu_builds.sh. `--target T`
 # (repeatable) builds only those targets (the demo: just `rewarm`); by default, everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ while (($#)); do
 done
 if ((tests)); then
   packages+=(python3-pytest python3-torch zstd
-             slurmctld slurmd slurm-client munge)
+             slurmctld slurmd slurm-client munge
+             hipcc libamdhip64-dev rocm-device-libs)  # scripts/gpu_builds.sh's HIP build (no AMD GPU needed)
   command -v npm >/dev/null || packages+=(nodejs npm)  # the HF tokenizers oracle runs on Node.js
 fi
 

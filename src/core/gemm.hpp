@@ -7,13 +7,27 @@
 //   bf16  inputs rounded to bfloat16 (round to nearest even), products accumulated and written in
 //         fp32: cuBLAS's GemmStridedBatchedEx / rocBLAS's gemm_strided_batched_ex on GPUs; on the
 //         host an exact emulation (the inputs rounded to bf16 values held in floats, then an fp32
-//         GEMM), so the logic is tested in CI and a GPU run can be compared with it.
+//         GEMM), so the logic is tested in CI and a GPU run can be compared with it. An operand
+//         that the kernel producing it already stored in bf16 (a Bf16Matrix: the attention's
+//         probabilities) is read as it is; any other is converted by a pass of this class's own.
 //   tf32  NVIDIA tensor cores with fp32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32); refused elsewhere.
 #pragma once
+#include <KokkosKernels_config.h>
+
 #include <string>
 
 #include "core/gemm_precision.hpp"
 #include "core/types.hpp"
+
+// The vendor library this build calls for batches and bf16/tf32: cuBLAS in a CUDA build;
+// rocBLAS in a HIP build whose Kokkos Kernels has it (or, for scripts/gpu_builds.sh's compile
+// check against rocBLAS's headers where the library is missing, REWARM_COMPILE_CHECK_ROCBLAS);
+// none elsewhere.
+#if defined(KOKKOS_ENABLE_CUDA)
+#define REWARM_CUBLAS 1
+#elif defined(KOKKOS_ENABLE_HIP) && (defined(KOKKOSKERNELS_ENABLE_TPL_ROCBLAS) || defined(REWARM_COMPILE_CHECK_ROCBLAS))
+#define REWARM_ROCBLAS 1
+#endif
 
 namespace rewarm {
 
@@ -31,6 +45,33 @@ KOKKOS_INLINE_FUNCTION float round_to_bf16(float x) {
   return v.f;
 }
 
+#if defined(REWARM_CUBLAS) || defined(REWARM_ROCBLAS)
+inline constexpr bool kVendorGemm = true;  // every GEMM through cuBLAS/rocBLAS
+using Bf16Storage = std::uint16_t;         // bf16 bit patterns, as the library reads them
+#else
+inline constexpr bool kVendorGemm = false;
+using Bf16Storage = float;  // the host emulation: floats holding bf16 values
+#endif
+
+// x as a bf16 GEMM input is stored: rounded to bf16, as bits or as a float.
+KOKKOS_INLINE_FUNCTION Bf16Storage to_bf16_storage(float x) {
+  if constexpr (kVendorGemm) {
+    union {
+      float f;
+      std::uint32_t u;
+    } v{round_to_bf16(x)};
+    return Bf16Storage(v.u >> 16);
+  } else {
+    return Bf16Storage(round_to_bf16(x));
+  }
+}
+
+// A matrix that the kernel producing it stored in bf16 (to_bf16_storage) for a bf16 GEMM, which
+// reads it as it is, with no conversion pass of its own.
+struct Bf16Matrix {
+  Matrix<Bf16Storage> m;
+};
+
 template <class T>
 class Gemm {
  public:
@@ -46,6 +87,9 @@ class Gemm {
   // starting stride_x·i elements after X's first.
   void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Matrix<T>& B, Index strideB,
                T beta, const Matrix<T>& C, Index strideC, Index count);
+  // The same with A already stored in bf16; only for precision() == bf16.
+  void batched(char transA, char transB, T alpha, const Bf16Matrix& A, Index strideA, const Matrix<T>& B, Index strideB,
+               T beta, const Matrix<T>& C, Index strideC, Index count);
 
   // bf16: sizes the copies of the inputs now for operands spanning up to span_a / span_b
   // elements (a batch: from its first item's first element to its last item's last), so a run
@@ -58,11 +102,14 @@ class Gemm {
   Index calls() const { return calls_; }
 
  private:
-  // The bf16 inputs: rounded copies (host) or bf16 arrays (GPU), grown on demand.
-  View1<T> scratch_a_, scratch_b_;
-  View1<std::uint16_t> bf16_a_, bf16_b_;
+  // The bf16 inputs converted by this class (to_bf16_storage), grown on demand.
+  View1<Bf16Storage> bf16_a_, bf16_b_;
   GemmPrecision precision_;
   Index calls_ = 0;
+  // The bf16 GEMM on inputs already stored in bf16 (a, b: first items, strides in elements).
+  void bf16_batched(char ta, char tb, T alpha, const Bf16Storage* a, Index a_rows, Index a_cols, Index sA,
+                    const Bf16Storage* b, Index b_rows, Index b_cols, Index sB, T beta, const Matrix<T>& C, Index sC,
+                    Index count);
   void* handle_ = nullptr;  // the cuBLAS or rocBLAS handle, on GPUs
 };
 

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/random.hpp"
-
 #include "model/layers/cross_entropy.hpp"
 #include "model/layers/elementwise.hpp"
 #include "model/layers/embedding.hpp"
@@ -14,6 +13,12 @@
 
 namespace rewarm {
 using namespace layers;
+
+namespace {
+ScoreTiles score_tiles(Index seq_len, const GptOptions& o) {
+  return {seq_len, o.attention_tile > 0 ? o.attention_tile : ScoreTiles::auto_tile(seq_len)};
+}
+}  // namespace
 
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
@@ -99,7 +104,8 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   dattn_ = mat("rewarm::dattn", N, d);
   dqkv_ = mat("rewarm::dqkv", N, 3 * d);
   dact_ = mat("rewarm::dact", N, I);
-  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes);
+  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes,
+                                   options.attention_tile, options.gemm == GemmPrecision::bf16);
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
   col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
@@ -109,41 +115,45 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
 
 template <class T>
 std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
-  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, H = c.num_attention_heads;
+  const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers,
+              H = c.num_attention_heads;
   std::size_t total = 0;
   auto add = [&](Index count, std::size_t elem, Index times = 1) {  // Kokkos pads each to 8 bytes
     total += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
   };
   const std::size_t t = sizeof(T);
-  add(ParamLayout(c).total, t, 2);                            // params, grads
-  add(N * d, t, L + 1);                                       // residual stream
+  add(ParamLayout(c).total, t, 2);                                   // params, grads
+  add(N * d, t, L + 1);                                              // residual stream
   add(N * d, t, 3 * L), add(N * 3 * d, t, L), add(N * I, t, 2 * L);  // ln1 attn ln2, qkv, fc1 act
-  if (!c.use_parallel_residual) add(N * d, t, L);             // hmid
-  add(N, t, 4 * L), add(N * H, t, L);                         // LayerNorm statistics, lse
-  add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);      // final LayerNorm, logits
-  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);         // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
-  add(N * d, t, 7), add(N * H, t);                            // attention heads and gradients, delta
-  const Index group = AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes);
-  add(group * T_len * T_len, t, 2);                           // scores
+  if (!c.use_parallel_residual) add(N * d, t, L);                    // hmid
+  add(N, t, 4 * L), add(N * H, t, L);                                // LayerNorm statistics, lse
+  add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);             // final LayerNorm, logits
+  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);                // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+  add(N * d, t, 7), add(N * H, t);                                   // attention heads and gradients, delta
+  const auto tiles = score_tiles(T_len, options);
+  const bool bf16 = options.gemm == GemmPrecision::bf16;
+  const Index group =
+      AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes, tiles, bf16);
+  add(group * tiles.per_pair(), t, 2);  // causal scores
+  if (bf16 && !AttentionWorkspace<T>::kBf16InPlace)
+    add(group * tiles.per_pair(), sizeof(Bf16Storage), 2);  // P and dS in bf16 (in place on the host)
   add(((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);
-  add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);       // rotary tables
-  add(N, sizeof(double));                                     // token losses
+  add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);               // rotary tables
+  add(N, sizeof(double));                                             // token losses
   add(N, sizeof(std::int32_t), 2), add(N + 1, sizeof(std::int32_t));  // token rows
   const auto [span_a, span_b] = gemm_spans(c, B, T_len, options);
   return total + Gemm<T>::scratch_bytes(options.gemm, span_a, span_b);  // bf16 input copies
 }
 
-// The largest first (A) and second (B) operands of this model's GEMMs, in elements: linear
-// layers x[N,in]·Wᵀ, dy[N,out]ᵀ·x and dy·W (in → out: d → 3d, d → d, d → I, I → d, d → V), and the
-// attention's batches of `group` pairs, whose T×T scores may be larger still (its T×hd head
-// operands, group·T·hd ≤ N·d, never are).
+// The largest first (A) and second (B) operands of this model's GEMMs that Gemm converts to
+// bf16 itself, in elements: linear layers x[N,in]·Wᵀ, dy[N,out]ᵀ·x and dy·W (in → out: d → 3d,
+// d → d, d → I, I → d, d → V) and the attention's head operands (group·T·hd ≤ N·d). The
+// attention's probabilities are stored in bf16 by the softmax and need no copy.
 template <class T>
-std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
+std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions&) {
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-  const Index group =
-      AttentionWorkspace<T>::group_for({B, T_len, c.num_attention_heads, c.head_dim()}, options.attention_workspace_bytes);
   const Index widest_out = std::max({3 * d, I, V}), widest_in = std::max(d, I);
-  return {std::max(N * widest_out, group * T_len * T_len), std::max(d * widest_out, N * widest_in)};
+  return {N * widest_out, std::max(d * widest_out, N * widest_in)};
 }
 
 template <class T>
@@ -208,7 +218,8 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     else
       residual_add(hout, as_matrix(a.hmid), as_matrix(tmp_m_), p.fc2_b, Matrix<T>(), Vector<T>());
   }
-  layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
+  layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b,
+                    c.layer_norm_eps);
   linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
   cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
   double total = 0;
@@ -250,14 +261,17 @@ void Gpt<T>::backward() {
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
     linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w, cols);
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
-      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
+      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w,
+                         cols);
     // attention branch
     linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols);
-    attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
+    attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv),
+                       shape, attn_ws_);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
     linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols);
     // residual: dh (identity path) += LayerNorm backward of each branch
-    if (par) layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
+    if (par)
+      layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);
     layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w, cols);
     if (on_gradients) on_gradients(std::size_t(c.num_hidden_layers - l));
   }

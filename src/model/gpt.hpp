@@ -31,7 +31,8 @@ ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T*
 // How the model computes (the [precision] table): not what it computes.
 struct GptOptions {
   GemmPrecision gemm = GemmPrecision::fp32;
-  std::size_t attention_workspace_bytes = std::size_t(4096) << 20;  // T×T scores of a group of heads
+  std::size_t attention_workspace_bytes = std::size_t(4096) << 20;  // causal scores of a group of heads
+  Index attention_tile = 0;  // score rows per causal tile (layers::ScoreTiles); 0: ScoreTiles::auto_tile
 };
 
 template <class T>

@@ -118,13 +118,41 @@ TEST_CASE("device checks say what was asked for and what was found", "[device]")
   CHECK(memory_problem(1e12, MemoryBudget{}).empty());  // no memory report: nothing to check
   const MemoryBudget gpu{79ull << 30, 80ull << 30, true, ""};
   CHECK(memory_problem(double(40ull << 30), gpu).empty());
-  CHECK(memory_problem(double(90ull << 30), gpu) == "needs about 90.0 GiB on the GPU but it has 79.0 GiB free of 80.0 GiB");
+  CHECK(memory_problem(double(90ull << 30), gpu) ==
+        "needs about 90.0 GiB on the GPU but it has 79.0 GiB free of 80.0 GiB");
   const MemoryBudget host{20ull << 30, 24ull << 30, false, "MemAvailable"};
   CHECK(memory_problem(double(20ull << 30), host).empty());
   CHECK(memory_problem(double(25ull << 30), host) ==
         "needs about 25.0 GiB of host memory but 20.0 GiB are available (MemAvailable, of 24.0 GiB)");
-  CHECK(memory_budget().total > 0);  // every backend reports a budget here: GPU memory, or MemAvailable
+  CHECK(memory_budget().total > 0);    // every backend reports a budget here: GPU memory, or MemAvailable
   const auto probe = probe_devices();  // this build and machine
   CHECK(probe.backend == ExecSpace::name());
   if (!probe.gpu) CHECK((probe.count == 1 && probe.error.empty()));
+}
+
+TEST_CASE("an operand stored in bf16 by its producer gives the product of the converted one", "[gemm]") {
+  const Index count = 3, M = 9, K = 5, Nn = 4, sA = M * K + 2, sB = K * Nn;
+  auto a = random_floats(sA * count, 7), b = random_floats(sB * count, 8);
+  // a as a producing kernel stores it for a bf16 GEMM
+  View1<Bf16Storage> a16("a16", sA * count);
+  {
+    auto src = a, dst = a16;
+    Kokkos::parallel_for(
+        Range(0, sA * count), KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(src(i)); });
+  }
+  for (char ta : {'N', 'T'}) {
+    INFO(ta);
+    const Index ar = ta == 'N' ? M : K, ac = ta == 'N' ? K : M;
+    View1<float> c("c", M * Nn * count), c16("c16", M * Nn * count);
+    Gemm<float> g(GemmPrecision::bf16);
+    g.batched(ta, 'N', 1.0f, as_matrix(a.data(), ar, ac), sA, as_matrix(b.data(), K, Nn), sB, 0.0f,
+              as_matrix(c.data(), M, Nn), M * Nn, count);
+    g.batched(ta, 'N', 1.0f, Bf16Matrix{as_matrix(a16.data(), ar, ac)}, sA, as_matrix(b.data(), K, Nn), sB, 0.0f,
+              as_matrix(c16.data(), M, Nn), M * Nn, count);
+    CHECK(to_vec(c16) == to_vec(c));  // the same bf16 inputs, the same library call
+  }
+  Gemm<float> fp32;
+  CHECK_THROWS_WITH(fp32.batched('N', 'N', 1.0f, Bf16Matrix{as_matrix(a16.data(), M, K)}, 0, as_matrix(b.data(), K, Nn),
+                                 0, 0.0f, as_matrix(a.data(), M, Nn), 0, 1),
+                    Catch::Contains("needs precision bf16"));
 }

@@ -135,38 +135,54 @@ TEST_CASE("rotary matches the HF formula and its backward is the transpose rotat
   }
 }
 
-TEST_CASE("batched causal attention matches a naive softmax and finite differences, for any group size",
+TEST_CASE("batched causal attention matches a naive softmax and finite differences, for any group and tile size",
           "[layers]") {
   std::mt19937 rng(2024);
   Gemm<double> gemm;
-  for (int trial = 0; trial < 5; ++trial) {  // random shapes, odd sizes included, T = 1 once
-    const Index B = 1 + rng() % 3, T = trial == 0 ? 1 : 2 + rng() % 8, H = 1 + rng() % 3, hd = 1 + rng() % 6;
+  for (int trial = 0; trial < 6; ++trial) {  // random shapes, odd sizes included, T = 1 once
+    const Index B = 1 + rng() % 3,
+                T = trial == 0   ? 1
+                    : trial == 5 ? 23
+                                 : 2 + rng() % 8,
+                H = 1 + rng() % 3, hd = 1 + rng() % 6;
     const Index d = H * hd, N = B * T, pairs = B * H;
     INFO("B=" << B << " T=" << T << " H=" << H << " hd=" << hd);
     const AttentionShape s{B, T, H, hd};
     auto qkv = random_view(N * 3 * d, 13 + trial, -2, 2), R = random_view(N * d, 14 + trial);
     View1<double> out("out", N * d), lse("lse", pairs * T), dqkv("dqkv", N * 3 * d);
-    const auto pair_bytes = std::size_t(2 * sizeof(double) * T * T);
-    std::vector<double> out1, lse1, dqkv1;  // group of one pair: the reference for the others
-    // groups of 1, 2 and 3 pairs (which split batches when H does not divide them) and all at once
-    for (Index group : {Index(1), Index(2), Index(3), pairs}) {
-      const AttentionWorkspace<double> ws(s, std::size_t(group) * pair_bytes);
-      REQUIRE(ws.group == std::min(group, pairs));
-      auto loss = [&] {
-        attention_forward(gemm, mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
-        return dot(out, R);
-      };
-      loss();
-      attention_backward(gemm, mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
-      if (group == 1) {
-        out1 = to_vec(out), lse1 = to_vec(lse), dqkv1 = to_vec(dqkv);
-        CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
-      } else {  // the same products and rows, however grouped: equal to the bit on the host
-        CHECK(same_up_to_grouping(to_vec(out), out1, 1e-13));
-        CHECK(same_up_to_grouping(to_vec(lse), lse1, 1e-13));
-        CHECK(same_up_to_grouping(to_vec(dqkv), dqkv1, 1e-13));
+    std::vector<double> out1, lse1, dqkv1;  // group of one pair, one tile: the reference for the others
+    // groups of 1, 2 and 3 pairs (which split batches when H does not divide them) and all at
+    // once; one tile (the full T×T scores), tiles of 1, 2 and 3 rows (a last one shorter) and auto
+    for (Index tile : {T, Index(1), Index(2), Index(3), Index(0)})
+      for (Index group : {Index(1), Index(2), Index(3), pairs}) {
+        const ScoreTiles tiles(T, tile > 0 ? tile : ScoreTiles::auto_tile(T));
+        INFO("tile=" << tiles.tile << " group=" << group);
+        const auto pair_bytes = std::size_t(2 * sizeof(double) * tiles.per_pair());
+        const AttentionWorkspace<double> ws(s, std::size_t(group) * pair_bytes, tile);
+        REQUIRE(ws.group == std::min(group, pairs));
+        REQUIRE(ws.tiles.blocks == (T + tiles.tile - 1) / tiles.tile);
+        auto loss = [&] {
+          attention_forward(gemm, mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s, ws);
+          return dot(out, R);
+        };
+        loss();
+        attention_backward(gemm, mat(dqkv, N, 3 * d), mat(R, N, d), mat(out, N, d), flat(lse), mat(qkv, N, 3 * d), s,
+                           ws);
+        if (group == 1 && tile == T) {
+          out1 = to_vec(out), lse1 = to_vec(lse), dqkv1 = to_vec(dqkv);
+          CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
+        } else if (tile == T) {  // the same products and rows, however grouped: equal to the bit on the host
+          CHECK(same_up_to_grouping(to_vec(out), out1, 1e-13));
+          CHECK(same_up_to_grouping(to_vec(lse), lse1, 1e-13));
+          CHECK(same_up_to_grouping(to_vec(dqkv), dqkv1, 1e-13));
+        } else {  // tiles: the same scores and softmax; P·V and the gradients' products leave
+          // out the masked (zero) terms, which regroups BLAS's sums, and dV, dK are summed tile by tile
+          CHECK(same_up_to_grouping(to_vec(lse), lse1, 1e-13));
+          CHECK(max_relative_difference(to_vec(out), out1) < 1e-15);
+          CHECK(max_relative_difference(to_vec(dqkv), dqkv1) < 1e-15);
+          CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
+        }
       }
-    }
     // naive reference: the masked scores of each (batch, head), softmax, values
     auto q = to_vec(qkv), o = out1;
     for (Index b = 0; b < B; ++b)
@@ -189,6 +205,57 @@ TEST_CASE("batched causal attention matches a naive softmax and finite differenc
             CHECK(o[(b * T + t) * d + h * hd + j] == Approx(ref).epsilon(1e-12));
           }
         }
+  }
+}
+
+TEST_CASE("bf16 attention rounds Q, K, V and the probabilities, and only them, to bf16", "[layers]") {
+  // The forward against a naive reference in double that rounds where the GPU stores bf16 (the
+  // GEMM inputs q, k, v, P), for one tile and for tiles; the reference without P rounded is far.
+  const Index B = 2, T = 13, H = 2, hd = 8, d = H * hd, N = B * T, pairs = B * H;
+  const AttentionShape s{B, T, H, hd};
+  auto qkv64 = random_view(N * 3 * d, 21, -2, 2);
+  View1<float> qkv("qkv", N * 3 * d), out("out", N * d), lse("lse", pairs * T);
+  {
+    auto h = host_copy(qkv64);
+    auto hf = Kokkos::create_mirror_view(qkv);
+    for (Index i = 0; i < N * 3 * d; ++i) hf(i) = float(h(i));
+    Kokkos::deep_copy(qkv, hf);
+  }
+  const auto q = to_vec(qkv);
+  auto r = [](double x) { return double(round_to_bf16(float(x))); };
+  for (Index tile : {T, Index(4)}) {
+    INFO("tile=" << tile);
+    Gemm<float> gemm(GemmPrecision::bf16);
+    const AttentionWorkspace<float> ws(s, std::size_t(1) << 20, tile, true);
+    attention_forward(gemm, as_matrix(out.data(), N, d), flat(lse), as_matrix(qkv.data(), N, 3 * d), s, ws);
+    const auto o = to_vec(out);
+    double worst = 0, worst_unrounded = 0;
+    for (Index b = 0; b < B; ++b)
+      for (Index h = 0; h < H; ++h)
+        for (Index t = 0; t < T; ++t) {
+          std::vector<double> sc(t + 1);
+          double mx = -1e300, z = 0;
+          for (Index k = 0; k <= t; ++k) {
+            double v = 0;
+            for (Index j = 0; j < hd; ++j)
+              v += r(q[(b * T + t) * 3 * d + h * 3 * hd + j]) * r(q[(b * T + k) * 3 * d + h * 3 * hd + hd + j]);
+            sc[k] = double(float(v) * float(1.0 / std::sqrt(double(hd))));
+            mx = std::max(mx, sc[k]);
+          }
+          for (auto& v : sc) z += (v = std::exp(v - mx));
+          for (Index j = 0; j < hd; ++j) {
+            double ref = 0, unrounded = 0;
+            for (Index k = 0; k <= t; ++k) {
+              const double vk = r(q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j]);
+              ref += r(sc[k] / z) * vk, unrounded += sc[k] / z * vk;
+            }
+            const double got = o[(b * T + t) * d + h * hd + j];
+            worst = std::max(worst, std::abs(got - ref)),
+            worst_unrounded = std::max(worst_unrounded, std::abs(got - unrounded));
+          }
+        }
+    CHECK(worst < 2e-5);            // fp32 sums and exponentials against double
+    CHECK(worst_unrounded > 1e-3);  // P really rounded
   }
 }
 

@@ -114,39 +114,42 @@ TEST_CASE("random init: normal(0, std) matrices, zero biases, LayerNorm weights 
 }
 
 TEST_CASE("the memory estimate is what the model allocates", "[model]") {
-  // (2, 16): the attention's score batches are the largest bf16 operands; (3, 7): the linear layers',
-  // and with vocab 64 the logits' (as in every Pythia); (3, 2): T shorter than a head
+  // (3, 7): the linear layers' operands are the largest bf16 copies, and with vocab 64 the
+  // logits' (as in every Pythia); (2, 16): more scores than activations; (3, 2): T shorter than a
+  // head. Attention tiles of 5 rows: 2, 4 and 1 tiles.
   for (auto [B, T] : {std::pair<Index, Index>{3, 7}, {2, 16}, {3, 2}})
     for (bool parallel : {true, false}) {
       auto cfg = tiny(parallel, "gelu", 0.5);
       if (!parallel) cfg.vocab_size = 64;
       for (std::size_t budget : {std::size_t(1), std::size_t(1) << 30})
-        for (auto precision : {GemmPrecision::fp32, GemmPrecision::bf16}) {
-          GptOptions o;
-          o.attention_workspace_bytes = budget;
-          o.gemm = precision;
-          View1<int32_t> ids("ids", B * T), tg("tg", B * T);
-          set_tokens(ids, tg, cfg.vocab_size);
-          OpCounter ops;
-          const auto before = ops.peak_bytes();
-          {  // a training step allocates nothing more (bf16: the input copies are sized up front)
-            Gpt<float> m(cfg, B, T, o);
-            m.init_random(1, 0.1);
-            m.forward(ids, tg, 1.0);
+        for (auto precision : {GemmPrecision::fp32, GemmPrecision::bf16})
+          for (Index tile : {0, 5}) {
+            GptOptions o;
+            o.attention_workspace_bytes = budget;
+            o.gemm = precision;
+            o.attention_tile = tile;
+            View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+            set_tokens(ids, tg, cfg.vocab_size);
+            OpCounter ops;
+            const auto before = ops.peak_bytes();
+            {  // a training step allocates nothing more (bf16: the input copies are sized up front)
+              Gpt<float> m(cfg, B, T, o);
+              m.init_random(1, 0.1);
+              m.forward(ids, tg, 1.0);
+            }
+            INFO("B=" << B << " T=" << T << " parallel=" << parallel << " budget=" << budget
+                      << " precision=" << to_string(precision) << " tile=" << tile);
+            CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
           }
-          INFO("B=" << B << " T=" << T << " parallel=" << parallel << " budget=" << budget
-                    << " precision=" << to_string(precision));
-          CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
-        }
     }
   // d = 12, 3d = 36, I = 20, V = 11, 3 heads of 4. (3, 7): dqkv [21, 36] and the qkv weight
-  // [36, 12]; (2, 16), all 6 pairs at once: the scores [6 × 16 × 16] and the MLP activation [32, 20]
-  // (fc2's weight gradient reads it).
+  // [36, 12]; (2, 16): dqkv [32, 36] and the MLP activation [32, 20] (fc2's weight gradient reads
+  // it), not the scores [6 × 16 × 16], which the softmax stores in bf16 itself.
   const auto cfg = tiny(true, "gelu", 0.5);
   GptOptions o;
   o.attention_workspace_bytes = std::size_t(1) << 30;
   CHECK(Gpt<float>::gemm_spans(cfg, 3, 7, o) == std::pair<Index, Index>{21 * 36, 36 * 12});
-  CHECK(Gpt<float>::gemm_spans(cfg, 2, 16, o) == std::pair<Index, Index>{6 * 16 * 16, 32 * 20});
+  CHECK(Gpt<float>::gemm_spans(cfg, 2, 16, o) == std::pair<Index, Index>{32 * 36, 32 * 20});
   auto big_vocab = cfg;  // the logits' gradient [21, 64] and the embed_out weight [64, 12]
   big_vocab.vocab_size = 64;
   CHECK(Gpt<float>::gemm_spans(big_vocab, 3, 7, o) == std::pair<Index, Index>{21 * 64, 64 * 12});

@@ -1,13 +1,13 @@
 // Helpers for kernel tests: random views, host copies, and a central finite-difference
 // gradient check in double precision.
 #pragma once
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/types.hpp"
@@ -26,16 +26,22 @@ std::vector<T> to_vec(const View1<T>& v) {
   auto h = host_copy(v);
   return std::vector<T>(h.data(), h.data() + h.extent(0));
 }
+// The largest |a − b| over the largest |b|: how far a computation summed in another order lands.
+template <class T>
+double max_relative_difference(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double big = 0, diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    big = std::max(big, double(std::abs(b[i]))), diff = std::max(diff, double(std::abs(a[i] - b[i])));
+  return big > 0 ? diff / big : diff;
+}
 // Results the same computation gives when only its GEMMs are grouped differently: equal to the
 // bit on the host (one BLAS call per matrix either way); on GPUs within `rel` of the largest
 // magnitude, since cuBLAS/rocBLAS may choose another kernel for another batch count.
 template <class T>
 bool same_up_to_grouping(const std::vector<T>& a, const std::vector<T>& b, double rel) {
   if (kHostMemory || a.size() != b.size()) return a == b;
-  double big = 0, diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    big = std::max(big, double(std::abs(b[i]))), diff = std::max(diff, double(std::abs(a[i] - b[i])));
-  return diff <= rel * big;
+  return max_relative_difference(a, b) <= rel;
 }
 
 template <class T>

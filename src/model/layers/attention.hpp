@@ -1,8 +1,12 @@
-// Causal multi-head attention over groups of (batch, head) pairs: S = Q·Kᵀ and O = P·V are
+// Causal multi-head attention over groups of (batch, head) pairs: the score products are
 // strided-batched GEMMs over a group, the masked softmax one team per score row. The group is as
 // large as the workspace budget allows (all pairs at once when it fits), so the launches per
 // layer do not grow with batch or head count. The backward pass recomputes the probabilities
-// from the saved log-sum-exp; T×T scores live only in the workspace, never across layers.
+// from the saved log-sum-exp; scores live only in the workspace, never across layers.
+//
+// Causal skipping: the scores are computed in row tiles (ScoreTiles), each only as wide as the
+// mask lets it see, so score tiles wholly above the diagonal are neither computed, stored nor
+// read. With one tile (tile = T) this is the plain full T×T computation.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -15,29 +19,83 @@ struct AttentionShape {
   Index batch, seq, heads, hd;
 };
 
+// The causal scores of one (batch, head) pair as row tiles: tile i holds rows [i·tile,
+// i·tile + rows(i)) and the columns [0, cols(i)) that the mask leaves some row of it,
+// cols(i) = min(T, (i+1)·tile), row-major and contiguous, tile after tile. Of the T×T work,
+// about (blocks + 1)/(2·blocks) remains (56% with 8 tiles).
+struct ScoreTiles {
+  Index seq = 1, tile = 1, blocks = 1;
+  ScoreTiles() = default;
+  ScoreTiles(Index seq_len, Index tile_rows)
+      : seq(seq_len),
+        tile(std::clamp<Index>(tile_rows, 1, std::max<Index>(seq_len, 1))),
+        blocks((seq_len + tile - 1) / tile) {}
+  // Up to 8 tiles of at least 256 rows. Finer tiles skip more of the masked work but make more,
+  // smaller GEMMs: on a CPU core, 2 tiles at T = 256 (128 rows) were 4% slower per GPT-2-small
+  // step than one, and 8 × 256 at T = 2048 13% faster (bench/RESULTS.md).
+  static Index auto_tile(Index seq_len) {
+    const Index n = std::clamp<Index>((seq_len + 255) / 256, 1, 8);
+    return (seq_len + n - 1) / n;
+  }
+  KOKKOS_INLINE_FUNCTION Index rows(Index i) const { return i + 1 < blocks ? tile : seq - i * tile; }
+  KOKKOS_INLINE_FUNCTION Index cols(Index i) const { return i + 1 < blocks ? (i + 1) * tile : seq; }
+  KOKKOS_INLINE_FUNCTION Index offset(Index i) const {
+    return tile * tile * (i * (i + 1) / 2);
+  }  // earlier tiles are full
+  KOKKOS_INLINE_FUNCTION Index per_pair() const { return offset(blocks - 1) + rows(blocks - 1) * seq; }
+  // Where score row t starts within its pair's tiles, and how many scores it holds.
+  KOKKOS_INLINE_FUNCTION Index row_start(Index t) const {
+    const Index i = t / tile;
+    return offset(i) + (t - i * tile) * cols(i);
+  }
+  KOKKOS_INLINE_FUNCTION Index row_length(Index t) const { return cols(t / tile); }
+};
+
 // Heads split out of qkv ([B·H, T, hd] each, head-major), their gradients, and the score
-// workspace of one group: two [G, T, T] buffers.
+// workspace of one group: two buffers of ScoreTiles::per_pair() scores per pair. With bf16
+// GEMMs the softmax also writes the probabilities P and their gradient dS once, in bf16, for the
+// GEMMs that read them (p16, ds16): on GPUs buffers of their own; in the host emulation, where
+// bf16 values are floats, in place over the scores (p16 over s, ds16 over p).
 template <class T>
 struct AttentionWorkspace {
   Index group = 1;  // (batch, head) pairs per batched GEMM
+  ScoreTiles tiles;
+  bool bf16 = false;
   View1<T> q, k, v, o, dq, dk, dv, s, p, delta;
+  View1<Bf16Storage> p16, ds16;
   AttentionWorkspace() = default;
-  // budget_bytes bounds the two score buffers (at least one pair is always allowed).
-  static Index group_for(AttentionShape a, std::size_t budget_bytes) {
-    const auto per_pair = std::size_t(2) * sizeof(T) * std::size_t(a.seq * a.seq);
-    return std::clamp<Index>(Index(budget_bytes / per_pair), 1, a.batch * a.heads);
+  static constexpr bool kBf16InPlace = std::is_same_v<Bf16Storage, T>;
+  // Score bytes per (batch, head) pair.
+  static std::size_t pair_bytes(const ScoreTiles& tiles, bool bf16) {
+    const auto n = std::size_t(tiles.per_pair());
+    return 2 * sizeof(T) * n + (bf16 && !kBf16InPlace ? 2 * sizeof(Bf16Storage) * n : 0);
   }
-  AttentionWorkspace(AttentionShape a, std::size_t budget_bytes) {
-    const Index pairs = a.batch * a.heads, n = pairs * a.seq * a.hd;
-    group = group_for(a, budget_bytes);
+  // budget_bytes bounds the score buffers (at least one pair is always allowed).
+  static Index group_for(AttentionShape a, std::size_t budget_bytes, const ScoreTiles& tiles, bool bf16) {
+    return std::clamp<Index>(Index(budget_bytes / pair_bytes(tiles, bf16)), 1, a.batch * a.heads);
+  }
+  // tile_rows 0: ScoreTiles::auto_tile. bf16: the GEMMs compute in bf16.
+  AttentionWorkspace(AttentionShape a, std::size_t budget_bytes, Index tile_rows = 0, bool bf16_gemm = false)
+      : tiles(a.seq, tile_rows > 0 ? tile_rows : ScoreTiles::auto_tile(a.seq)), bf16(bf16_gemm) {
+    const Index pairs = a.batch * a.heads, n = pairs * a.seq * a.hd, scores = tiles.per_pair();
+    group = group_for(a, budget_bytes, tiles, bf16);
     auto buf = [](const char* name, Index len) {
       return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
     };
     q = buf("rewarm::attn_q", n), k = buf("rewarm::attn_k", n), v = buf("rewarm::attn_v", n);
     o = buf("rewarm::attn_o", n), dq = buf("rewarm::attn_dq", n), dk = buf("rewarm::attn_dk", n);
     dv = buf("rewarm::attn_dv", n);
-    s = buf("rewarm::attn_s", group * a.seq * a.seq), p = buf("rewarm::attn_p", group * a.seq * a.seq);
+    s = buf("rewarm::attn_s", group * scores), p = buf("rewarm::attn_p", group * scores);
     delta = buf("rewarm::attn_delta", pairs * a.seq);
+    if (!bf16) return;
+    if constexpr (kBf16InPlace) {
+      p16 = s, ds16 = p;
+    } else {
+      auto buf16 = [](const char* name, Index len) {
+        return View1<Bf16Storage>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), len);
+      };
+      p16 = buf16("rewarm::attn_p_bf16", group * scores), ds16 = buf16("rewarm::attn_ds_bf16", group * scores);
+    }
   }
 };
 
@@ -89,72 +147,118 @@ void move_merged(const Matrix<T>& out, const View1<T>& o, AttentionShape s, bool
 }
 
 // One team per score row of the group starting at pair `first`: row t of pair g holds
-// S = Q·Kᵀ. Forward: p = causal softmax(scale·S) and lse = its log-sum-exp. Backward (dp holds
-// dO·Vᵀ): p = exp(scale·S − lse), recomputed, and dp becomes dS = p∘(dp − δ)·scale.
+// S = Q·Kᵀ over its tile's columns. Forward: P = causal softmax(scale·S) (zeros past the
+// diagonal to the tile's edge) into p, or with w.bf16 once in bf16 into w.p16, and lse = its
+// log-sum-exp. Backward (p holds dP = dO·Vᵀ): P = exp(scale·S − lse), recomputed, into s and
+// dS = P∘(dP − δ)·scale over p, or with w.bf16 into w.p16 and w.ds16.
 template <class T>
-void softmax_rows(const View1<T>& s, const View1<T>& p, const View1<T>& dp, const Vector<T>& lse,
-                  const View1<T>& delta, Index first, Index count, Index Tn, T scale, bool backward) {
+void softmax_rows(const AttentionWorkspace<T>& w, const Vector<T>& lse, Index first, Index count, T scale,
+                  bool backward) {
+  const auto s = w.s, p = w.p, delta = w.delta;
+  const auto p16 = w.p16, ds16 = w.ds16;
+  const bool bf16 = w.bf16;
+  const ScoreTiles tiles = w.tiles;
+  const Index Tn = tiles.seq, pp = tiles.per_pair();
   Kokkos::parallel_for(
       backward ? "rewarm::attn_softmax_bwd" : "rewarm::attn_softmax_fwd",
       Kokkos::TeamPolicy<ExecSpace>(count * Tn, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
-        const Index r = m.league_rank(), t = r % Tn, row = r * Tn, stat = first * Tn + r;
-        if (backward) {  // one exponential per score: p from the saved log-sum-exp, then dS
+        const Index r = m.league_rank(), t = r % Tn, stat = first * Tn + r;
+        const Index row = (r / Tn) * pp + tiles.row_start(t), len = tiles.row_length(t);
+        if (backward) {  // one exponential per score: P from the saved log-sum-exp, then dS
           const T L = lse(stat), dl = delta(stat);
-          Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn), [&](Index k) {
-            const T pk = k <= t ? kx::exp(s(row + k) * scale - L) : T(0);
-            p(row + k) = pk;
-            dp(row + k) = pk * (dp(row + k) - dl) * scale;
+          Kokkos::parallel_for(Kokkos::TeamVectorRange(m, len), [&](Index k) {
+            const T pk = k <= t ? kx::exp(s(row + k) * scale - L) : T(0), dsk = pk * (p(row + k) - dl) * scale;
+            if (bf16) {
+              p16(row + k) = to_bf16_storage(float(pk)), ds16(row + k) = to_bf16_storage(float(dsk));
+            } else {
+              s(row + k) = pk, p(row + k) = dsk;
+            }
           });
           return;
         }
-        // max; exponentials (kept) and their sum; normalise: deterministic team reductions
+        // max; exponentials and their sum; normalise: deterministic team reductions
         T mx;
         Kokkos::parallel_reduce(
-            Kokkos::TeamVectorRange(m, t + 1), [&](Index k, T& v) { v = s(row + k) * scale > v ? s(row + k) * scale : v; },
-            Kokkos::Max<T>(mx));
+            Kokkos::TeamVectorRange(m, t + 1),
+            [&](Index k, T& v) { v = s(row + k) * scale > v ? s(row + k) * scale : v; }, Kokkos::Max<T>(mx));
         T z;
         Kokkos::parallel_reduce(
             Kokkos::TeamVectorRange(m, t + 1),
             [&](Index k, T& acc) {
               const T e = kx::exp(s(row + k) * scale - mx);
-              p(row + k) = e;
+              if (!bf16) p(row + k) = e;  // bf16: recomputed below, the same value, never stored in fp32
               acc += e;
             },
             z);
         Kokkos::single(Kokkos::PerTeam(m), [&] { lse(stat) = mx + kx::log(z); });
         m.team_barrier();  // every exponential written before it is scaled
         const T inv = T(1) / z;
-        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, Tn),
-                             [&](Index k) { p(row + k) = k <= t ? p(row + k) * inv : T(0); });
+        Kokkos::parallel_for(Kokkos::TeamVectorRange(m, len), [&](Index k) {
+          if (bf16)
+            p16(row + k) = to_bf16_storage(k <= t ? float(kx::exp(s(row + k) * scale - mx) * inv) : 0.0f);
+          else
+            p(row + k) = k <= t ? p(row + k) * inv : T(0);
+        });
       });
 }
 
+// Tile i of every pair of a group: its scores (rows(i) × cols(i), pair stride per_pair()) and
+// the head rows it covers ([B·H, T, hd] buffers, pair stride T·hd) or sees (rows [0, cols(i))).
+template <class T>
+struct TileOperands {
+  const ScoreTiles& tiles;
+  Index off, hd;  // the group's first element in the head buffers
+  template <class U>
+  Matrix<U> scores(const View1<U>& x, Index i) const {
+    return as_matrix(x.data() + tiles.offset(i), tiles.rows(i), tiles.cols(i));
+  }
+  Matrix<T> rows(const View1<T>& x, Index i) const {
+    return as_matrix(x.data() + off + i * tiles.tile * hd, tiles.rows(i), hd);
+  }
+  Matrix<T> seen(const View1<T>& x, Index i) const { return as_matrix(x.data() + off, tiles.cols(i), hd); }
+};
+
+// C_i = op(P_i)·B over tile i's probabilities (or their gradient): stored in bf16 by the
+// softmax when the GEMMs compute in bf16, in T otherwise.
+template <class T>
+void probability_gemm(Gemm<T>& gemm, const AttentionWorkspace<T>& w, const TileOperands<T>& x, const View1<T>& probs,
+                      const View1<Bf16Storage>& probs16, Index i, char ta, const Matrix<T>& B, T beta,
+                      const Matrix<T>& C, Index count) {
+  const Index pp = w.tiles.per_pair(), Thd = w.tiles.seq * x.hd;
+  if (w.bf16)
+    gemm.batched(ta, 'N', 1, Bf16Matrix{x.scores(probs16, i)}, pp, B, Thd, beta, C, Thd, count);
+  else
+    gemm.batched(ta, 'N', 1, x.scores(probs, i), pp, B, Thd, beta, C, Thd, count);
+}
 }  // namespace detail
 
 // qkv[N,3d] (after rotary) -> out[N,d] (heads merged), lse[B·H·T]
 template <class T>
 void attention_forward(Gemm<T>& gemm, const Matrix<T>& out, const Vector<T>& lse, const Matrix<T>& qkv,
                        AttentionShape s, const AttentionWorkspace<T>& w) {
-  const Index Tn = s.seq, hd = s.hd, pairs = s.batch * s.heads, TT = Tn * Tn, Thd = Tn * hd;
-  const T scale = T(1.0 / std::sqrt(double(hd)));
+  const Index pairs = s.batch * s.heads, Thd = s.seq * s.hd, pp = w.tiles.per_pair(), nb = w.tiles.blocks;
+  const T scale = T(1.0 / std::sqrt(double(s.hd)));
   detail::move_heads(qkv, w.q, w.k, w.v, s, true);
   for (Index first = 0; first < pairs; first += w.group) {
-    const Index count = std::min(w.group, pairs - first), off = first * Thd;
-    gemm.batched('N', 'T', 1, as_matrix(w.q.data() + off, Tn, hd), Thd, as_matrix(w.k.data() + off, Tn, hd), Thd, 0,
-                 as_matrix(w.s.data(), Tn, Tn), TT, count);
-    detail::softmax_rows(w.s, w.p, w.s, lse, w.delta, first, count, Tn, scale, false);
-    gemm.batched('N', 'N', 1, as_matrix(w.p.data(), Tn, Tn), TT, as_matrix(w.v.data() + off, Tn, hd), Thd, 0,
-                 as_matrix(w.o.data() + off, Tn, hd), Thd, count);
+    const Index count = std::min(w.group, pairs - first);
+    const detail::TileOperands<T> x{w.tiles, first * Thd, s.hd};
+    for (Index i = 0; i < nb; ++i)  // S_i = Q_i·K_{<cols(i)}ᵀ
+      gemm.batched('N', 'T', 1, x.rows(w.q, i), Thd, x.seen(w.k, i), Thd, 0, x.scores(w.s, i), pp, count);
+    detail::softmax_rows(w, lse, first, count, scale, false);
+    for (Index i = 0; i < nb; ++i)  // O_i = P_i·V_{<cols(i)}
+      detail::probability_gemm(gemm, w, x, w.p, w.p16, i, 'N', x.seen(w.v, i), T(0), x.rows(w.o, i), count);
   }
   detail::move_merged(out, w.o, s, false);
 }
 
 // dqkv[N,3d] = ∂L/∂qkv given dout[N,d], the forward's out and lse, and qkv.
 // dS = P∘(dP − δ)·scale with dP = dO·Vᵀ and δ_t = dO_t·O_t; dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO.
+// dV and dK sum over the tiles, the last (which covers every row) first with β = 0.
 template <class T>
 void attention_backward(Gemm<T>& gemm, const Matrix<T>& dqkv, const Matrix<T>& dout, const Matrix<T>& out,
                         const Vector<T>& lse, const Matrix<T>& qkv, AttentionShape s, const AttentionWorkspace<T>& w) {
-  const Index Tn = s.seq, H = s.heads, hd = s.hd, pairs = s.batch * H, TT = Tn * Tn, Thd = Tn * hd;
+  const Index Tn = s.seq, H = s.heads, hd = s.hd, pairs = s.batch * H, Thd = Tn * hd, pp = w.tiles.per_pair(),
+              nb = w.tiles.blocks;
   const T scale = T(1.0 / std::sqrt(double(hd)));
   detail::move_heads(qkv, w.q, w.k, w.v, s, true);  // q, k, v of this layer
   detail::move_merged(dout, w.o, s, true);          // o holds dO by heads
@@ -166,22 +270,26 @@ void attention_backward(Gemm<T>& gemm, const Matrix<T>& dqkv, const Matrix<T>& d
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
           T dl = 0;
           Kokkos::parallel_reduce(
-              Kokkos::ThreadVectorRange(m, hd), [&](Index j, T& acc) { acc += dout(n, h * hd + j) * out(n, h * hd + j); },
-              dl);
+              Kokkos::ThreadVectorRange(m, hd),
+              [&](Index j, T& acc) { acc += dout(n, h * hd + j) * out(n, h * hd + j); }, dl);
           Kokkos::single(Kokkos::PerThread(m), [&] { delta((b * H + h) * Tn + t) = dl; });
         });
       });
   for (Index first = 0; first < pairs; first += w.group) {
-    const Index count = std::min(w.group, pairs - first), off = first * Thd;
-    auto head = [&](const View1<T>& x) { return as_matrix(x.data() + off, Tn, hd); };
-    const auto S = as_matrix(w.s.data(), Tn, Tn), P = as_matrix(w.p.data(), Tn, Tn);
-    gemm.batched('N', 'T', 1, head(w.q), Thd, head(w.k), Thd, 0, S, TT, count);   // S = Q·Kᵀ
-    gemm.batched('N', 'T', 1, head(w.o), Thd, head(w.v), Thd, 0, P, TT, count);   // p buffer: dP = dO·Vᵀ
-    // P into the s buffer, dS over dP in the p buffer
-    detail::softmax_rows(w.s, w.s, w.p, lse, w.delta, first, count, Tn, scale, true);
-    gemm.batched('T', 'N', 1, S, TT, head(w.o), Thd, 0, head(w.dv), Thd, count);  // dV = Pᵀ·dO
-    gemm.batched('N', 'N', 1, P, TT, head(w.k), Thd, 0, head(w.dq), Thd, count);  // dQ = dS·K
-    gemm.batched('T', 'N', 1, P, TT, head(w.q), Thd, 0, head(w.dk), Thd, count);  // dK = dSᵀ·Q
+    const Index count = std::min(w.group, pairs - first);
+    const detail::TileOperands<T> x{w.tiles, first * Thd, hd};
+    for (Index i = 0; i < nb; ++i) {
+      gemm.batched('N', 'T', 1, x.rows(w.q, i), Thd, x.seen(w.k, i), Thd, 0, x.scores(w.s, i), pp, count);  // S
+      gemm.batched('N', 'T', 1, x.rows(w.o, i), Thd, x.seen(w.v, i), Thd, 0, x.scores(w.p, i), pp, count);  // dP
+    }
+    detail::softmax_rows(w, lse, first, count, scale, true);  // P into s (or p16), dS over dP (or into ds16)
+    for (Index i = nb - 1; i >= 0; --i) {  // dV = Pᵀ·dO, dK = dSᵀ·Q: column sums over the tiles
+      const T beta = i == nb - 1 ? 0 : 1;
+      detail::probability_gemm(gemm, w, x, w.s, w.p16, i, 'T', x.rows(w.o, i), beta, x.seen(w.dv, i), count);
+      detail::probability_gemm(gemm, w, x, w.p, w.ds16, i, 'T', x.rows(w.q, i), beta, x.seen(w.dk, i), count);
+    }
+    for (Index i = 0; i < nb; ++i)  // dQ = dS·K
+      detail::probability_gemm(gemm, w, x, w.p, w.ds16, i, 'N', x.seen(w.k, i), T(0), x.rows(w.dq, i), count);
   }
   detail::move_heads(dqkv, w.dq, w.dk, w.dv, s, false);
 }
