@@ -1,8 +1,8 @@
 #include "app/trainer.hpp"
 
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,8 +11,8 @@
 
 #include "app/progress.hpp"
 #include "core/device.hpp"
-#include "core/host_memory.hpp"
 #include "core/error.hpp"
+#include "core/host_memory.hpp"
 #include "io/metrics.hpp"
 #include "io/run_dir_lock.hpp"
 #include "optim/adamw.hpp"
@@ -129,7 +129,8 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     const std::string kokkos = e.what();
     if (kokkos.find("alloc") == std::string::npos && !dynamic_cast<const std::bad_alloc*>(&e)) throw;
     std::smatch m;
-    const std::string which = std::regex_search(kokkos, m, std::regex("label \"([^\"]+)\"")) ? " (" + m[1].str() + ")" : "";
+    const std::string which =
+        std::regex_search(kokkos, m, std::regex("label \"([^\"]+)\"")) ? " (" + m[1].str() + ")" : "";
     fail(cfg_.source, "out of memory allocating " + fit.what + which + ": estimated " + gib(fit.need) + ", " +
                           gib(double(memory_budget().free)) + " free now" + fit.advice);
   }
@@ -139,6 +140,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     auto h_params = Kokkos::create_mirror_view(model_->params);
     ck->read_params(h_params.data());
     Kokkos::deep_copy(model_->params, h_params);
+    model_->params_changed();
     if (full) {
       auto h_m = Kokkos::create_mirror_view(exp_avg_), h_v = Kokkos::create_mirror_view(exp_avg_sq_);
       if (cfg_.parallel.zero) {  // the whole moments, then this rank's slice
@@ -276,9 +278,9 @@ void Trainer::save_checkpoint() {
     const auto mine = host_copy(*m);
     std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
     if (cfg_.parallel.zero)  // every rank holds a slice
-      comm_.gather_to_root(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                               full.data(), full.size()),
-                           slices_);
+      comm_.gather_to_root(
+          Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(full.data(), full.size()),
+          slices_);
     (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
   }
   const std::string path = checkpoint_path(cfg_.run_dir, state_.step);
@@ -307,9 +309,10 @@ void Trainer::writing(const std::function<void()>& write) {
       write();
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + "; " +
-                  (last_checkpoint_.step >= 0 ? "the last good checkpoint is step " + std::to_string(last_checkpoint_.step) +
-                                                    " (" + last_checkpoint_.path + ")"
-                                              : std::string("no checkpoint of this run was written")));
+                  (last_checkpoint_.step >= 0
+                       ? "the last good checkpoint is step " + std::to_string(last_checkpoint_.step) + " (" +
+                             last_checkpoint_.path + ")"
+                       : std::string("no checkpoint of this run was written")));
     }
   });
 }
@@ -349,8 +352,7 @@ StepResult Trainer::step() {
   const auto d0 = std::chrono::steady_clock::now();
   windows_.resize(std::size_t(per_rank * W));
   comm_.agree([&] {
-    for (Index j = 0; j < per_rank; ++j)
-      mixture_->read(draws[std::size_t(first_sample + j)], windows_.data() + j * W);
+    for (Index j = 0; j < per_rank; ++j) mixture_->read(draws[std::size_t(first_sample + j)], windows_.data() + j * W);
   });
   r.data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
   // One micro-batch on one rank: its gradient is the step's, and the double sum would round back
@@ -414,6 +416,7 @@ StepResult Trainer::step() {
     comm_.allgather(model_->params, slices_);
     r.allreduce_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - a1).count();
   }
+  model_->params_changed();
   kx::fence("rewarm::step");  // the step is done when the timer is read
   state_.step = t;
   state_.samples_seen += G;
@@ -429,10 +432,11 @@ extern "C" void on_stop_signal(int sig) { stop_signal = sig; }
 
 // Installs the handlers for the life of a training loop, then restores the previous ones.
 struct StopSignals {
-  struct sigaction usr1{}, term{};
+  struct sigaction usr1 {
+  }, term{};
   StopSignals() {
     stop_signal = 0;
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, &usr1);
@@ -484,8 +488,8 @@ Trainer::Stop Trainer::train(Index stop_at) {
       const double loss = eval_set(i);
       writing([&] { metrics->log_eval(name, state_.step, state_.tokens_seen, loss); });
       if (root)
-        std::printf("eval  step %s | %-12s loss %.9g | ppl %.6g | %.1f s\n", progress.step_of_total(state_.step).c_str(),
-                    name.c_str(), loss, std::exp(loss), since(e0));
+        std::printf("eval  step %s | %-12s loss %.9g | ppl %.6g | %.1f s\n",
+                    progress.step_of_total(state_.step).c_str(), name.c_str(), loss, std::exp(loss), since(e0));
     }
     std::fflush(stdout);
   };
@@ -498,7 +502,7 @@ Trainer::Stop Trainer::train(Index stop_at) {
     const Index t = state_.step;
     const double secs = since(t0);
     progress.step_done(secs);
-    const bool signalled = comm_.any(stop_signal != 0);  // every rank stops at the same step
+    const bool signalled = comm_.any(stop_signal != 0);                             // every rank stops at the same step
     const bool last = t == cfg_.schedule.total_steps || t == stop_at || signalled;  // logged wherever it falls
     if (t % cfg_.train.log_interval == 0 || last) {
       const double tokens = double(cfg_.tokens_per_step()), elapsed = since(t_start);
@@ -523,8 +527,9 @@ Trainer::Stop Trainer::train(Index stop_at) {
     if ((cfg_.train.checkpoint_interval > 0 && t % cfg_.train.checkpoint_interval == 0) || last) {
       const auto c0 = std::chrono::steady_clock::now();
       save_checkpoint();
-      if (root) std::printf("checkpoint step %lld | %s | %.1f s\n", static_cast<long long>(t),
-                            last_checkpoint_.path.c_str(), since(c0));
+      if (root)
+        std::printf("checkpoint step %lld | %s | %.1f s\n", static_cast<long long>(t), last_checkpoint_.path.c_str(),
+                    since(c0));
       std::fflush(stdout);
     }
     if (t == stop_at || (signalled && t < cfg_.schedule.total_steps)) {

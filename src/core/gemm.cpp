@@ -187,6 +187,20 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Bf16Matrix& A, Index sA, 
 }
 
 template <class T>
+void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, const Bf16Matrix& B, Index sB, T beta,
+                      const Matrix<T>& C, Index sC, Index count) {
+  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A);
+  if (op_rows(ta, A) != m || op_rows(tb, B.m) != k || op_cols(tb, B.m) != n) throw Error("gemm: shapes do not agree");
+  if (precision_ != GemmPrecision::bf16) throw Error("gemm: an operand stored in bf16 needs precision bf16");
+  if (count == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    const auto a = stored_bf16(bf16_a_, A.data(), sA * (count - 1) + Index(A.size()), "rewarm::gemm_bf16_a");
+    bf16_batched(ta, tb, alpha, a, A.extent(0), A.extent(1), sA, B.m.data(), B.m.extent(0), B.m.extent(1), sB, beta, C,
+                 sC, count);
+  }
+}
+
+template <class T>
 void Gemm<T>::bf16_batched(char ta, char tb, T alpha, const Bf16Storage* a, Index a_rows, Index a_cols, Index sA,
                            const Bf16Storage* b, Index b_rows, Index b_cols, Index sB, T beta, const Matrix<T>& C,
                            Index sC, Index count) {
@@ -212,6 +226,7 @@ void Gemm<T>::bf16_batched(char ta, char tb, T alpha, const Bf16Storage* a, Inde
     (void)b_rows;
 #else
     // The emulation: floats holding bf16 values, an fp32 GEMM per item.
+    (void)k;
     const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
     for (Index i = 0; i < count; ++i)
       KokkosBlas::gemm(sa, sb, alpha, as_matrix(const_cast<float*>(a) + i * sA, a_rows, a_cols),

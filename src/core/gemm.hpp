@@ -87,9 +87,16 @@ class Gemm {
   // starting stride_x·i elements after X's first.
   void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Matrix<T>& B, Index strideB,
                T beta, const Matrix<T>& C, Index strideC, Index count);
-  // The same with A already stored in bf16; only for precision() == bf16.
+  // The same with A or B already stored in bf16 (only for precision() == bf16): the attention's
+  // probabilities (A), the weights' copy made once per change of the weights (B).
   void batched(char transA, char transB, T alpha, const Bf16Matrix& A, Index strideA, const Matrix<T>& B, Index strideB,
                T beta, const Matrix<T>& C, Index strideC, Index count);
+  void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Bf16Matrix& B, Index strideB,
+               T beta, const Matrix<T>& C, Index strideC, Index count);
+  void operator()(char transA, char transB, T alpha, const Matrix<T>& A, const Bf16Matrix& B, T beta,
+                  const Matrix<T>& C) {
+    batched(transA, transB, alpha, A, 0, B, 0, beta, C, 0, 1);
+  }
 
   // bf16: sizes the copies of the inputs now for operands spanning up to span_a / span_b
   // elements (a batch: from its first item's first element to its last item's last), so a run

@@ -109,6 +109,9 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
   col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
+  if (options.gemm == GemmPrecision::bf16)
+    params16_ = View1<Bf16Storage>(Kokkos::view_alloc(std::string("rewarm::params_bf16"), Kokkos::WithoutInitializing),
+                                   layout_.total);
   const auto [span_a, span_b] = gemm_spans(cfg, B_, T_, options);
   gemm_.reserve(span_a, span_b);
 }
@@ -122,8 +125,9 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
     total += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
   };
   const std::size_t t = sizeof(T);
-  add(ParamLayout(c).total, t, 2);                                   // params, grads
-  add(N * d, t, L + 1);                                              // residual stream
+  add(ParamLayout(c).total, t, 2);                                                          // params, grads
+  if (options.gemm == GemmPrecision::bf16) add(ParamLayout(c).total, sizeof(Bf16Storage));  // their bf16 copy
+  add(N * d, t, L + 1);                                                                     // residual stream
   add(N * d, t, 3 * L), add(N * 3 * d, t, L), add(N * I, t, 2 * L);  // ln1 attn ln2, qkv, fc1 act
   if (!c.use_parallel_residual) add(N * d, t, L);                    // hmid
   add(N, t, 4 * L), add(N * H, t, L);                                // LayerNorm statistics, lse
@@ -146,14 +150,14 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
 }
 
 // The largest first (A) and second (B) operands of this model's GEMMs that Gemm converts to
-// bf16 itself, in elements: linear layers x[N,in]·Wᵀ, dy[N,out]ᵀ·x and dy·W (in → out: d → 3d,
-// d → d, d → I, I → d, d → V) and the attention's head operands (group·T·hd ≤ N·d). The
-// attention's probabilities are stored in bf16 by the softmax and need no copy.
+// bf16 itself, in elements: the linear layers' activations x[N,in] (x·Wᵀ), dy[N,out] (dyᵀ·x,
+// dy·W) and x again as the B of dyᵀ·x (in → out: d → 3d, d → d, d → I, I → d, d → V), and the
+// attention's head operands (group·T·hd ≤ N·d). The weights' bf16 copy and the attention's
+// probabilities are stored in bf16 by their producers and need no conversion.
 template <class T>
 std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions&) {
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-  const Index widest_out = std::max({3 * d, I, V}), widest_in = std::max(d, I);
-  return {N * widest_out, std::max(d * widest_out, N * widest_in)};
+  return {N * std::max({3 * d, I, V}), N * std::max(d, I)};
 }
 
 template <class T>
@@ -175,6 +179,13 @@ void Gpt<T>::init_random(std::uint64_t seed, double std) {
     }
   }
   Kokkos::deep_copy(params, h);
+  params_changed();
+}
+
+template <class T>
+Bf16Matrix Gpt<T>::w16(const Matrix<T>& W) const {
+  if (!params16_.data()) return {};
+  return {as_matrix(params16_.data() + (W.data() - params.data()), W.extent(0), W.extent(1))};
 }
 
 template <class T>
@@ -195,6 +206,14 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     else
       token_rows_.build(host_copy(ids).data());
   }
+  if (weights16_stale_ && gemm_.precision() == GemmPrecision::bf16) {  // once per change of the weights
+    const auto src = params;
+    auto dst = params16_;
+    Kokkos::parallel_for(
+        "rewarm::weights_to_bf16", Range(0, dst.extent(0)),
+        KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(float(src(i))); });
+    weights16_stale_ = false;
+  }
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
   for (Index l = 0; l < c.num_hidden_layers; ++l) {
     const auto& p = P_.layers[l];
@@ -202,17 +221,18 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
     // attention branch: dense(attn(rotary(qkv(LN1 h))))
     layernorm_forward(as_matrix(a.ln1), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b);
+    linear_forward(gemm_, as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b, w16(p.qkv_w));
     rotary_apply(as_matrix(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
     attention_forward(gemm_, as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
-    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>());  // bias: in the residual add
+    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>(),  // bias: in the residual add
+                   w16(p.dense_w));
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
     layernorm_forward(as_matrix(a.ln2), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, Vector<T>());
+    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, Vector<T>(), w16(p.fc1_w));
     bias_gelu_forward(as_matrix(a.fc1), as_matrix(a.act), p.fc1_b, tanh_gelu);
-    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, Vector<T>());
+    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, Vector<T>(), w16(p.fc2_w));
     if (par)  // h + (attn + b) + (mlp + b)
       residual_add(hout, h, as_matrix(tmp_a_), p.dense_b, as_matrix(tmp_m_), p.fc2_b);
     else
@@ -220,7 +240,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   }
   layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b,
                     c.layer_norm_eps);
-  linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>());
+  linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>(), w16(P_.embed_out));
   cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
   double total = 0;
   auto losses = losses_;
@@ -246,7 +266,7 @@ void Gpt<T>::backward() {
   const auto dh = as_matrix(dh_);
   const auto& cols = col_partials_;
   linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out,
-                  cols);
+                  cols, false, w16(P_.embed_out));
   Kokkos::deep_copy(ExecSpace(), dh_, T(0));
   layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_),
                      P_.lnf_w, cols);
@@ -257,18 +277,22 @@ void Gpt<T>::backward() {
     const auto h = as_matrix(h_[l]);
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w, cols);
+    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w, cols, false,
+                    w16(p.fc2_w));
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
-    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w, cols);
+    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w, cols, false,
+                    w16(p.fc1_w));
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w,
                          cols);
     // attention branch
-    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols);
+    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols, false,
+                    w16(p.dense_w));
     attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv),
                        shape, attn_ws_);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
-    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols);
+    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols, false,
+                    w16(p.qkv_w));
     // residual: dh (identity path) += LayerNorm backward of each branch
     if (par)
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);

@@ -57,6 +57,10 @@ class Gpt {
 
   void init_random(std::uint64_t seed, double std);  // normal(0,std) matrices, zero bias, LN 1/0
   void zero_grads();
+  // Whoever writes params (a checkpoint read, the optimizer step, a gather of ZeRO's slices)
+  // calls this: with bf16 GEMMs the next forward() remakes the weights' bf16 copy, once per
+  // change rather than at every GEMM call.
+  void params_changed() { weights16_stale_ = true; }
 
   // ids, targets [batch·seq_len]. Returns Σ token losses over the first `count` tokens (all by
   // default). With grad_scale != 0 also accumulates grad_scale·∂(Σ losses)/∂params into grads;
@@ -85,6 +89,7 @@ class Gpt {
     View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
   };
   void backward();
+  Bf16Matrix w16(const Matrix<T>& W) const;  // W's bf16 copy in params16_ (empty without bf16)
 
   Index B_, T_;
   Gemm<T> gemm_;
@@ -98,6 +103,8 @@ class Gpt {
   layers::TokenRows token_rows_;  // which batch rows hold each token id (embedding gradient)
   View1<T> col_partials_;         // scratch of the column reductions (bias and LayerNorm gradients)
   View1<double> losses_;
+  View1<Bf16Storage> params16_;  // bf16 GEMMs: the weights as the GEMMs read them
+  bool weights16_stale_ = true;
 };
 
 extern template class Gpt<float>;

@@ -136,7 +136,8 @@ TEST_CASE("an operand stored in bf16 by its producer gives the product of the co
   // a as a producing kernel stores it for a bf16 GEMM
   View1<Bf16Storage> a16("a16", sA * count);
   {
-    auto src = a, dst = a16;
+    auto src = a;
+    auto dst = a16;
     Kokkos::parallel_for(
         Range(0, sA * count), KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(src(i)); });
   }

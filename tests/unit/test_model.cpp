@@ -142,20 +142,40 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
             CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
           }
     }
-  // d = 12, 3d = 36, I = 20, V = 11, 3 heads of 4. (3, 7): dqkv [21, 36] and the qkv weight
-  // [36, 12]; (2, 16): dqkv [32, 36] and the MLP activation [32, 20] (fc2's weight gradient reads
-  // it), not the scores [6 × 16 × 16], which the softmax stores in bf16 itself.
+  // d = 12, 3d = 36, I = 20, V = 11, 3 heads of 4: A is dqkv [N, 36] (the logits' gradient
+  // [N, 64] with vocab 64, as in every Pythia), B the MLP activation [N, 20] (fc2's weight gradient
+  // reads it); never the weights or the scores, which their producers store in bf16.
   const auto cfg = tiny(true, "gelu", 0.5);
   GptOptions o;
   o.attention_workspace_bytes = std::size_t(1) << 30;
-  CHECK(Gpt<float>::gemm_spans(cfg, 3, 7, o) == std::pair<Index, Index>{21 * 36, 36 * 12});
+  CHECK(Gpt<float>::gemm_spans(cfg, 3, 7, o) == std::pair<Index, Index>{21 * 36, 21 * 20});
   CHECK(Gpt<float>::gemm_spans(cfg, 2, 16, o) == std::pair<Index, Index>{32 * 36, 32 * 20});
-  auto big_vocab = cfg;  // the logits' gradient [21, 64] and the embed_out weight [64, 12]
+  auto big_vocab = cfg;
   big_vocab.vocab_size = 64;
-  CHECK(Gpt<float>::gemm_spans(big_vocab, 3, 7, o) == std::pair<Index, Index>{21 * 64, 64 * 12});
+  CHECK(Gpt<float>::gemm_spans(big_vocab, 3, 7, o) == std::pair<Index, Index>{21 * 64, 21 * 20});
   // the bf16 copies: none for fp32; floats on the host, bf16 on GPUs, each padded to 8 bytes
   CHECK(Gemm<float>::scratch_bytes(GemmPrecision::fp32, 3, 5) == 0);
   CHECK(Gemm<float>::scratch_bytes(GemmPrecision::bf16, 3, 5) == (kHostMemory ? 16 + 24 : 8 + 16));
+}
+
+TEST_CASE("bf16 GEMMs read the weights' bf16 copy, remade after every change of the weights", "[model]") {
+  const auto cfg = tiny(true, "gelu", 0.5);
+  const Index B = 2, T = 7;
+  GptOptions o;
+  o.gemm = GemmPrecision::bf16;
+  View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+  set_tokens(ids, tg, cfg.vocab_size);
+  Gpt<float> m(cfg, B, T, o), fresh(cfg, B, T, o);
+  m.init_random(1, 0.1);
+  const double loss1 = m.forward(ids, tg, 1.0);
+  const auto weights1 = to_vec(m.params);
+  m.init_random(2, 0.1);  // init_random says so itself
+  fresh.init_random(2, 0.1);
+  CHECK(m.forward(ids, tg, 1.0) == fresh.forward(ids, tg, 1.0));
+  from_vec(m.params, weights1);  // as a checkpoint read does, then says so
+  m.params_changed();
+  CHECK(m.forward(ids, tg, 1.0) == loss1);
+  CHECK(loss1 != fresh.forward(ids, tg, 1.0));
 }
 
 TEST_CASE("gradient buckets cover the buffer once, in the order the backward pass ends them", "[model]") {
