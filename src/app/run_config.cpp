@@ -238,7 +238,8 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   o.finish();
   if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1))
     fail(source, "optimizer.betas must lie in [0, 1)");
-  if (c.optimizer.lr < 0 || c.optimizer.min_lr < 0) fail(source, "optimizer.lr and optimizer.min_lr must be non-negative");
+  if (c.optimizer.lr < 0 || c.optimizer.min_lr < 0)
+    fail(source, "optimizer.lr and optimizer.min_lr must be non-negative");
 
   Section s(table("schedule"), "schedule.", source, record);
   s.get("kind", c.schedule.kind);
@@ -256,9 +257,11 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   s.finish();
   if (written) {  // the shape parameters of one kind of schedule, given with another
     const std::vector<std::string> infinite{"infinite_cosine", "infinite_inv_sqrt", "infinite_linear"};
-    const std::vector<std::pair<std::string, std::vector<std::string>>> read_by{
-        {"const_lr", infinite}, {"cooldown", infinite}, {"constant", infinite},
-        {"timescale", {"infinite_inv_sqrt"}}, {"decay", {"wsd"}}};
+    const std::vector<std::pair<std::string, std::vector<std::string>>> read_by{{"const_lr", infinite},
+                                                                                {"cooldown", infinite},
+                                                                                {"constant", infinite},
+                                                                                {"timescale", {"infinite_inv_sqrt"}},
+                                                                                {"decay", {"wsd"}}};
     const auto* st = table("schedule");
     for (const auto& [key, kinds] : read_by)
       if (st && st->contains(key) && std::find(kinds.begin(), kinds.end(), c.schedule.kind) == kinds.end())
@@ -288,8 +291,11 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   par.get("zero", c.parallel.zero);
   par.get("gpu_aware_mpi", c.parallel.gpu_aware_mpi);
   par.get("overlap", c.parallel.overlap);
+  par.get("reduce", c.parallel.reduce);
   par.finish();
   if (c.parallel.zero > 1) fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0 or 1");
+  if (c.parallel.reduce != "exact" && c.parallel.reduce != "fp32")
+    fail(source, "parallel.reduce = \"" + c.parallel.reduce + "\" is not one of exact, fp32");
 
   Section t(table("train"), "train.", source, record);
   t.get("eval_interval", c.train.eval_interval);
@@ -322,9 +328,15 @@ std::vector<std::string> run_config_keys() {
 }
 
 const std::vector<std::string>& resume_may_change() {
-  static const std::vector<std::string> keys{"run_dir", "parallel", "data.micro_batch", "data.eval",
-                                             "train.eval_interval", "train.eval_at_start",   "train.log_interval",
-                                             "train.checkpoint_interval", "train.keep_checkpoints"};
+  static const std::vector<std::string> keys{"run_dir",
+                                             "parallel",
+                                             "data.micro_batch",
+                                             "data.eval",
+                                             "train.eval_interval",
+                                             "train.eval_at_start",
+                                             "train.log_interval",
+                                             "train.checkpoint_interval",
+                                             "train.keep_checkpoints"};
   return keys;
 }
 
@@ -349,7 +361,8 @@ static std::string value_text(const toml::node& n) {
 // Every leaf of a TOML document as "a.b[2].c" -> value text.
 static void flatten(const toml::node& n, const std::string& key, std::map<std::string, std::string>& out) {
   if (const auto* t = n.as_table()) {
-    for (const auto& [k, v] : *t) flatten(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
+    for (const auto& [k, v] : *t)
+      flatten(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
   } else if (const auto* a = n.as_array(); a && a->is_array_of_tables()) {
     for (std::size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
   } else {
@@ -445,7 +458,8 @@ std::string RunConfig::to_toml() const {
        toml::table{{"gemm", precision.gemm}, {"attention_workspace_mb", precision.attention_workspace_mb}}},
       {"parallel", toml::table{{"zero", parallel.zero},
                                {"gpu_aware_mpi", parallel.gpu_aware_mpi},
-                               {"overlap", parallel.overlap}}},
+                               {"overlap", parallel.overlap},
+                               {"reduce", parallel.reduce}}},
       {"train", toml::table{{"eval_interval", train.eval_interval},
                             {"eval_at_start", train.eval_at_start},
                             {"log_interval", train.log_interval},

@@ -29,13 +29,14 @@ struct RunConfig {
   AdamW optimizer;
   Schedule schedule;
   struct {
-    std::string gemm = "fp32";           // fp32 | tf32 | bf16: what GEMM inputs are rounded to
+    std::string gemm = "fp32";         // fp32 | tf32 | bf16: what GEMM inputs are rounded to
     Index attention_workspace_mb = 0;  // bounds the T×T scores of a group of (batch, head) pairs; 0: auto
   } precision;
   struct {
-    Index zero = 0;              // 1: ZeRO-1, AdamW state sharded over the ranks
-    bool gpu_aware_mpi = false;  // device buffers straight to MPI
-    bool overlap = false;        // sum the last micro-batch's gradients bucket by bucket during its backward
+    Index zero = 0;                // 1: ZeRO-1, AdamW state sharded over the ranks
+    bool gpu_aware_mpi = false;    // device buffers straight to MPI
+    bool overlap = false;          // sum the last micro-batch's gradients bucket by bucket during its backward
+    std::string reduce = "exact";  // exact: gradient sums over ranks in double; fp32: in float (half the bytes)
   } parallel;
   struct {
     Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;

@@ -117,7 +117,8 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
     own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
     if (!direct_steps()) grad_sum_ = View1<double>("rewarm::grad_sum", P);
-    if (cfg_.parallel.zero) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
+    if (cfg_.parallel.zero && !reduce_fp32()) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
+    if (cfg_.parallel.zero && reduce_fp32()) grad_slice32_ = View1<float>("rewarm::grad_slice32", own_.count);
     exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
     exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
     const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
@@ -366,11 +367,19 @@ StepResult Trainer::step() {
     model_->zero_grads();
     if (overlap)  // each bucket into the sum, then over the ranks, as soon as it is final
       model_->on_gradients = [&](std::size_t b) {
-        for (const auto& [begin, end] : buckets_[b])
-          accumulate_gradient(as_vector(grad_sum_.data() + begin, end - begin),
-                              as_vector(model_->grads.data() + begin, end - begin), first);
+        for (const auto& [begin, end] : buckets_[b]) {
+          const auto sum = as_vector(grad_sum_.data() + begin, end - begin);
+          const auto grad = as_vector(model_->grads.data() + begin, end - begin);
+          accumulate_gradient(sum, grad, first);
+          if (reduce_fp32()) round_gradient(grad, sum);  // this rank's sum, reduced in float
+        }
         kx::fence("rewarm::bucket");  // MPI reads what the kernels wrote
-        for (const auto& [begin, end] : buckets_[b]) comm_.start_allreduce_sum(grad_sum_.data() + begin, end - begin);
+        for (const auto& [begin, end] : buckets_[b]) {
+          if (reduce_fp32())
+            comm_.start_allreduce_sum(model_->grads.data() + begin, end - begin);
+          else
+            comm_.start_allreduce_sum(grad_sum_.data() + begin, end - begin);
+        }
       };
     loss_sum += model_->forward(ids_, targets_, grad_scale, -1, h_ids_.data());
     model_->on_gradients = nullptr;
@@ -385,12 +394,22 @@ StepResult Trainer::step() {
   // Σ over ranks, then this rank's part of the gradient in working precision
   const auto a0 = std::chrono::steady_clock::now();
   const auto g = as_vector(model_->grads.data() + own_.offset, own_.count);
-  if (cfg_.parallel.zero) {
+  // reduce = "fp32": each rank's double sum rounded to float first, then summed over the ranks in
+  // float (half the bytes; the same run on the same ranks, within 1e-6 across rank counts)
+  const bool fp32 = reduce_fp32();
+  if (cfg_.parallel.zero && fp32) {
+    round_gradient(flat(model_->grads), flat(grad_sum_));
+    comm_.reduce_scatter_sum(model_->grads, grad_slice32_, slices_);
+    Kokkos::deep_copy(ExecSpace(), g, grad_slice32_);
+  } else if (cfg_.parallel.zero) {
     comm_.reduce_scatter_sum(grad_sum_, grad_slice_, slices_);
     round_gradient(g, flat(grad_slice_));
   } else if (overlap_) {
     comm_.wait_all();
+    if (!fp32) round_gradient(g, flat(grad_sum_));
+  } else if (!direct && fp32) {
     round_gradient(g, flat(grad_sum_));
+    comm_.allreduce_sum(model_->grads);
   } else if (!direct) {
     comm_.allreduce_sum(grad_sum_);
     round_gradient(g, flat(grad_sum_));

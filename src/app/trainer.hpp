@@ -15,8 +15,8 @@
 
 #include "app/run_config.hpp"
 #include "data/mixture.hpp"
-#include "io/run_dir_lock.hpp"
 #include "io/checkpoint.hpp"
+#include "io/run_dir_lock.hpp"
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
 
@@ -67,7 +67,7 @@ class Trainer {
 
  private:
   void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
-  void upload_batch();         // host batch to the device, asynchronously
+  void upload_batch();                                     // host batch to the device, asynchronously
   struct Footprint {
     GptOptions options;
     double need = 0;           // bytes this rank (host: this node's ranks) will allocate
@@ -97,9 +97,11 @@ class Trainer {
   struct {
     Index offset = 0, count = 0;
   } own_;
-  Slices slices_;                  // every rank's part (ZeRO-1), or one part
-  View1<double> grad_sum_;         // Σ micro-batch gradients of the step (then over ranks)
-  View1<double> grad_slice_;       // ZeRO-1: this rank's slice of the summed gradient
+  Slices slices_;              // every rank's part (ZeRO-1), or one part
+  View1<double> grad_sum_;     // Σ micro-batch gradients of the step (then over ranks)
+  View1<double> grad_slice_;   // ZeRO-1: this rank's slice of the summed gradient
+  View1<float> grad_slice32_;  // the same, with [parallel] reduce = "fp32"
+  bool reduce_fp32() const { return cfg_.parallel.reduce == "fp32" && comm_.size() > 1; }
   View1<float> exp_avg_, exp_avg_sq_;  // AdamW moments of the owned part
   TrainState state_;
   std::unique_ptr<Mixture> mixture_;

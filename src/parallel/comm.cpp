@@ -58,16 +58,19 @@ Comm::~Comm() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-void Comm::start_allreduce_sum(double* data, Index n) {
+template <class T>
+void Comm::start_allreduce_sum(T* data, Index n) {
   if (size_ == 1) return;
   const Index piece = INT_MAX / 2;
   for (Index first = 0; first < n; first += piece) {
     pending_.emplace_back();
-    check(MPI_Iallreduce(MPI_IN_PLACE, data + first, int(std::min(piece, n - first)), MPI_DOUBLE, MPI_SUM, async_,
+    check(MPI_Iallreduce(MPI_IN_PLACE, data + first, int(std::min(piece, n - first)), mpi_type<T>(), MPI_SUM, async_,
                          &pending_.back()),
           "Iallreduce");
   }
 }
+template void Comm::start_allreduce_sum(float*, Index);
+template void Comm::start_allreduce_sum(double*, Index);
 
 void Comm::wait_all() {
   if (pending_.empty()) return;
@@ -116,7 +119,8 @@ void Comm::agree(const std::function<void()>& work) const {
   }
   const int first = min(failed ? rank_ : size_);  // the lowest failing rank speaks for all
   if (first == size_) return;
-  throw CollectiveError(broadcast_string(rank_ == first ? "rank " + std::to_string(first) + ": " + message : "", first));
+  throw CollectiveError(
+      broadcast_string(rank_ == first ? "rank " + std::to_string(first) + ": " + message : "", first));
 }
 
 void Comm::barrier() const {

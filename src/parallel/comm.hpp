@@ -25,7 +25,7 @@ struct Slices {
 
 class Comm {
  public:
-  Comm() = default;                      // one rank, no MPI
+  Comm() = default;                               // one rank, no MPI
   explicit Comm(MPI_Comm world, bool gpu_aware);  // duplicates `world`
   Comm(const Comm&) = delete;
   Comm& operator=(const Comm&) = delete;
@@ -66,10 +66,11 @@ class Comm {
   template <class V>
   void broadcast(const V& v, int from);
 
-  // Starts summing n doubles in place over the ranks (host-accessible memory, or device memory
-  // with gpu_aware); wait_all() completes every one started. On a communicator of their own, so
-  // that the collectives above may run while these are in flight.
-  void start_allreduce_sum(double* data, Index n);
+  // Starts summing n doubles or floats in place over the ranks (host-accessible memory, or
+  // device memory with gpu_aware); wait_all() completes every one started. On a communicator of
+  // their own, so that the collectives above may run while these are in flight.
+  template <class T>
+  void start_allreduce_sum(T* data, Index n);
   void wait_all();
 
  private:
@@ -109,8 +110,8 @@ auto Comm::host_view(const V& v, int slot, bool device_ok) {
 template <class V>  // any view as 1-D in its own memory space
 auto flat_in_place(const V& v) {
   using T = typename V::non_const_value_type;
-  return Kokkos::View<T*, typename V::memory_space, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-      const_cast<T*>(v.data()), v.size());
+  return Kokkos::View<T*, typename V::memory_space, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(const_cast<T*>(v.data()),
+                                                                                             v.size());
 }
 template <class H, class V>
 void stage_in(const H& h, const V& v) {
@@ -140,7 +141,8 @@ template <class V, class W>
 void Comm::reduce_scatter_sum(const V& send, const W& recv, const Slices& slices) {
   if (size_ == 1) {
     kx::fence("rewarm::comm");
-    Kokkos::deep_copy(flat_in_place(recv), Kokkos::subview(flat_in_place(send), std::make_pair(Index(0), Index(recv.size()))));
+    Kokkos::deep_copy(flat_in_place(recv),
+                      Kokkos::subview(flat_in_place(send), std::make_pair(Index(0), Index(recv.size()))));
     return;
   }
   // Staged even with CUDA-aware MPI: Open MPI's CUDA collectives cover MPI_Reduce_scatter_block,

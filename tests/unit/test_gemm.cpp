@@ -36,16 +36,6 @@ TEST_CASE("round_to_bf16 rounds to nearest, ties to even", "[gemm]") {
   CHECK(round_to_bf16(-0.0f) == 0.0f);
 }
 
-static View1<float> random_floats(Index n, unsigned seed) {
-  View1<float> v("m", n);
-  auto h = Kokkos::create_mirror_view(v);
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0, 1);
-  for (Index i = 0; i < n; ++i) h(i) = d(g);
-  Kokkos::deep_copy(v, h);
-  return v;
-}
-
 TEST_CASE("bf16 GEMMs: the fp32 product of bf16-rounded inputs, within bf16 bounds of the exact one", "[gemm]") {
   const Index M = 37, K = 53, Nn = 29;
   for (char ta : {'N', 'T'})

@@ -62,6 +62,16 @@ inline View1<double> random_view(std::size_t n, unsigned seed, double lo = -1, d
   from_vec(v, random_vec(n, seed, lo, hi));
   return v;
 }
+// n floats drawn from N(0, 1).
+inline View1<float> random_floats(Index n, unsigned seed) {
+  View1<float> v("m", n);
+  auto h = Kokkos::create_mirror_view(v);
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0, 1);
+  for (Index i = 0; i < n; ++i) h(i) = d(g);
+  Kokkos::deep_copy(v, h);
+  return v;
+}
 inline Matrix<double> mat(const View1<double>& v, Index r, Index c) { return as_matrix(v.data(), r, c); }
 inline double dot(const View1<double>& a, const View1<double>& b) {
   auto x = to_vec(a), y = to_vec(b);
