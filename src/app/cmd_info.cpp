@@ -105,9 +105,10 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens, bo
     describe_run(ck.config_text(), path);
     if (!ck.checksummed()) std::printf("  note: %s\n", unverified_note(ck).c_str());
   } else if (format == "rewarm-metrics") {
-    std::printf("%s: metrics, device %s, world_size %lld, precision %s\n", path.c_str(), f.attr_string("device").c_str(),
-                static_cast<long long>(f.attr_int("world_size")),
-                f.has_attr("precision") ? f.attr_string("precision").c_str() : "fp32");
+    std::printf("%s: metrics, device %s, world_size %lld, precision %s, attention %s\n", path.c_str(),
+                f.attr_string("device").c_str(), static_cast<long long>(f.attr_int("world_size")),
+                f.has_attr("precision") ? f.attr_string("precision").c_str() : "fp32",
+                f.has_attr("attention") ? f.attr_string("attention").c_str() : "gemm");
     describe_run(f.attr_string("config"), path);
     std::string series;
     for (const auto& name : f.list("/train")) series += " " + name;

@@ -283,9 +283,13 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
 
   Section pr(table("precision"), "precision.", source, record);
   pr.get("gemm", c.precision.gemm);
+  pr.get("attention", c.precision.attention);
   pr.get("attention_workspace_mb", c.precision.attention_workspace_mb);
   pr.finish();
   parse_gemm_precision(c.precision.gemm, source);
+  if (c.precision.attention != "auto" && c.precision.attention != "fused" && c.precision.attention != "gemm")
+    fail(source, "precision.attention = \"" + c.precision.attention + "\" is not one of auto, fused, gemm" +
+                     did_you_mean(c.precision.attention, {"auto", "fused", "gemm"}, "", true));
 
   Section par(table("parallel"), "parallel.", source, record);
   par.get("zero", c.parallel.zero);
@@ -330,6 +334,9 @@ std::vector<std::string> run_config_keys() {
 const std::vector<std::string>& resume_may_change() {
   static const std::vector<std::string> keys{"run_dir",
                                              "parallel",
+                                             // fused or GEMM attention: the same function within
+                                             // bf16 rounding; a run may resume where cuDNN is not
+                                             "precision.attention",
                                              "data.micro_batch",
                                              "data.eval",
                                              "train.eval_interval",
@@ -455,7 +462,9 @@ std::string RunConfig::to_toml() const {
                                {"timescale", schedule.timescale},
                                {"decay", schedule.decay}}},
       {"precision",
-       toml::table{{"gemm", precision.gemm}, {"attention_workspace_mb", precision.attention_workspace_mb}}},
+       toml::table{{"gemm", precision.gemm},
+                   {"attention", precision.attention},
+                   {"attention_workspace_mb", precision.attention_workspace_mb}}},
       {"parallel", toml::table{{"zero", parallel.zero},
                                {"gpu_aware_mpi", parallel.gpu_aware_mpi},
                                {"overlap", parallel.overlap},

@@ -30,6 +30,7 @@ struct RunConfig {
   Schedule schedule;
   struct {
     std::string gemm = "fp32";         // fp32 | tf32 | bf16: what GEMM inputs are rounded to
+    std::string attention = "auto";    // auto | fused (cuDNN, bf16) | gemm: choose_attention decides
     Index attention_workspace_mb = 0;  // bounds the T×T scores of a group of (batch, head) pairs; 0: auto
   } precision;
   struct {

@@ -62,6 +62,10 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
   auto open_data = [&] {  // the model is known: the data sets, then whether it all fits
     if (purpose != Purpose::eval) open_train_data();
     if (purpose != Purpose::bench) open_eval_data();
+    attention_ = choose_attention(cfg_.precision.attention, gemm_precision(cfg_.precision.gemm, cfg_.source),
+                                  {cfg_.data.micro_batch, cfg_.data.seq_len, cfg_.model.num_attention_heads,
+                                   cfg_.model.head_dim()},
+                                  cfg_.source);
     const Footprint fit = footprint(resuming || (weights.empty() && cfg_.init.load == "full"));
     const auto short_of = memory_problem(fit.need, memory_budget());
     if (!short_of.empty()) fail(cfg_.source, fit.what + ": " + short_of + fit.advice);
@@ -170,6 +174,7 @@ Trainer::~Trainer() = default;
 Trainer::Footprint Trainer::footprint(bool full) const {
   Footprint f;
   f.options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
+  f.options.fused = attention_.fused;
   f.options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
   if (f.options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
     f.options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
@@ -479,6 +484,7 @@ Trainer::Stop Trainer::train(Index stop_at) {
   std::unique_ptr<Metrics> metrics;  // rank 0 logs and prints
   if (root) {
     if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
+    std::fprintf(stderr, "rewarm: attention: %s\n", attention_.line().c_str());
     if (comm_.size() > 1)
       std::fprintf(stderr, "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s\n",
                    comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
@@ -492,7 +498,8 @@ Trainer::Stop Trainer::train(Index stop_at) {
     for (const auto& d : cfg_.data.train) train_sets.push_back(d.name);
     for (const auto& d : cfg_.data.eval) eval_sets.push_back(d.name);
     metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
-                                        Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm},
+                                        Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm,
+                                                    attention_.name()},
                                         resumed ? state_.step : -1, train_sets, eval_sets);
   });
   Progress progress(cfg_.schedule.total_steps, training_flops_per_token(cfg_.model, cfg_.data.seq_len));

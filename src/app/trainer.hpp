@@ -17,6 +17,7 @@
 #include "data/mixture.hpp"
 #include "io/checkpoint.hpp"
 #include "io/run_dir_lock.hpp"
+#include "model/attention_choice.hpp"
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
 
@@ -61,6 +62,8 @@ class Trainer {
   // Fence between the phases of step() and time each (benchmarks; off in training).
   void set_profile(bool on) { profile_ = model_->timing.on = on; }
   const Gpt<float>& model() const { return *model_; }
+  // The attention this run computes with, and why ([precision] attention).
+  const AttentionChoice& attention() const { return attention_; }
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
   // One micro-batch per step on one rank: the gradient needs no sum (and no double buffer).
   bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
@@ -92,6 +95,7 @@ class Trainer {
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
   bool profile_ = false;
+  AttentionChoice attention_;  // decided once the model is known, before the memory estimate
   std::unique_ptr<Gpt<float>> model_;
   // The part of the flat buffers this rank updates: all of it, or its ZeRO-1 slice.
   struct {

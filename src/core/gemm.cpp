@@ -201,6 +201,17 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
 }
 
 template <class T>
+void Gemm<T>::batched(char ta, char tb, T alpha, const Bf16Matrix& A, Index sA, const Bf16Matrix& B, Index sB, T beta,
+                      const Matrix<T>& C, Index sC, Index count) {
+  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A.m);
+  if (op_rows(ta, A.m) != m || op_rows(tb, B.m) != k || op_cols(tb, B.m) != n) throw Error("gemm: shapes do not agree");
+  if (precision_ != GemmPrecision::bf16) throw Error("gemm: an operand stored in bf16 needs precision bf16");
+  if (count == 0) return;
+  bf16_batched(ta, tb, alpha, A.m.data(), A.m.extent(0), A.m.extent(1), sA, B.m.data(), B.m.extent(0), B.m.extent(1),
+               sB, beta, C, sC, count);
+}
+
+template <class T>
 void Gemm<T>::bf16_batched(char ta, char tb, T alpha, const Bf16Storage* a, Index a_rows, Index a_cols, Index sA,
                            const Bf16Storage* b, Index b_rows, Index b_cols, Index sB, T beta, const Matrix<T>& C,
                            Index sC, Index count) {

@@ -66,6 +66,19 @@ KOKKOS_INLINE_FUNCTION Bf16Storage to_bf16_storage(float x) {
   }
 }
 
+// The float a stored bf16 value holds (exact).
+KOKKOS_INLINE_FUNCTION float from_bf16_storage(Bf16Storage x) {
+  if constexpr (kVendorGemm) {
+    union {
+      std::uint32_t u;
+      float f;
+    } v{std::uint32_t(x) << 16};
+    return v.f;
+  } else {
+    return float(x);
+  }
+}
+
 // A matrix that the kernel producing it stored in bf16 (to_bf16_storage) for a bf16 GEMM, which
 // reads it as it is, with no conversion pass of its own.
 struct Bf16Matrix {
@@ -93,7 +106,19 @@ class Gemm {
                T beta, const Matrix<T>& C, Index strideC, Index count);
   void batched(char transA, char transB, T alpha, const Matrix<T>& A, Index strideA, const Bf16Matrix& B, Index strideB,
                T beta, const Matrix<T>& C, Index strideC, Index count);
+  // Both stored in bf16: an activation its producer wrote in bf16 (the fused attention's output)
+  // times the weights' copy.
+  void batched(char transA, char transB, T alpha, const Bf16Matrix& A, Index strideA, const Bf16Matrix& B,
+               Index strideB, T beta, const Matrix<T>& C, Index strideC, Index count);
   void operator()(char transA, char transB, T alpha, const Matrix<T>& A, const Bf16Matrix& B, T beta,
+                  const Matrix<T>& C) {
+    batched(transA, transB, alpha, A, 0, B, 0, beta, C, 0, 1);
+  }
+  void operator()(char transA, char transB, T alpha, const Bf16Matrix& A, const Matrix<T>& B, T beta,
+                  const Matrix<T>& C) {
+    batched(transA, transB, alpha, A, 0, B, 0, beta, C, 0, 1);
+  }
+  void operator()(char transA, char transB, T alpha, const Bf16Matrix& A, const Bf16Matrix& B, T beta,
                   const Matrix<T>& C) {
     batched(transA, transB, alpha, A, 0, B, 0, beta, C, 0, 1);
   }

@@ -82,6 +82,7 @@ Metrics::Metrics(const std::string& path, const std::string& config_text, const 
     f.set_attr("world_size", std::int64_t(run.world_size));
     f.set_attr("device", run.device);
     f.set_attr("precision", run.precision);
+    f.set_attr("attention", run.attention);
     f.set_attr("version", std::string(REWARM_VERSION));
     for (auto& [g, s] : kept) {
       const std::vector<std::int64_t> rows{std::int64_t(s.step.size())};

@@ -33,11 +33,13 @@ struct TrainRecord {
 
 class Metrics {
  public:
-  // `run` describes the run's setting: device, world size, GEMM precision.
+  // `run` describes the run's setting: device, world size, GEMM precision, which attention ran
+  // (the latest run's, where a resumed run moved between machines).
   struct Run {
     std::string device;
     int world_size = 1;
     std::string precision = "fp32";
+    std::string attention = "gemm";
   };
   // Loads the file if it exists. Rows with step > keep_through_step are dropped (a resumed run
   // redoes them); keep_through_step < 0 drops all rows (a fresh run). `train_sets` name the

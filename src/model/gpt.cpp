@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/error.hpp"
 #include "core/random.hpp"
 #include "model/layers/cross_entropy.hpp"
 #include "model/layers/elementwise.hpp"
@@ -66,9 +67,20 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
       gemm_(options.gemm),
       P_(bind_tensors(layout_, cfg, params.data())),
       G_(bind_tensors(layout_, cfg, grads.data())),
-      rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)) {
+      rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)),
+      fused_(options.fused) {
   const Index N = B_ * T_, d = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
   const Index BHT = B_ * cfg.num_attention_heads * T_;
+  if (fused_) {
+    const auto& f = fused_->shape();
+    if (!std::is_same_v<T, float> || options.gemm != GemmPrecision::bf16)
+      throw Error("the fused attention needs a float model with bf16 GEMMs");
+    if (f.batch != B_ || f.seq != T_ || f.heads != cfg.num_attention_heads || f.hd != cfg.head_dim())
+      throw Error("the fused attention's plans are for another shape");
+  }
+  auto buf16 = [](const char* name, Index n) {
+    return View1<Bf16Storage>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
+  };
   auto mat = [&](const char* name, Index r, Index c) {
     return View2<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), r, c);
   };
@@ -79,8 +91,13 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   for (Index l = 0; l < L; ++l) {
     LayerActs a;
     a.ln1 = mat("rewarm::ln1", N, d);
-    a.qkv = mat("rewarm::qkv", N, 3 * d);
-    a.attn = mat("rewarm::attn", N, d);
+    if (fused_) {
+      a.qkv16 = buf16("rewarm::qkv_bf16", N * 3 * d);
+      a.attn16 = buf16("rewarm::attn_bf16", N * d);
+    } else {
+      a.qkv = mat("rewarm::qkv", N, 3 * d);
+      a.attn = mat("rewarm::attn", N, d);
+    }
     if (!cfg.use_parallel_residual) a.hmid = mat("rewarm::hmid", N, d);
     a.ln2 = mat("rewarm::ln2", N, d);
     a.fc1 = mat("rewarm::fc1", N, I);
@@ -104,8 +121,16 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   dattn_ = mat("rewarm::dattn", N, d);
   dqkv_ = mat("rewarm::dqkv", N, 3 * d);
   dact_ = mat("rewarm::dact", N, I);
-  attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes,
-                                   options.attention_tile, options.gemm == GemmPrecision::bf16);
+  if (fused_) {
+    do16_ = buf16("rewarm::attn_dout_bf16", N * d);
+    dqkv16_ = buf16("rewarm::dqkv_bf16", N * 3 * d);
+    fused_ws_ = View1<char>(Kokkos::view_alloc(std::string("rewarm::fused_attention_workspace"), Kokkos::WithoutInitializing),
+                            fused_->workspace_bytes());
+  } else {
+    attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()},
+                                     options.attention_workspace_bytes, options.attention_tile,
+                                     options.gemm == GemmPrecision::bf16);
+  }
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
   col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
@@ -128,19 +153,29 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
   add(ParamLayout(c).total, t, 2);                                                          // params, grads
   if (options.gemm == GemmPrecision::bf16) add(ParamLayout(c).total, sizeof(Bf16Storage));  // their bf16 copy
   add(N * d, t, L + 1);                                                                     // residual stream
-  add(N * d, t, 3 * L), add(N * 3 * d, t, L), add(N * I, t, 2 * L);  // ln1 attn ln2, qkv, fc1 act
+  const auto& fused = options.fused;
+  const std::size_t b16 = sizeof(Bf16Storage);
+  add(N * d, t, 2 * L), add(N * I, t, 2 * L);  // ln1 ln2, fc1 act
+  if (fused)
+    add(N * 3 * d, b16, L), add(N * d, b16, L);  // qkv, attn in bf16
+  else
+    add(N * 3 * d, t, L), add(N * d, t, L);  // qkv, attn
   if (!c.use_parallel_residual) add(N * d, t, L);                    // hmid
   add(N, t, 4 * L), add(N * H, t, L);                                // LayerNorm statistics, lse
   add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);             // final LayerNorm, logits
   add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);                // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
-  add(N * d, t, 7), add(N * H, t);                                   // attention heads and gradients, delta
-  const auto tiles = score_tiles(T_len, options);
-  const bool bf16 = options.gemm == GemmPrecision::bf16;
-  const Index group =
-      AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes, tiles, bf16);
-  add(group * tiles.per_pair(), t, 2);  // causal scores
-  if (bf16 && !AttentionWorkspace<T>::kBf16InPlace)
-    add(group * tiles.per_pair(), sizeof(Bf16Storage), 2);  // P and dS in bf16 (in place on the host)
+  if (fused) {
+    add(N * d, b16), add(N * 3 * d, b16), add(Index(fused->workspace_bytes()), 1);  // dO, dqkv in bf16, workspace
+  } else {
+    add(N * d, t, 7), add(N * H, t);  // attention heads and gradients, delta
+    const auto tiles = score_tiles(T_len, options);
+    const bool bf16 = options.gemm == GemmPrecision::bf16;
+    const Index group =
+        AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes, tiles, bf16);
+    add(group * tiles.per_pair(), t, 2);  // causal scores
+    if (bf16 && !AttentionWorkspace<T>::kBf16InPlace)
+      add(group * tiles.per_pair(), b16, 2);  // P and dS in bf16 (in place on the host)
+  }
   add(((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);
   add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);               // rotary tables
   add(N, sizeof(double));                                             // token losses
@@ -198,7 +233,6 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
                        const std::int32_t* host_ids) {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
-  const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
   const auto t0 = std::chrono::steady_clock::now();
   if (grad_scale != 0) {  // before the layers: its host work needs no device, unless the ids are only there
     if (host_ids)
@@ -221,11 +255,15 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
     // attention branch: dense(attn(rotary(qkv(LN1 h))))
     layernorm_forward(as_matrix(a.ln1), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.qkv), as_matrix(a.ln1), p.qkv_w, p.qkv_b, w16(p.qkv_w));
-    rotary_apply(as_matrix(a.qkv), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
-    attention_forward(gemm_, as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv), shape, attn_ws_);
-    linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>(),  // bias: in the residual add
-                   w16(p.dense_w));
+    const auto qkv = fused_ ? as_matrix(dqkv_) : as_matrix(a.qkv);  // fused: a scratch, then kept in bf16
+    linear_forward(gemm_, qkv, as_matrix(a.ln1), p.qkv_w, p.qkv_b, w16(p.qkv_w));
+    rotary_apply(qkv, rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
+    attention_forward_layer(l, qkv);
+    if (fused_)  // the dense bias: in the residual add
+      linear_forward(gemm_, as_matrix(tmp_a_), Bf16Matrix{as_matrix(a.attn16.data(), tokens(), c.hidden_size)},
+                     p.dense_w, Vector<T>(), w16(p.dense_w));
+    else
+      linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>(), w16(p.dense_w));
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
@@ -257,12 +295,41 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
   return total;
 }
 
+template <class T>
+void Gpt<T>::attention_forward_layer(Index l, const Matrix<T>& qkv) {
+  auto& a = acts_[l];
+  if constexpr (std::is_same_v<T, float>) {
+    if (fused_) {  // q, k, v stored once in bf16 where cuDNN reads them, and kept for the backward pass
+      store_bf16(a.qkv16, qkv.data());
+      fused_->forward(a.qkv16.data(), a.attn16.data(), a.lse.data(), fused_ws_.data());
+      return;
+    }
+  }
+  const AttentionShape shape{B_, T_, cfg_.num_attention_heads, cfg_.head_dim()};
+  attention_forward(gemm_, as_matrix(a.attn), flat(a.lse), qkv, shape, attn_ws_);
+}
+
+template <class T>
+void Gpt<T>::attention_backward_layer(Index l) {
+  auto& a = acts_[l];
+  if constexpr (std::is_same_v<T, float>) {
+    if (fused_) {
+      store_bf16(do16_, dattn_.data());
+      fused_->backward(a.qkv16.data(), a.attn16.data(), do16_.data(), a.lse.data(), dqkv16_.data(), fused_ws_.data());
+      load_bf16(dqkv_.data(), dqkv16_);
+      return;
+    }
+  }
+  const AttentionShape shape{B_, T_, cfg_.num_attention_heads, cfg_.head_dim()};
+  attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv),
+                     shape, attn_ws_);
+}
+
 // Gradients flow from the logits back to the embedding, layer by layer; dh_ holds ∂L/∂h.
 template <class T>
 void Gpt<T>::backward() {
   const auto& c = cfg_;
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
-  const AttentionShape shape{B_, T_, c.num_attention_heads, c.head_dim()};
   const auto dh = as_matrix(dh_);
   const auto& cols = col_partials_;
   linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out,
@@ -286,10 +353,14 @@ void Gpt<T>::backward() {
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w,
                          cols);
     // attention branch
-    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols, false,
-                    w16(p.dense_w));
-    attention_backward(gemm_, as_matrix(dqkv_), as_matrix(dattn_), as_matrix(a.attn), flat(a.lse), as_matrix(a.qkv),
-                       shape, attn_ws_);
+    if (fused_)
+      linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh,
+                      Bf16Matrix{as_matrix(a.attn16.data(), tokens(), c.hidden_size)}, p.dense_w, cols, false,
+                      w16(p.dense_w));
+    else
+      linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols, false,
+                      w16(p.dense_w));
+    attention_backward_layer(l);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
     linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols, false,
                     w16(p.qkv_w));

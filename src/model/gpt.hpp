@@ -8,6 +8,7 @@
 #include "model/config.hpp"
 #include "model/layers/attention.hpp"
 #include "model/layers/embedding.hpp"
+#include "model/layers/fused_attention.hpp"
 #include "model/layers/rotary.hpp"
 #include "model/param_layout.hpp"
 
@@ -33,6 +34,10 @@ struct GptOptions {
   GemmPrecision gemm = GemmPrecision::fp32;
   std::size_t attention_workspace_bytes = std::size_t(4096) << 20;  // causal scores of a group of heads
   Index attention_tile = 0;  // score rows per causal tile (layers::ScoreTiles); 0: ScoreTiles::auto_tile
+  // The fused attention's plans for this model's shape (choose_attention); null: the GEMM
+  // attention. Needs float and bf16 GEMMs: q, k, v and the attention's output are then kept in
+  // bf16 only.
+  std::shared_ptr<layers::FusedAttention> fused;
 };
 
 template <class T>
@@ -85,10 +90,15 @@ class Gpt {
 
  private:
   struct LayerActs {
-    View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;
+    View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;  // qkv and attn: GEMM attention only
     View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
+    View1<Bf16Storage> qkv16, attn16;  // fused attention: qkv after rotary, and its output, in bf16
   };
   void backward();
+  // The attention of layer l from qkv_in (after rotary; fused: any scratch) into the layer's
+  // output, and its backward from dattn_ into dqkv_: GEMM or fused.
+  void attention_forward_layer(Index l, const Matrix<T>& qkv_in);
+  void attention_backward_layer(Index l);
   Bf16Matrix w16(const Matrix<T>& W) const;  // W's bf16 copy in params16_ (empty without bf16)
 
   Index B_, T_;
@@ -104,6 +114,9 @@ class Gpt {
   View1<T> col_partials_;         // scratch of the column reductions (bias and LayerNorm gradients)
   View1<double> losses_;
   View1<Bf16Storage> params16_;  // bf16 GEMMs: the weights as the GEMMs read them
+  std::shared_ptr<layers::FusedAttention> fused_;
+  View1<Bf16Storage> do16_, dqkv16_;  // fused attention: dO and dqkv in bf16
+  View1<char> fused_ws_;              // and its workspace
   bool weights16_stale_ = true;
 };
 

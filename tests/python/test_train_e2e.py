@@ -219,6 +219,32 @@ def test_bf16_gemms_track_fp32_within_bf16_precision(tmp_path):
     assert p.returncode == 1 and 'precision.gemm = "tf32" needs NVIDIA tensor cores' in p.stderr
 
 
+def test_which_attention_runs_is_printed_and_recorded_and_fused_fails_here_with_one_line(tmp_path):
+    """precision.attention: "auto" takes the GEMM attention on a build without cuDNN and says
+    why, at start and in metrics.h5; "fused" is refused before anything is written."""
+    make_data(tmp_path)
+    write_tiny(tmp_path, "a", precision={"gemm": "bf16"})
+    p = rewarm("train", tmp_path / "a.toml")
+    line = [l for l in p.stderr.splitlines() if l.startswith("rewarm: attention:")]
+    assert line == ["rewarm: attention: gemm (auto: this build runs on Serial, not an NVIDIA GPU "
+                    "(cuDNN's fused attention needs a CUDA build with cudnn-frontend))"], p.stderr
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as f:
+        assert f.attrs["attention"] == "gemm"
+    assert "attention gemm" in rewarm("info", tmp_path / "a" / "metrics.h5").stdout
+    p = rewarm("train", tmp_path / "a.toml", "--set", 'precision.attention="fused"', "--set",
+               f"run_dir={tmp_path}/b", check=False)
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 1 and len(lines) == 1, p.stderr
+    assert lines[0] == (f'rewarm: error: {tmp_path}/a.toml: precision.attention = "fused" cannot run here: this build runs '
+                        "on Serial, not an NVIDIA GPU (cuDNN's fused attention needs a CUDA build with cudnn-frontend)")
+    assert not (tmp_path / "b").exists()
+    p = rewarm("train", tmp_path / "a.toml", "--set", 'precision.attention="fused"', "--set",
+               'precision.gemm="fp32"', "--set", f"run_dir={tmp_path}/b", check=False)
+    assert p.returncode == 1 and "cuDNN's fused attention computes in bf16" in p.stderr
+    p = rewarm("train", tmp_path / "a.toml", "--set", 'precision.attention="flash"', check=False)
+    assert p.returncode == 1 and 'precision.attention = "flash" is not one of auto, fused, gemm' in p.stderr
+
+
 def test_sigusr1_checkpoints_exits_75_and_resumes_exactly(tmp_path):
     """A job near its time limit gets SIGUSR1 (or SIGTERM): the step finishes, a checkpoint is
     written, the exit status is 75 (requeue), and the rerun ends bit-identical to an unbroken run."""

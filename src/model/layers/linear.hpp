@@ -6,9 +6,10 @@
 namespace rewarm::layers {
 
 // y[N,out] = x[N,in]·W[out,in]ᵀ + b[out]. W16: W's bf16 copy, where the GEMMs compute in bf16
-// (the GEMMs read it instead of converting W at every call).
-template <class T>
-void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const Matrix<T>& x, const Matrix<T>& W, const Vector<T>& b,
+// (the GEMMs read it instead of converting W at every call). x: a Matrix<T>, or a Bf16Matrix
+// its producer stored in bf16.
+template <class T, class X>
+void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const X& x, const Matrix<T>& W, const Vector<T>& b,
                     const Bf16Matrix& W16 = {}) {
   if (W16.m.data())
     gemm('N', 'T', 1, x, W16, 0, y);
@@ -19,9 +20,9 @@ void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const Matrix<T>& x, const
 
 // dx[N,in] = dy·W (or += when accumulate); dW[out,in] += dyᵀ·x; db[out] += Σrows dy
 // (partials: the column reduction's scratch, column_scratch(N, out)); W16 as for the forward.
-template <class T>
+template <class T, class X>
 void linear_backward(Gemm<T>& gemm, const Matrix<T>& dx, const Matrix<T>& dW, const Vector<T>& db, const Matrix<T>& dy,
-                     const Matrix<T>& x, const Matrix<T>& W, const View1<T>& partials, bool accumulate_dx = false,
+                     const X& x, const Matrix<T>& W, const View1<T>& partials, bool accumulate_dx = false,
                      const Bf16Matrix& W16 = {}) {
   gemm('T', 'N', 1, dy, x, 1, dW);
   if (db.data()) add_column_sums(db, dy, partials);
