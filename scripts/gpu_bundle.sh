@@ -46,10 +46,12 @@ if ((cpu)); then
 fi
 
 strip --strip-unneeded "$stage"/bin/*
-# Shared libraries: everything ldd resolves but glibc's own and the CUDA driver/toolkit, which
-# the GPU machine has in the versions it needs (libstdc++ travels: it may be older there).
+# Shared libraries: everything ldd resolves but glibc's own, the CUDA driver/toolkit, which the
+# GPU machine has in the versions it needs (libstdc++ travels: it may be older there), and NCCL
+# (linked; 200 MB) and cuDNN (loaded at run time; 500 MB), which come from its Python
+# environment's nvidia-nccl-cu13 and nvidia-cudnn-cu13 (bench/gpu/run.sh finds them).
 for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
-  grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so|/ld-linux|libcuda\.so|libcudart|libcublas|libnvidia' |
+  grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv)\.so|/ld-linux|libcuda\.so|libcudart|libcublas|libnvidia|libnccl|libcudnn' |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 
 # Started with only the bundle on the library path, the CPU-side tools of the CUDA build work

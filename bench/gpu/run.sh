@@ -4,17 +4,22 @@
 #
 #   bench/gpu/run.sh            (in well under 8 minutes)
 #
-# 1. nvidia-smi; 2. the unit tests on the GPU; 3. 20 training steps on the GPU in fp32 (stopped at
-# step 10 and resumed from its checkpoint) and in bf16,
+# 1. nvidia-smi; 2. the unit tests on the GPU, then some of them under compute-sanitizer's
+# memcheck; 3. 20 training steps on the GPU in fp32 (stopped at step 10 and resumed from its
+# checkpoint), in bf16 with the GEMM attention and in bf16 with cuDNN's fused attention,
 # compared with the host's runs in the bundle (fp32 ≤ 1e-5 relative, bf16 against the host's
-# exact emulation ≤ 1e-2; bench/gpu/compare.py); 4. rewarm bench of Pythia-160M and Pythia-410M at
-# T = 2048 in fp32, tf32 and bf16, micro_batch as large as fits, with MFU against the GEMM peak of
-# the same precision measured in the same run. Everything goes under $OUT: run.log, results.json,
-# bench-*.json, train-*.log.
+# exact emulation ≤ 1e-2; bench/gpu/compare.py) and the fused run with the GPU's GEMM-attention
+# run (≤ 1e-2); 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
+# bf16 (bf16 twice: the attention "auto" picks, fused on an H100/H200, and the GEMM attention),
+# micro_batch as large as fits, with MFU against the GEMM peak of the same precision measured in
+# the same run. Everything goes under $OUT: run.log, results.json, bench-*.json, train-*.log.
+# cuDNN (and NCCL) are PyTorch's there (its nvidia-cudnn-cu13 package): never in the bundle.
 #
 # A dry run on a CPU (tests/python/test_gpu_check.py) sets REWARM_BUNDLE to the archive that
 # `scripts/gpu_bundle.sh --cpu` makes, and REWARM_CHECK_MODELS, REWARM_CHECK_PRECISIONS and
-# REWARM_CHECK_SET (extra --set for the benchmarks, e.g. "data.seq_len=64") to something small.
+# REWARM_CHECK_SET (extra --set for the benchmarks, e.g. "data.seq_len=64") to something small,
+# and REWARM_CHECK_FUSED=optional: a fused attention that "cannot run here" is then reported, not
+# a failure (on a GPU it is required).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -31,8 +36,14 @@ tar -xf "${REWARM_BUNDLE:-.bundle/rewarm-cuda.tar.xz}" -C "$unpacked" || exit 1
 B=$(echo "$unpacked"/rewarm-*)
 cuda_lib=$(dirname "$(ldconfig -p | awk '/libcublas\.so\./ {print $4; exit}')")
 export LD_LIBRARY_PATH="$B/lib:${cuda_lib:-/usr/local/cuda/lib64}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# cuDNN and NCCL from the Python environment's nvidia-* packages, where it has them
+for pkg in cudnn nccl; do
+  d=$(python3 -c "import nvidia.$pkg as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null) &&
+    [[ -d $d ]] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d" && echo "$pkg: $d"
+done
 export REWARM_SOURCE_DIR=$root OMP_PROC_BIND=false
 rewarm=$B/bin/rewarm
+fused_check=${REWARM_CHECK_FUSED:-required}
 
 step "device"
 nvidia-smi || echo "no nvidia-smi: not an NVIDIA machine (a dry run?)"
@@ -41,33 +52,55 @@ $rewarm --version
 step "unit tests on the GPU"
 timeout 240 "$B/bin/rewarm_tests" --reporter compact 2>&1 | tail -25 || status=1
 timeout 60 "$B/bin/rewarm_comm_tests" 2>&1 | tail -3 || status=1
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [[ -n $sanitizer ]] && command -v nvidia-smi >/dev/null; then  # out-of-bounds and misaligned device accesses
+  step "memcheck: GEMMs, attention (GEMM and fused), layers"
+  timeout 150 "$sanitizer" --tool memcheck --error-exitcode 3 --print-limit 10 "$B/bin/rewarm_tests" \
+    --reporter compact "[gemm],[attention],[layers]" 2>&1 | tail -15 || { echo "memcheck: failed"; status=1; }
+else
+  echo "no compute-sanitizer or no GPU: memcheck skipped"
+fi
 
 step "20 training steps: GPU against the host"
 compare=()
-for p in fp32 bf16; do
+compare_runs() {  # name gpu_run reference_run precision
+  python3 bench/gpu/compare.py "$2" "$3" "$4" > "$unpacked/compare-$1.txt" || status=1
+  echo "-- $1"; head -4 "$unpacked/compare-$1.txt"
+  compare+=("$(tail -1 "$unpacked/compare-$1.txt")")
+}
+for run in fp32 bf16 bf16-fused; do
+  p=${run%-fused} attention=$([[ $run == *-fused ]] && echo fused || echo gemm)
   # fp32 stops at step 10 and resumes: the checkpoint is read back into GPU memory through its host mirror
   stops=(""); [[ $p == fp32 ]] && stops=("--stop-at 10" "")
   for stop in "${stops[@]}"; do
-    timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-$p" --set precision.gemm="\"$p\"" \
-      --set data.train.0.path="$B/ref/train.h5" --set data.eval.0.path="$B/ref/val.h5" $stop >> "$OUT/train-$p.log" 2>&1 ||
-      { echo "train $p $stop failed:"; tail -5 "$OUT/train-$p.log"; status=1; continue 2; }
+    timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-$run" --set precision.gemm="\"$p\"" \
+      --set precision.attention="\"$attention\"" --set data.train.0.path="$B/ref/train.h5" \
+      --set data.eval.0.path="$B/ref/val.h5" $stop >> "$OUT/train-$run.log" 2>&1 && continue
+    if [[ $attention == fused && $fused_check == optional ]] && grep -q "cannot run here" "$OUT/train-$run.log"; then
+      echo "-- $run: $(grep -o "cannot run here.*" "$OUT/train-$run.log" | head -1) (optional here)"
+    else
+      echo "train $run $stop failed:"; tail -5 "$OUT/train-$run.log"; status=1
+    fi
+    continue 2
   done
-  python3 bench/gpu/compare.py "$unpacked/gpu-$p" "$B/ref/host-$p" $p > "$unpacked/compare-$p.txt" || status=1
-  cat "$unpacked/compare-$p.txt" | head -4
-  compare+=("$(tail -1 "$unpacked/compare-$p.txt")")
+  grep -h "rewarm: attention:" "$OUT/train-$run.log" | head -1
+  compare_runs "$run" "$unpacked/gpu-$run" "$B/ref/host-$p" "$p"  # the host's runs: the GEMM attention
+  [[ $run == bf16-fused ]] && compare_runs "fused-vs-gemm" "$unpacked/gpu-$run" "$unpacked/gpu-bf16" bf16
 done
 
 step "benchmarks at T = 2048"
 bench_set=()
 for kv in ${REWARM_CHECK_SET:-}; do bench_set+=(--set "$kv"); done
 for model in ${REWARM_CHECK_MODELS:-pythia-160m pythia-410m}; do
-  for p in ${REWARM_CHECK_PRECISIONS:-fp32 tf32 bf16}; do
+  for p in ${REWARM_CHECK_PRECISIONS:-fp32 tf32 bf16} $([[ " ${REWARM_CHECK_PRECISIONS:-bf16} " == *" bf16 "* ]] && echo bf16-gemm); do
     settled=0  # 1 once a micro_batch ran, or failed for another reason than its size
+    attention=$([[ $p == *-gemm ]] && echo gemm || echo auto)
     for mb in 16 8 4 2 1; do  # the largest micro_batch that fits
-      if timeout 180 $rewarm bench bench/gpu/bench.toml --set model.preset=\"$model\" --set precision.gemm=\"$p\" \
-           --set data.micro_batch=$mb --set data.global_batch=$mb --set data.train.0.path="$B/ref/bench.h5" \
+      if timeout 180 $rewarm bench bench/gpu/bench.toml --set model.preset=\"$model\" --set precision.gemm=\"${p%-gemm}\" \
+           --set precision.attention=\"$attention\" --set data.micro_batch=$mb --set data.global_batch=$mb \
+           --set data.train.0.path="$B/ref/bench.h5" \
            "${bench_set[@]}" --steps 3 --json "$OUT/bench-$model-$p.json" > "$unpacked/bench.txt" 2>&1; then
-        echo "-- $model $p micro_batch $mb"; grep -E "throughput|MFU|gemm peak|phases|device ops|memory" "$unpacked/bench.txt"
+        echo "-- $model $p micro_batch $mb"; grep -E "attention|throughput|MFU|gemm peak|phases|device ops|memory" "$unpacked/bench.txt"
         settled=1
         break
       fi
@@ -86,7 +119,7 @@ res = {"compare": [json.loads(s) for s in sys.argv[2:]], "bench": {}}
 for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
     j = json.load(open(f))
     res["bench"][os.path.basename(f)[6:-5]] = j
-    print(f"{os.path.basename(f)[6:-5]:22s} {j['tokens_per_second']:10.0f} tok/s  MFU {100*j['mfu']:5.1f}%  "
+    print(f"{os.path.basename(f)[6:-5]:22s} {j.get('attention', '?'):5s} {j['tokens_per_second']:10.0f} tok/s  MFU {100*j['mfu']:5.1f}%  "
           f"peak {j['peak_flops']/1e12:6.1f} TFLOP/s  mem {j['peak_memory_bytes']/2**30:5.1f} GiB  "
           f"ops/micro-batch {j['device_ops_per_micro_batch']:.0f}")
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)

@@ -10,6 +10,7 @@
 #include "core/gemm.hpp"
 #include "core/op_counter.hpp"
 #include "io/atomic_file.hpp"
+#include "model/traffic.hpp"
 #include "parallel/runtime.hpp"
 
 namespace rewarm {
@@ -104,6 +105,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       const double step_ops = double(counts.kernels + counts.copies + gemms);
       std::printf("device          %s, %d rank%s, GEMMs in %s\n", device_description().c_str(), comm.size(),
                   comm.size() > 1 ? "s" : "", to_string(precision).c_str());
+      std::printf("attention       %s\n", trainer->attention().line().c_str());
       std::printf("gemm peak       %.1f GFLOP/s (%s, n = %lld, summed over ranks)\n", peak / 1e9,
                   to_string(precision).c_str(), static_cast<long long>(*gemm_n));
       std::printf(
@@ -127,6 +129,11 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
                   "micro-batch\n",
                   step_ops, static_cast<long long>(counts.kernels), static_cast<long long>(gemms),
                   static_cast<long long>(counts.copies), static_cast<long long>(counts.fences), step_ops / micro);
+      const auto traffic = estimate_traffic(c.model, c.data.micro_batch, c.data.seq_len, trainer->model_options());
+      std::printf("traffic         %.2f GB per micro-batch by estimate (forward %.2f, backward %.2f; attention %.2f): "
+                  "%.0f FLOP per byte\n",
+                  traffic.total() / 1e9, traffic.forward / 1e9, traffic.backward / 1e9, traffic.attention / 1e9,
+                  fpt * double(c.data.micro_batch * c.data.seq_len) / traffic.total());
       std::printf("memory          %.1f MiB peak in Kokkos allocations; AdamW state %.1f MiB per rank\n",
                   double(peak_memory) / (1 << 20), double(trainer->optimizer_bytes()) / (1 << 20));
       if (json_path->empty()) return;
@@ -134,6 +141,8 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           {"device", device_description()},
           {"ranks", comm.size()},
           {"precision", to_string(precision)},
+          {"attention", trainer->attention().name()},
+          {"attention_why", trainer->attention().why},
           {"model", c.model.to_hf_json()},
           {"seq_len", c.data.seq_len},
           {"micro_batch", c.data.micro_batch},
@@ -145,6 +154,8 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           {"peak_flops", peak},
           {"mfu", model_flops / peak},
           {"peak_memory_bytes", peak_memory},
+          {"bytes_per_micro_batch", traffic.total()},
+          {"attention_bytes_per_micro_batch", traffic.attention},
           {"kernels_per_step", counts.kernels},
           {"gemm_calls_per_step", gemms},
           {"copies_per_step", counts.copies},

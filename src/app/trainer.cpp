@@ -161,9 +161,11 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     }
   }
   windows_.resize(std::size_t(cfg_.data.seq_len + 1));
-  // Nonblocking all-reduces on host memory only: Open MPI's CUDA-aware collectives are the
-  // blocking ones (its libnbc would sum a GPU buffer on the host).
-  overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && kHostMemory;
+  // On GPUs, the gradients go through NCCL/RCCL where the build has it (collective: every rank).
+  if (!kHostMemory && comm_.size() > 1) collectives_ = DeviceCollectives::create(comm_, &collectives_why_);
+  // Overlapped: with NCCL/RCCL, or nonblocking MPI on host memory (Open MPI's CUDA-aware
+  // collectives are the blocking ones: its libnbc would sum a GPU buffer on the host).
+  overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && (kHostMemory || collectives_);
   buckets_ = model_->layout().gradient_buckets();
 }
 
@@ -364,6 +366,24 @@ StepResult Trainer::step() {
   // One micro-batch on one rank: its gradient is the step's, and the double sum would round back
   // to the very same floats, so it is skipped.
   const bool direct = direct_steps();
+  // Sums over the ranks: NCCL/RCCL on the device where built (ordered by events, joined into the
+  // compute stream), MPI otherwise.
+  auto start_sum = [&](auto* data, Index n) {
+    if (collectives_)
+      collectives_->start_allreduce_sum(data, n);
+    else
+      comm_.start_allreduce_sum(data, n);
+  };
+  auto sum_all = [&](const auto& v) {
+    if (!collectives_) return comm_.allreduce_sum(v);
+    collectives_->start_allreduce_sum(v.data(), Index(v.size()));
+    collectives_->join();
+  };
+  auto scatter_sum = [&](const auto& send, const auto& recv) {
+    if (!collectives_) return comm_.reduce_scatter_sum(send, recv, slices_);
+    collectives_->start_reduce_scatter_sum(send.data(), recv.data(), slices_);
+    collectives_->join();
+  };
   double loss_sum = 0;
   for (Index u = 0; u < micro; ++u) {
     const bool first = u == 0, overlap = overlap_ && u == micro - 1;
@@ -378,12 +398,12 @@ StepResult Trainer::step() {
           accumulate_gradient(sum, grad, first);
           if (reduce_fp32()) round_gradient(grad, sum);  // this rank's sum, reduced in float
         }
-        kx::fence("rewarm::bucket");  // MPI reads what the kernels wrote
+        if (!collectives_) kx::fence("rewarm::bucket");  // MPI reads what the kernels wrote (NCCL: events)
         for (const auto& [begin, end] : buckets_[b]) {
           if (reduce_fp32())
-            comm_.start_allreduce_sum(model_->grads.data() + begin, end - begin);
+            start_sum(model_->grads.data() + begin, end - begin);
           else
-            comm_.start_allreduce_sum(grad_sum_.data() + begin, end - begin);
+            start_sum(grad_sum_.data() + begin, end - begin);
         }
       };
     loss_sum += model_->forward(ids_, targets_, grad_scale, -1, h_ids_.data());
@@ -404,19 +424,22 @@ StepResult Trainer::step() {
   const bool fp32 = reduce_fp32();
   if (cfg_.parallel.zero && fp32) {
     round_gradient(flat(model_->grads), flat(grad_sum_));
-    comm_.reduce_scatter_sum(model_->grads, grad_slice32_, slices_);
+    scatter_sum(model_->grads, grad_slice32_);
     Kokkos::deep_copy(ExecSpace(), g, grad_slice32_);
   } else if (cfg_.parallel.zero) {
-    comm_.reduce_scatter_sum(grad_sum_, grad_slice_, slices_);
+    scatter_sum(grad_sum_, grad_slice_);
     round_gradient(g, flat(grad_slice_));
   } else if (overlap_) {
-    comm_.wait_all();
+    if (collectives_)
+      collectives_->join();
+    else
+      comm_.wait_all();
     if (!fp32) round_gradient(g, flat(grad_sum_));
   } else if (!direct && fp32) {
     round_gradient(g, flat(grad_sum_));
-    comm_.allreduce_sum(model_->grads);
+    sum_all(model_->grads);
   } else if (!direct) {
-    comm_.allreduce_sum(grad_sum_);
+    sum_all(grad_sum_);
     round_gradient(g, flat(grad_sum_));
   }
   r.loss = comm_.sum(loss_sum) * grad_scale;
@@ -437,7 +460,12 @@ StepResult Trainer::step() {
   r.optimizer_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - o0).count();
   if (cfg_.parallel.zero) {
     const auto a1 = std::chrono::steady_clock::now();
-    comm_.allgather(model_->params, slices_);
+    if (collectives_) {
+      collectives_->start_allgather(model_->params.data(), slices_);
+      collectives_->join();
+    } else {
+      comm_.allgather(model_->params, slices_);
+    }
     r.allreduce_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - a1).count();
   }
   model_->params_changed();
@@ -484,14 +512,22 @@ Trainer::Stop Trainer::train(Index stop_at) {
   std::unique_ptr<Metrics> metrics;  // rank 0 logs and prints
   if (root) {
     if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
-    std::fprintf(stderr, "rewarm: attention: %s\n", attention_.line().c_str());
+    // where the choice means something: a GPU, bf16 GEMMs, or an attention asked for by name
+    if (!kHostMemory || cfg_.precision.gemm == "bf16" || cfg_.precision.attention != "auto")
+      std::fprintf(stderr, "rewarm: attention: %s\n", attention_.line().c_str());
+    const std::string via = collectives_             ? collectives_->description()
+                            : collectives_why_.empty() ? std::string("MPI")
+                                                       : "MPI (" + collectives_why_ + ")";
     if (comm_.size() > 1)
-      std::fprintf(stderr, "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s\n",
+      std::fprintf(stderr,
+                   "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s; gradients over %s\n",
                    comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
-                   double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "");
+                   double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "",
+                   via.c_str());
     if (cfg_.parallel.overlap && !overlap_ && comm_.size() > 1)
       std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n",
-                   cfg_.parallel.zero ? "not with zero = 1" : "nonblocking MPI collectives take host memory only");
+                   cfg_.parallel.zero ? "not with zero = 1"
+                                      : "nonblocking MPI collectives take host memory only (and there is no NCCL/RCCL)");
   }
   writing([&] {
     std::vector<std::string> train_sets, eval_sets;

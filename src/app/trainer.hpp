@@ -20,6 +20,7 @@
 #include "model/attention_choice.hpp"
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
+#include "parallel/device_collectives.hpp"
 
 namespace rewarm {
 
@@ -62,6 +63,8 @@ class Trainer {
   // Fence between the phases of step() and time each (benchmarks; off in training).
   void set_profile(bool on) { profile_ = model_->timing.on = on; }
   const Gpt<float>& model() const { return *model_; }
+  // How the model computes (precision, attention, workspace), as it was made.
+  GptOptions model_options() const { return footprint(false).options; }
   // The attention this run computes with, and why ([precision] attention).
   const AttentionChoice& attention() const { return attention_; }
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
@@ -95,6 +98,8 @@ class Trainer {
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
   bool profile_ = false;
+  std::unique_ptr<DeviceCollectives> collectives_;  // NCCL/RCCL for the gradients on GPUs, where built
+  std::string collectives_why_;                     // why not, for the log
   AttentionChoice attention_;  // decided once the model is known, before the memory estimate
   std::unique_ptr<Gpt<float>> model_;
   // The part of the flat buffers this rank updates: all of it, or its ZeRO-1 slice.

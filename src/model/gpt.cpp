@@ -19,6 +19,11 @@ namespace {
 ScoreTiles score_tiles(Index seq_len, const GptOptions& o) {
   return {seq_len, o.attention_tile > 0 ? o.attention_tile : ScoreTiles::auto_tile(seq_len)};
 }
+// With bf16 GEMMs (float models), activations read only by GEMMs are stored in bf16.
+template <class T>
+bool bf16_activations(const GptOptions& o) {
+  return std::is_same_v<T, float> && o.gemm == GemmPrecision::bf16;
+}
 }  // namespace
 
 template <class T>
@@ -78,6 +83,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
     if (f.batch != B_ || f.seq != T_ || f.heads != cfg.num_attention_heads || f.hd != cfg.head_dim())
       throw Error("the fused attention's plans are for another shape");
   }
+  const bool bf16_acts = bf16_activations<T>(options);
   auto buf16 = [](const char* name, Index n) {
     return View1<Bf16Storage>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
   };
@@ -90,7 +96,15 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   for (Index l = 0; l <= L; ++l) h_.push_back(mat("rewarm::h", N, d));
   for (Index l = 0; l < L; ++l) {
     LayerActs a;
-    a.ln1 = mat("rewarm::ln1", N, d);
+    if (bf16_acts) {  // read only by bf16 GEMMs: stored in bf16 by the LayerNorms and the GELU
+      a.ln1_16 = buf16("rewarm::ln1_bf16", N * d);
+      a.ln2_16 = buf16("rewarm::ln2_bf16", N * d);
+      a.act16 = buf16("rewarm::act_bf16", N * I);
+    } else {
+      a.ln1 = mat("rewarm::ln1", N, d);
+      a.ln2 = mat("rewarm::ln2", N, d);
+      a.act = mat("rewarm::act", N, I);
+    }
     if (fused_) {
       a.qkv16 = buf16("rewarm::qkv_bf16", N * 3 * d);
       a.attn16 = buf16("rewarm::attn_bf16", N * d);
@@ -99,9 +113,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
       a.attn = mat("rewarm::attn", N, d);
     }
     if (!cfg.use_parallel_residual) a.hmid = mat("rewarm::hmid", N, d);
-    a.ln2 = mat("rewarm::ln2", N, d);
     a.fc1 = mat("rewarm::fc1", N, I);
-    a.act = mat("rewarm::act", N, I);
     a.ln1_mean = vec("rewarm::ln1_mean", N);
     a.ln1_rstd = vec("rewarm::ln1_rstd", N);
     a.ln2_mean = vec("rewarm::ln2_mean", N);
@@ -109,7 +121,10 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
     a.lse = vec("rewarm::lse", BHT);
     acts_.push_back(a);
   }
-  lnf_ = mat("rewarm::lnf", N, d);
+  if (bf16_acts)
+    lnf16_ = buf16("rewarm::lnf_bf16", N * d);
+  else
+    lnf_ = mat("rewarm::lnf", N, d);
   lnf_mean_ = vec("rewarm::lnf_mean", N);
   lnf_rstd_ = vec("rewarm::lnf_rstd", N);
   logits_ = mat("rewarm::logits", N, cfg.vocab_size);
@@ -155,14 +170,15 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
   add(N * d, t, L + 1);                                                                     // residual stream
   const auto& fused = options.fused;
   const std::size_t b16 = sizeof(Bf16Storage);
-  add(N * d, t, 2 * L), add(N * I, t, 2 * L);  // ln1 ln2, fc1 act
+  const bool bf16_acts = bf16_activations<T>(options);
+  add(N * d, bf16_acts ? b16 : t, 2 * L), add(N * I, t, L), add(N * I, bf16_acts ? b16 : t, L);  // ln1 ln2, fc1, act
   if (fused)
     add(N * 3 * d, b16, L), add(N * d, b16, L);  // qkv, attn in bf16
   else
     add(N * 3 * d, t, L), add(N * d, t, L);  // qkv, attn
   if (!c.use_parallel_residual) add(N * d, t, L);                    // hmid
   add(N, t, 4 * L), add(N * H, t, L);                                // LayerNorm statistics, lse
-  add(N * d, t), add(N, t, 2), add(N * c.vocab_size, t);             // final LayerNorm, logits
+  add(N * d, bf16_acts ? b16 : t), add(N, t, 2), add(N * c.vocab_size, t);  // final LayerNorm, logits
   add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);                // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
   if (fused) {
     add(N * d, b16), add(N * 3 * d, b16), add(Index(fused->workspace_bytes()), 1);  // dO, dqkv in bf16, workspace
@@ -185,14 +201,15 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
 }
 
 // The largest first (A) and second (B) operands of this model's GEMMs that Gemm converts to
-// bf16 itself, in elements: the linear layers' activations x[N,in] (x·Wᵀ), dy[N,out] (dyᵀ·x,
-// dy·W) and x again as the B of dyᵀ·x (in → out: d → 3d, d → d, d → I, I → d, d → V), and the
-// attention's head operands (group·T·hd ≤ N·d). The weights' bf16 copy and the attention's
-// probabilities are stored in bf16 by their producers and need no conversion.
+// bf16 itself, in elements: the gradients dy[N,out] (dyᵀ·x, dy·W; out: 3d, d, I, V), the
+// attention's output [N,d] (GEMM attention) as the x of x·Wᵀ and dyᵀ·x, and the attention's head
+// operands (group·T·hd ≤ N·d). The weights' bf16 copy, the attention's probabilities, the
+// LayerNorm outputs and the MLP activation are stored in bf16 by their producers and need none.
 template <class T>
-std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions&) {
+std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-  return {N * std::max({3 * d, I, V}), N * std::max(d, I)};
+  // stored in bf16 by their producers, the MLP activation and the LayerNorm outputs need no copy
+  return {N * std::max({3 * d, I, V}), bf16_activations<T>(options) ? N * d : N * std::max(d, I)};
 }
 
 template <class T>
@@ -215,6 +232,12 @@ void Gpt<T>::init_random(std::uint64_t seed, double std) {
   }
   Kokkos::deep_copy(params, h);
   params_changed();
+}
+
+template <class T>
+Stored<T> Gpt<T>::stored(const View2<T>& x, const View1<Bf16Storage>& x16, Index cols) const {
+  if (x16.data()) return {Matrix<T>(), Bf16Matrix{as_matrix(x16.data(), tokens(), cols)}};
+  return {as_matrix(x), Bf16Matrix{}};
 }
 
 template <class T>
@@ -254,31 +277,31 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     auto& a = acts_[l];
     const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
     // attention branch: dense(attn(rotary(qkv(LN1 h))))
-    layernorm_forward(as_matrix(a.ln1), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
+    const auto ln1 = stored(a.ln1, a.ln1_16, c.hidden_size), ln2 = stored(a.ln2, a.ln2_16, c.hidden_size);
+    const auto act = stored(a.act, a.act16, c.intermediate_size);
+    layernorm_forward(ln1, flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
     const auto qkv = fused_ ? as_matrix(dqkv_) : as_matrix(a.qkv);  // fused: a scratch, then kept in bf16
-    linear_forward(gemm_, qkv, as_matrix(a.ln1), p.qkv_w, p.qkv_b, w16(p.qkv_w));
+    linear_forward(gemm_, qkv, ln1, p.qkv_w, p.qkv_b, w16(p.qkv_w));
     rotary_apply(qkv, rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
     attention_forward_layer(l, qkv);
-    if (fused_)  // the dense bias: in the residual add
-      linear_forward(gemm_, as_matrix(tmp_a_), Bf16Matrix{as_matrix(a.attn16.data(), tokens(), c.hidden_size)},
-                     p.dense_w, Vector<T>(), w16(p.dense_w));
-    else
-      linear_forward(gemm_, as_matrix(tmp_a_), as_matrix(a.attn), p.dense_w, Vector<T>(), w16(p.dense_w));
+    linear_forward(gemm_, as_matrix(tmp_a_), stored(a.attn, a.attn16, c.hidden_size), p.dense_w,
+                   Vector<T>(),  // the dense bias: in the residual add
+                   w16(p.dense_w));
     // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
-    layernorm_forward(as_matrix(a.ln2), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.fc1), as_matrix(a.ln2), p.fc1_w, Vector<T>(), w16(p.fc1_w));
-    bias_gelu_forward(as_matrix(a.fc1), as_matrix(a.act), p.fc1_b, tanh_gelu);
-    linear_forward(gemm_, as_matrix(tmp_m_), as_matrix(a.act), p.fc2_w, Vector<T>(), w16(p.fc2_w));
+    layernorm_forward(ln2, flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
+    linear_forward(gemm_, as_matrix(a.fc1), ln2, p.fc1_w, Vector<T>(), w16(p.fc1_w));
+    bias_gelu_forward(as_matrix(a.fc1), act, p.fc1_b, tanh_gelu);
+    linear_forward(gemm_, as_matrix(tmp_m_), act, p.fc2_w, Vector<T>(), w16(p.fc2_w));
     if (par)  // h + (attn + b) + (mlp + b)
       residual_add(hout, h, as_matrix(tmp_a_), p.dense_b, as_matrix(tmp_m_), p.fc2_b);
     else
       residual_add(hout, as_matrix(a.hmid), as_matrix(tmp_m_), p.fc2_b, Matrix<T>(), Vector<T>());
   }
-  layernorm_forward(as_matrix(lnf_), flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b,
-                    c.layer_norm_eps);
-  linear_forward(gemm_, as_matrix(logits_), as_matrix(lnf_), P_.embed_out, Vector<T>(), w16(P_.embed_out));
+  const auto lnf = stored(lnf_, lnf16_, c.hidden_size);
+  layernorm_forward(lnf, flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
+  linear_forward(gemm_, as_matrix(logits_), lnf, P_.embed_out, Vector<T>(), w16(P_.embed_out));
   cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
   double total = 0;
   auto losses = losses_;
@@ -332,8 +355,8 @@ void Gpt<T>::backward() {
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const auto dh = as_matrix(dh_);
   const auto& cols = col_partials_;
-  linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_), as_matrix(lnf_), P_.embed_out,
-                  cols, false, w16(P_.embed_out));
+  linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_),
+                  stored(lnf_, lnf16_, c.hidden_size), P_.embed_out, cols, false, w16(P_.embed_out));
   Kokkos::deep_copy(ExecSpace(), dh_, T(0));
   layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_),
                      P_.lnf_w, cols);
@@ -344,26 +367,21 @@ void Gpt<T>::backward() {
     const auto h = as_matrix(h_[l]);
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, as_matrix(a.act), p.fc2_w, cols, false,
-                    w16(p.fc2_w));
+    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, stored(a.act, a.act16, c.intermediate_size),
+                    p.fc2_w, cols, false, w16(p.fc2_w));
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
-    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), as_matrix(a.ln2), p.fc1_w, cols, false,
-                    w16(p.fc1_w));
+    linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), stored(a.ln2, a.ln2_16, c.hidden_size),
+                    p.fc1_w, cols, false, w16(p.fc1_w));
     if (!par)  // dh becomes ∂L/∂hmid before the attention branch reads it
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), mlp_in, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w,
                          cols);
     // attention branch
-    if (fused_)
-      linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh,
-                      Bf16Matrix{as_matrix(a.attn16.data(), tokens(), c.hidden_size)}, p.dense_w, cols, false,
-                      w16(p.dense_w));
-    else
-      linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, as_matrix(a.attn), p.dense_w, cols, false,
-                      w16(p.dense_w));
+    linear_backward(gemm_, as_matrix(dattn_), g.dense_w, g.dense_b, dh, stored(a.attn, a.attn16, c.hidden_size),
+                    p.dense_w, cols, false, w16(p.dense_w));
     attention_backward_layer(l);
     rotary_apply(as_matrix(dqkv_), rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), true);
-    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), as_matrix(a.ln1), p.qkv_w, cols, false,
-                    w16(p.qkv_w));
+    linear_backward(gemm_, as_matrix(dln1_), g.qkv_w, g.qkv_b, as_matrix(dqkv_), stored(a.ln1, a.ln1_16, c.hidden_size),
+                    p.qkv_w, cols, false, w16(p.qkv_w));
     // residual: dh (identity path) += LayerNorm backward of each branch
     if (par)
       layernorm_backward(dh, g.ln2_w, g.ln2_b, as_matrix(dln2_), h, flat(a.ln2_mean), flat(a.ln2_rstd), p.ln2_w, cols);

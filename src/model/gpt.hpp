@@ -10,6 +10,7 @@
 #include "model/layers/embedding.hpp"
 #include "model/layers/fused_attention.hpp"
 #include "model/layers/rotary.hpp"
+#include "model/layers/stored.hpp"
 #include "model/param_layout.hpp"
 
 namespace rewarm {
@@ -93,7 +94,10 @@ class Gpt {
     View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;  // qkv and attn: GEMM attention only
     View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
     View1<Bf16Storage> qkv16, attn16;  // fused attention: qkv after rotary, and its output, in bf16
+    View1<Bf16Storage> ln1_16, ln2_16, act16;  // bf16 GEMMs: ln1, ln2 and act as the GEMMs read them
   };
+  // x (or, with bf16 GEMMs, x16) as the layer producing it stores it, `cols` wide.
+  layers::Stored<T> stored(const View2<T>& x, const View1<Bf16Storage>& x16, Index cols) const;
   void backward();
   // The attention of layer l from qkv_in (after rotary; fused: any scratch) into the layer's
   // output, and its backward from dattn_ into dqkv_: GEMM or fused.
@@ -109,6 +113,7 @@ class Gpt {
   std::vector<LayerActs> acts_;
   View2<T> lnf_, logits_, tmp_a_, tmp_m_, dh_, dln1_, dln2_, dattn_, dqkv_, dact_;
   View1<T> lnf_mean_, lnf_rstd_;
+  View1<Bf16Storage> lnf16_;  // bf16 GEMMs: lnf_ in bf16
   layers::AttentionWorkspace<T> attn_ws_;
   layers::TokenRows token_rows_;  // which batch rows hold each token id (embedding gradient)
   View1<T> col_partials_;         // scratch of the column reductions (bias and LayerNorm gradients)

@@ -14,6 +14,7 @@ from helpers import ROOT, tiny_config, write_config, write_safetensors, write_sh
 from megatron_format import write_indexed
 
 BUILDS = {"cuda": os.environ.get("REWARM_CUDA_BIN", os.path.join(ROOT, "build-cuda", "src", "rewarm")),
+          "cuda-plain": os.path.join(ROOT, "build-cuda-plain", "src", "rewarm"),  # without cuDNN
           "hip": os.environ.get("REWARM_HIP_BIN", os.path.join(ROOT, "build-hip", "src", "rewarm"))}
 CUDA_STUB = "/usr/local/cuda/lib64/stubs/libcuda.so"
 
@@ -24,7 +25,7 @@ def gpu_build(request, tmp_path):
     if not os.path.exists(binary):
         pytest.skip(f"no {request.param.upper()} build at {binary} (it needs a Kokkos 4 {request.param.upper()} install)")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    if request.param == "cuda":
+    if request.param.startswith("cuda"):
         if not os.path.exists(CUDA_STUB):
             pytest.skip(f"no CUDA stub driver at {CUDA_STUB}")
         (tmp_path / "stub").mkdir()
@@ -98,5 +99,5 @@ def test_computing_commands_fail_with_one_line(gpu_build, tmp_path):
         p = run(binary, env, *args)
         lines = [l for l in p.stderr.splitlines() if l.strip()]
         assert p.returncode == 1 and len(lines) == 1, (args, p.returncode, p.stderr)
-        assert f"computes on {'Cuda' if kind == 'cuda' else 'HIP'} and found no usable GPU" in lines[0], lines[0]
+        assert f"computes on {'Cuda' if kind.startswith('cuda') else 'HIP'} and found no usable GPU" in lines[0], lines[0]
     assert not (tmp_path / "run").exists()

@@ -88,14 +88,14 @@ def test_compare_passes_rounding_and_fails_real_differences(bundle, tmp_path):
     assert rc == 1 and r["train_loss"] > 1e-5, r
 
 
-def dry_run(tmp_path, bundle_tar, models="pythia-14m"):
+def dry_run(tmp_path, bundle_tar, models="pythia-14m", fused="optional"):
     # the device's python3 has h5py; here only the system one does
     (tmp_path / "bin").mkdir(exist_ok=True)
     if not (tmp_path / "bin" / "python3").exists():
         os.symlink(sys.executable, tmp_path / "bin" / "python3")
     env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle_tar),
                REWARM_CHECK_MODELS=models, REWARM_CHECK_PRECISIONS="fp32 bf16",
-               REWARM_CHECK_SET="data.seq_len=32", PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+               REWARM_CHECK_SET="data.seq_len=32", REWARM_CHECK_FUSED=fused, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     return subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -107,7 +107,10 @@ def test_dry_run_of_the_device_script(bundle, tmp_path):
     assert "All tests passed" in log and "status 0" in log
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [c["precision"] for c in res["compare"]] == ["fp32", "bf16"] and all(c["pass"] for c in res["compare"])
-    assert sorted(res["bench"]) == ["pythia-14m-bf16", "pythia-14m-fp32"]
+    # no fused attention in a host build: reported as such, not compared
+    assert "-- bf16-fused: cannot run here: this build runs on Serial" in log
+    assert sorted(res["bench"]) == ["pythia-14m-bf16", "pythia-14m-bf16-gemm", "pythia-14m-fp32"]
+    assert {b["attention"] for b in res["bench"].values()} == {"gemm"}
     for b in res["bench"].values():
         assert b["tokens_per_second"] > 0 and 0 < b["mfu"] < 1 and b["micro_batch"] == 16, b
         assert set(b["phases"]) >= {"forward", "backward", "optimizer", "allreduce", "data"}, b["phases"]
@@ -123,8 +126,10 @@ def test_dry_run_fails_when_the_runs_disagree(bundle, tmp_path):
     shutil.move(tmp_path / "scaled", ref / "host-fp32")
     with tarfile.open(tmp_path / "bad.tar", "w") as t:
         t.add(tmp_path / "b" / "rewarm-cpu", arcname="rewarm-cpu")
-    p = dry_run(tmp_path, tmp_path / "bad.tar", models=" ")  # no benchmarks
+    p = dry_run(tmp_path, tmp_path / "bad.tar", models=" ", fused="required")  # no benchmarks
     assert p.returncode == 1, p.stdout[-3000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [c["pass"] for c in res["compare"]] == [False, True] and res["bench"] == {}, res
     assert "status 1" in p.stdout
+    # where the fused attention is required (on a GPU), its failing run fails the check
+    assert "train bf16-fused  failed:" in p.stdout and "cannot run here" in p.stdout

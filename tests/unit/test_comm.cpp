@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "parallel/comm.hpp"
+#include "parallel/device_collectives.hpp"
 #include "parallel/runtime.hpp"
 
 using namespace rewarm;
@@ -93,6 +94,28 @@ TEST_CASE("agree: an error on one rank is every rank's, naming that rank", "[com
     CHECK(std::string(e.what()) == expect);
   }
   CHECK_NOTHROW(c.agree([] {}));
+}
+
+TEST_CASE("NCCL's bootstrap: rank 0's unique id reaches every rank, byte for byte", "[comm]") {
+  Comm& c = *world;
+  int made = 0;
+  std::string id(128, '\0');  // an ncclUniqueId: 128 bytes, zeros among them
+  for (int i = 0; i < 128; i += 3) id[std::size_t(i)] = char(i * 7 + 1);
+  const auto got = broadcast_unique_id(c, [&] {
+    ++made;
+    return id;
+  });
+  CHECK(got == id);
+  CHECK(made == (c.root() ? 1 : 0));  // made once, on rank 0
+  // a failure to make it (no GPU, no NCCL) is every rank's, not a hang
+  CHECK_THROWS_AS(broadcast_unique_id(c, []() -> std::string { throw Error("ncclGetUniqueId failed"); }),
+                  CollectiveError);
+  // this build (host memory, or a GPU build without NCCL/RCCL) reduces over MPI
+  std::string why;
+  if (kHostMemory) {
+    CHECK(DeviceCollectives::create(c, &why) == nullptr);
+    CHECK(why == (c.size() == 1 ? "one rank" : "host memory: MPI"));
+  }
 }
 
 int main(int argc, char** argv) {

@@ -89,8 +89,8 @@ TEST_CASE("precision.attention: what runs and why", "[attention]") {
   }
 }
 
-TEST_CASE("a model wired for the fused attention tracks the GEMM attention in bf16", "[attention]") {
-  if (kVendorGemm) return;  // the emulation is the host's (floats holding bf16 values)
+// The emulation is the host's (floats holding bf16 values): these run in host builds only.
+static void check_fused_wiring() {
   for (bool parallel : {true, false}) {
     const auto cfg = small_model(parallel);
     const Index B = 2, T = 13;
@@ -122,8 +122,7 @@ TEST_CASE("a model wired for the fused attention tracks the GEMM attention in bf
   }
 }
 
-TEST_CASE("the memory estimate counts the fused attention's bf16 activations and workspace", "[attention]") {
-  if (kVendorGemm) return;
+static void check_fused_memory() {
   for (auto [B, T] : {std::pair<Index, Index>{2, 13}, {3, 4}})
     for (bool parallel : {true, false}) {
       const auto cfg = small_model(parallel);
@@ -153,4 +152,12 @@ TEST_CASE("the memory estimate counts the fused attention's bf16 activations and
   CHECK_THROWS_WITH(Gpt<float>(cfg, 2, 4, o), "the fused attention needs a float model with bf16 GEMMs");
   o.gemm = GemmPrecision::bf16;
   CHECK_THROWS_WITH(Gpt<float>(cfg, 2, 5, o), "the fused attention's plans are for another shape");
+}
+
+TEST_CASE("a model wired for the fused attention tracks the GEMM attention in bf16", "[attention]") {
+  if (!kVendorGemm) check_fused_wiring();
+}
+
+TEST_CASE("the memory estimate counts the fused attention's bf16 activations and workspace", "[attention]") {
+  if (!kVendorGemm) check_fused_memory();
 }

@@ -383,6 +383,31 @@ TEST_CASE("column reductions over many row blocks equal a naive loop, every run 
   }
 }
 
+TEST_CASE("LayerNorm and GELU outputs stored in bf16 are their float outputs rounded once", "[layers]") {
+  // What the bf16 GEMMs read (Stored with b16 set) is to_bf16_storage of what the float output
+  // would hold, element for element: the rounding point the GEMM used to apply to its input.
+  const Index N = 37, d = 19;
+  auto x = random_floats(N * d, 51), w = random_floats(d, 52), b = random_floats(d, 53), fb = random_floats(d, 54);
+  View1<float> y("y", N * d), mean("mean", N), rstd("rstd", N), fc1a("fc1a", N * d), fc1b("fc1b", N * d),
+      act("act", N * d);
+  View1<Bf16Storage> y16("y16", N * d), act16("act16", N * d);
+  layernorm_forward(mat(y, N, d), flat(mean), flat(rstd), mat(x, N, d), flat(w), flat(b), 1e-5);
+  layernorm_forward(Stored<float>{{}, Bf16Matrix{mat(y16, N, d)}}, flat(mean), flat(rstd), mat(x, N, d), flat(w),
+                    flat(b), 1e-5);
+  Kokkos::deep_copy(fc1a, x), Kokkos::deep_copy(fc1b, x);
+  bias_gelu_forward(mat(fc1a, N, d), mat(act, N, d), flat(fb), true);
+  bias_gelu_forward(mat(fc1b, N, d), Stored<float>{{}, Bf16Matrix{mat(act16, N, d)}}, flat(fb), true);
+  const auto Y = to_vec(y), Y16 = bf16_values(y16, N * d), A = to_vec(act), A16 = bf16_values(act16, N * d);
+  Index rounded = 0;
+  for (Index i = 0; i < N * d; ++i) {
+    CHECK(Y16[std::size_t(i)] == round_to_bf16(Y[std::size_t(i)]));
+    CHECK(A16[std::size_t(i)] == round_to_bf16(A[std::size_t(i)]));
+    rounded += Y16[std::size_t(i)] != Y[std::size_t(i)];
+  }
+  CHECK(rounded > N * d / 2);               // really rounded
+  CHECK(to_vec(fc1a) == to_vec(fc1b));      // the pre-activation kept in fp32 either way
+}
+
 TEST_CASE("LayerNorm parameter gradients over many rows equal naive sums", "[layers]") {
   const Index N = 777, d = 9;
   auto x = random_view(N * d, 41), dy = random_view(N * d, 42), w = random_view(d, 43), b = random_view(d, 44);

@@ -2,6 +2,7 @@
 // both residual variants, both GELUs and partial rotary; and float against double.
 #include "core/op_counter.hpp"
 #include "model/gpt.hpp"
+#include "model/traffic.hpp"
 #include "testing.hpp"
 
 using namespace rewarm;
@@ -215,4 +216,30 @@ TEST_CASE("the backward pass reports every bucket once, in order", "[model]") {
   seen.clear();
   m.forward(ids, tg);  // no backward, no report
   CHECK(seen.empty());
+}
+
+TEST_CASE("the traffic estimate: what the fused attention and bf16 storage save", "[model]") {
+  // Pythia-410M, micro_batch 4, T = 2048 (the GPU target shape): the bytes of one micro-batch.
+  const auto c = ModelConfig::preset("pythia-410m", "test");
+  const Index B = 4, T = 2048;
+  GptOptions fp32, bf16, fused;
+  bf16.gemm = fused.gemm = GemmPrecision::bf16;
+  if (!kVendorGemm) fused.fused = layers::FusedAttention::host_emulation({1, 1, 1, 1});  // the estimate asks only whether
+  const auto a = estimate_traffic(c, B, T, fp32), b = estimate_traffic(c, B, T, bf16),
+             f = estimate_traffic(c, B, T, fused);
+  INFO("fp32 " << a.total() / 1e9 << " GB (attention " << a.attention / 1e9 << "), bf16 " << b.total() / 1e9 << " ("
+               << b.attention / 1e9 << "), fused " << f.total() / 1e9 << " (" << f.attention / 1e9 << ")");
+  // The GEMM attention's scores: 64 pairs × 8 causal tiles (56% of 2048²), 15 passes over them
+  // per layer in fp32 (forward: S written, read, P written, normalised in place, read by P·V;
+  // backward: S and dP written, read, P and dS written, read by dV, dK and dQ), plus the heads:
+  // 10.8 GB per layer (the 19 GB for the full T×T, times 56%).
+  const double scores = 64.0 * layers::ScoreTiles(T, 256).per_pair();
+  CHECK(a.attention / 24 > 15 * 4 * scores);
+  CHECK(a.attention / 24 < 19 * 4 * scores);
+  CHECK(b.attention < a.attention);  // P and dS stored in bf16
+  if (fused.fused) {
+    CHECK(f.attention < b.attention / 10);  // the scores never reach memory (measured 15×)
+    CHECK(f.total() < b.total());
+  }
+  CHECK(b.total() < a.total());
 }

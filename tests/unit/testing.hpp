@@ -72,7 +72,10 @@ inline View1<float> random_floats(Index n, unsigned seed) {
   Kokkos::deep_copy(v, h);
   return v;
 }
-inline Matrix<double> mat(const View1<double>& v, Index r, Index c) { return as_matrix(v.data(), r, c); }
+template <class T>
+Matrix<T> mat(const View1<T>& v, Index r, Index c) {
+  return as_matrix(v.data(), r, c);
+}
 inline double dot(const View1<double>& a, const View1<double>& b) {
   auto x = to_vec(a), y = to_vec(b);
   double s = 0;

@@ -1,6 +1,7 @@
 // GELU: "gelu" = exact x·Φ(x) (HF default), "gelu_fast" = tanh approximation.
 #pragma once
 #include "model/layers/elementwise.hpp"
+#include "model/layers/stored.hpp"
 
 namespace rewarm::layers {
 
@@ -39,15 +40,15 @@ void gelu_backward(const Vector<T>& dx, const Vector<T>& dy, const Vector<T>& x,
 }
 
 // The MLP's first activation in one pass: fc1[N,I] += b (kept: the backward pass needs the
-// pre-activation), act = gelu(fc1).
-template <class T>
-void bias_gelu_forward(const Matrix<T>& fc1, const Matrix<T>& act, const Vector<T>& b, bool tanh_approx) {
+// pre-activation), act = gelu(fc1) (a Matrix<T>, or a Stored<T>: in bf16 for bf16 GEMMs).
+template <class T, class Out>
+void bias_gelu_forward(const Matrix<T>& fc1, const Out& act, const Vector<T>& b, bool tanh_approx) {
   Kokkos::parallel_for(
       "rewarm::bias_gelu_fwd", Range2({0, 0}, {Index(fc1.extent(0)), Index(fc1.extent(1))}),
       KOKKOS_LAMBDA(Index n, Index j) {
         const T x = fc1(n, j) + b(j);
         fc1(n, j) = x;
-        act(n, j) = gelu(x, tanh_approx);
+        store(act, n, j, gelu(x, tanh_approx));
       });
 }
 

@@ -3,12 +3,14 @@
 // reduction.
 #pragma once
 #include "model/layers/elementwise.hpp"
+#include "model/layers/stored.hpp"
 
 namespace rewarm::layers {
 
-// out[N,d] = (x - mean)·rstd·w + b; keeps mean[N], rstd[N] for the backward pass.
-template <class T>
-void layernorm_forward(const Matrix<T>& out, const Vector<T>& mean, const Vector<T>& rstd, const Matrix<T>& x,
+// out[N,d] = (x - mean)·rstd·w + b; keeps mean[N], rstd[N] for the backward pass. out: a
+// Matrix<T>, or a Stored<T> (in bf16 where only bf16 GEMMs read it).
+template <class T, class Out>
+void layernorm_forward(const Out& out, const Vector<T>& mean, const Vector<T>& rstd, const Matrix<T>& x,
                        const Vector<T>& w, const Vector<T>& b, double eps) {
   const Index d = x.extent(1);
   Kokkos::parallel_for(
@@ -25,7 +27,7 @@ void layernorm_forward(const Matrix<T>& out, const Vector<T>& mean, const Vector
           rstd(n) = r;
         });
         Kokkos::parallel_for(Kokkos::TeamVectorRange(m, d),
-                             [&](Index j) { out(n, j) = (x(n, j) - T(mu)) * r * w(j) + b(j); });
+                             [&](Index j) { store(out, n, j, (x(n, j) - T(mu)) * r * w(j) + b(j)); });
       });
 }
 

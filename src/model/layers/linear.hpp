@@ -2,6 +2,7 @@
 #pragma once
 #include "core/gemm.hpp"
 #include "model/layers/elementwise.hpp"
+#include "model/layers/stored.hpp"
 
 namespace rewarm::layers {
 
@@ -31,6 +32,25 @@ void linear_backward(Gemm<T>& gemm, const Matrix<T>& dx, const Matrix<T>& dW, co
     gemm('N', 'N', 1, dy, W16, accumulate_dx ? 1 : 0, dx);
   else
     gemm('N', 'N', 1, dy, W, accumulate_dx ? 1 : 0, dx);
+}
+
+// The same with x as its producer stored it (Stored<T>).
+template <class T>
+void linear_forward(Gemm<T>& gemm, const Matrix<T>& y, const Stored<T>& x, const Matrix<T>& W, const Vector<T>& b,
+                    const Bf16Matrix& W16 = {}) {
+  if (x.b16.m.data())
+    linear_forward(gemm, y, x.b16, W, b, W16);
+  else
+    linear_forward(gemm, y, x.t, W, b, W16);
+}
+template <class T>
+void linear_backward(Gemm<T>& gemm, const Matrix<T>& dx, const Matrix<T>& dW, const Vector<T>& db, const Matrix<T>& dy,
+                     const Stored<T>& x, const Matrix<T>& W, const View1<T>& partials, bool accumulate_dx = false,
+                     const Bf16Matrix& W16 = {}) {
+  if (x.b16.m.data())
+    linear_backward(gemm, dx, dW, db, dy, x.b16, W, partials, accumulate_dx, W16);
+  else
+    linear_backward(gemm, dx, dW, db, dy, x.t, W, partials, accumulate_dx, W16);
 }
 
 }  // namespace rewarm::layers

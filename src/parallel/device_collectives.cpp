@@ -1,0 +1,179 @@
+#include "parallel/device_collectives.hpp"
+
+#include <cstring>
+
+#include "core/error.hpp"
+
+// NCCL with CUDA, RCCL with HIP (where the build found it, or for scripts/gpu_builds.sh's
+// compile check against RCCL's headers); the same calls, the runtimes' names differ.
+#if defined(REWARM_NCCL) && defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime.h>
+#include <nccl.h>
+#define REWARM_DEVICE_COLLECTIVES "NCCL"
+namespace rewarm::gpu {
+using Stream = cudaStream_t;
+using Event = cudaEvent_t;
+using Status = cudaError_t;
+inline Stream compute_stream() { return ExecSpace().cuda_stream(); }
+inline Status stream_create(Stream* s) { return cudaStreamCreateWithFlags(s, cudaStreamNonBlocking); }
+inline Status event_create(Event* e) { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); }
+inline Status event_record(Event e, Stream s) { return cudaEventRecord(e, s); }
+inline Status stream_wait(Stream s, Event e) { return cudaStreamWaitEvent(s, e, 0); }
+inline void destroy(Stream s, Event a, Event b) {
+  if (a) cudaEventDestroy(a);
+  if (b) cudaEventDestroy(b);
+  if (s) cudaStreamDestroy(s);
+}
+inline const char* message(Status s) { return cudaGetErrorString(s); }
+inline constexpr Status kSuccess = cudaSuccess;
+}  // namespace rewarm::gpu
+#elif (defined(REWARM_RCCL) || defined(REWARM_COMPILE_CHECK_RCCL)) && defined(KOKKOS_ENABLE_HIP)
+#include <hip/hip_runtime.h>
+#include <rccl/rccl.h>
+#define REWARM_DEVICE_COLLECTIVES "RCCL"
+namespace rewarm::gpu {
+using Stream = hipStream_t;
+using Event = hipEvent_t;
+using Status = hipError_t;
+inline Stream compute_stream() { return ExecSpace().hip_stream(); }
+inline Status stream_create(Stream* s) { return hipStreamCreateWithFlags(s, hipStreamNonBlocking); }
+inline Status event_create(Event* e) { return hipEventCreateWithFlags(e, hipEventDisableTiming); }
+inline Status event_record(Event e, Stream s) { return hipEventRecord(e, s); }
+inline Status stream_wait(Stream s, Event e) { return hipStreamWaitEvent(s, e, 0); }
+inline void destroy(Stream s, Event a, Event b) {
+  if (a) (void)hipEventDestroy(a);
+  if (b) (void)hipEventDestroy(b);
+  if (s) (void)hipStreamDestroy(s);
+}
+inline const char* message(Status s) { return hipGetErrorString(s); }
+inline constexpr Status kSuccess = hipSuccess;
+}  // namespace rewarm::gpu
+#endif
+
+namespace rewarm {
+
+std::string broadcast_unique_id(const Comm& comm, const std::function<std::string()>& make_id) {
+  std::string id;
+  comm.agree([&] {
+    if (comm.root()) id = make_id();
+  });
+  return comm.broadcast_string(id, 0);
+}
+
+#if defined(REWARM_DEVICE_COLLECTIVES)
+namespace {
+void check(ncclResult_t r, const char* what) {
+  if (r != ncclSuccess) throw Error(std::string(REWARM_DEVICE_COLLECTIVES " ") + what + " failed: " + ncclGetErrorString(r));
+}
+void check(gpu::Status s, const char* what) {
+  if (s != gpu::kSuccess) throw Error(std::string(what) + " failed: " + gpu::message(s));
+}
+ncclDataType_t type_of(const double*) { return ncclFloat64; }
+ncclDataType_t type_of(const float*) { return ncclFloat32; }
+}  // namespace
+
+struct DeviceCollectives::Impl {
+  ncclComm_t comm = nullptr;
+  gpu::Stream stream = nullptr;          // the collectives'
+  gpu::Event computed = nullptr, reduced = nullptr;
+  ~Impl() {
+    if (comm) ncclCommDestroy(comm);
+    gpu::destroy(stream, computed, reduced);
+  }
+  // The collective stream waits for what the compute stream holds now.
+  void after_compute() {
+    check(gpu::event_record(computed, gpu::compute_stream()), "recording an event");
+    check(gpu::stream_wait(stream, computed), "ordering the collective stream");
+  }
+  template <class T>
+  void allreduce(T* data, Index n) {
+    after_compute();
+    check(ncclAllReduce(data, data, std::size_t(n), type_of(data), ncclSum, comm, stream), "all-reduce");
+  }
+  // Unequal slices (the last may be shorter): one reduce to each slice's owner, grouped.
+  template <class T>
+  void reduce_scatter(const T* send, T* recv, const Slices& s) {
+    after_compute();
+    check(ncclGroupStart(), "group start");
+    for (std::size_t r = 0; r < s.offset.size(); ++r)
+      check(ncclReduce(send + s.offset[r], recv, std::size_t(s.count[r]), type_of(send), ncclSum, int(r), comm, stream),
+            "reduce");
+    check(ncclGroupEnd(), "reduce-scatter");
+  }
+};
+
+DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeviceCollectives::~DeviceCollectives() = default;
+
+std::unique_ptr<DeviceCollectives> DeviceCollectives::create(Comm& comm, std::string* why_not) {
+  if (comm.size() == 1) {
+    *why_not = "one rank";
+    return nullptr;
+  }
+  const std::string id = broadcast_unique_id(comm, [] {
+    ncclUniqueId u;
+    check(ncclGetUniqueId(&u), "ncclGetUniqueId");
+    return std::string(u.internal, sizeof u.internal);
+  });
+  auto impl = std::make_unique<Impl>();
+  comm.agree([&] {
+    ncclUniqueId u;
+    std::memcpy(u.internal, id.data(), sizeof u.internal);
+    check(gpu::stream_create(&impl->stream), "creating the collective stream");
+    check(gpu::event_create(&impl->computed), "creating an event");
+    check(gpu::event_create(&impl->reduced), "creating an event");
+    check(ncclCommInitRank(&impl->comm, comm.size(), u, comm.rank()), "ncclCommInitRank");
+  });
+  return std::unique_ptr<DeviceCollectives>(new DeviceCollectives(std::move(impl)));
+}
+
+std::string DeviceCollectives::description() const {
+  int v = 0;
+  ncclGetVersion(&v);  // e.g. 22809: major·10000 + minor·100 + patch
+  return std::string(REWARM_DEVICE_COLLECTIVES " ") + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
+         "." + std::to_string(v % 100);
+}
+
+void DeviceCollectives::start_allreduce_sum(double* data, Index n) { impl_->allreduce(data, n); }
+void DeviceCollectives::start_allreduce_sum(float* data, Index n) { impl_->allreduce(data, n); }
+void DeviceCollectives::start_reduce_scatter_sum(const double* send, double* recv, const Slices& s) {
+  impl_->reduce_scatter(send, recv, s);
+}
+void DeviceCollectives::start_reduce_scatter_sum(const float* send, float* recv, const Slices& s) {
+  impl_->reduce_scatter(send, recv, s);
+}
+void DeviceCollectives::start_allgather(float* data, const Slices& s) {  // in place: a broadcast from each owner
+  impl_->after_compute();
+  check(ncclGroupStart(), "group start");
+  for (std::size_t r = 0; r < s.offset.size(); ++r)
+    check(ncclBroadcast(data + s.offset[r], data + s.offset[r], std::size_t(s.count[r]), ncclFloat32, int(r),
+                        impl_->comm, impl_->stream),
+          "broadcast");
+  check(ncclGroupEnd(), "all-gather");
+}
+void DeviceCollectives::join() {
+  check(gpu::event_record(impl_->reduced, impl_->stream), "recording an event");
+  check(gpu::stream_wait(gpu::compute_stream(), impl_->reduced), "ordering the compute stream");
+}
+
+#else
+// Builds without NCCL/RCCL: the gradients go through MPI.
+struct DeviceCollectives::Impl {};
+DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeviceCollectives::~DeviceCollectives() = default;
+std::unique_ptr<DeviceCollectives> DeviceCollectives::create(Comm& comm, std::string* why_not) {
+  *why_not = comm.size() == 1 ? "one rank" : kHostMemory ? "host memory: MPI" : "this build has no NCCL/RCCL";
+  return nullptr;
+}
+// Never made (create returns null), so never called.
+[[noreturn]] static void none() { throw Error("this build has no NCCL/RCCL"); }
+std::string DeviceCollectives::description() const { none(); }
+void DeviceCollectives::start_allreduce_sum(double*, Index) { none(); }
+void DeviceCollectives::start_allreduce_sum(float*, Index) { none(); }
+void DeviceCollectives::start_reduce_scatter_sum(const double*, double*, const Slices&) { none(); }
+void DeviceCollectives::start_reduce_scatter_sum(const float*, float*, const Slices&) { none(); }
+void DeviceCollectives::start_allgather(float*, const Slices&) { none(); }
+void DeviceCollectives::join() { none(); }
+#endif
+
+}  // namespace rewarm
