@@ -137,6 +137,30 @@ TEST_CASE("rotary matches the HF formula and its backward is the transpose rotat
   }
 }
 
+namespace {
+// The naive reference's row t of pair (b, h): the softmax numerators exp(s_k − max), k ≤ t, of
+// the scores s_k = score(Σ_j in(q_tj)·in(k_kj)) read from qkv rows x (per head [q|k|v]); *lse
+// receives max + log Σ, *z the sum.
+template <class X, class In, class Score>
+std::vector<double> causal_row(const std::vector<X>& x, AttentionShape a, Index b, Index h, Index t, In in, Score score,
+                               double* lse, double* z) {
+  const Index T = a.seq, hd = a.hd, d = a.heads * hd;
+  std::vector<double> sc(std::size_t(t + 1));
+  double mx = -1e300;
+  for (Index k = 0; k <= t; ++k) {
+    double v = 0;
+    for (Index j = 0; j < hd; ++j)
+      v += in(double(x[(b * T + t) * 3 * d + h * 3 * hd + j])) * in(double(x[(b * T + k) * 3 * d + h * 3 * hd + hd + j]));
+    sc[std::size_t(k)] = score(v);
+    mx = std::max(mx, sc[std::size_t(k)]);
+  }
+  *z = 0;
+  for (auto& v : sc) *z += (v = std::exp(v - mx));
+  *lse = mx + std::log(*z);
+  return sc;
+}
+}  // namespace
+
 TEST_CASE("batched causal attention matches a naive softmax and finite differences, for any group and tile size",
           "[layers]") {
   std::mt19937 rng(2024);
@@ -190,17 +214,11 @@ TEST_CASE("batched causal attention matches a naive softmax and finite differenc
     for (Index b = 0; b < B; ++b)
       for (Index h = 0; h < H; ++h)
         for (Index t = 0; t < T; ++t) {
-          std::vector<double> sc(t + 1);
-          double mx = -1e300, z = 0;
-          for (Index k = 0; k <= t; ++k) {
-            double v = 0;
-            for (Index j = 0; j < hd; ++j)
-              v += q[(b * T + t) * 3 * d + h * 3 * hd + j] * q[(b * T + k) * 3 * d + h * 3 * hd + hd + j];
-            sc[k] = v / std::sqrt(double(hd));
-            mx = std::max(mx, sc[k]);
-          }
-          for (auto& v : sc) z += (v = std::exp(v - mx));
-          CHECK(lse1[(b * H + h) * T + t] == Approx(mx + std::log(z)).epsilon(1e-13));
+          double lse_ref = 0, z = 0;
+          const auto sc = causal_row(
+              q, {B, T, H, hd}, b, h, t, [](double x) { return x; }, [&](double v) { return v / std::sqrt(double(hd)); },
+              &lse_ref, &z);
+          CHECK(lse1[(b * H + h) * T + t] == Approx(lse_ref).epsilon(1e-13));
           for (Index j = 0; j < hd; ++j) {
             double ref = 0;
             for (Index k = 0; k <= t; ++k) ref += sc[k] / z * q[(b * T + k) * 3 * d + h * 3 * hd + 2 * hd + j];
@@ -236,16 +254,10 @@ TEST_CASE("bf16 attention rounds Q, K, V and the probabilities, and only them, t
     for (Index b = 0; b < B; ++b)
       for (Index h = 0; h < H; ++h)
         for (Index t = 0; t < T; ++t) {
-          std::vector<double> sc(t + 1);
-          double mx = -1e300, z = 0;
-          for (Index k = 0; k <= t; ++k) {
-            double v = 0;
-            for (Index j = 0; j < hd; ++j)
-              v += r(q[(b * T + t) * 3 * d + h * 3 * hd + j]) * r(q[(b * T + k) * 3 * d + h * 3 * hd + hd + j]);
-            sc[k] = double(float(v) * float(1.0 / std::sqrt(double(hd))));
-            mx = std::max(mx, sc[k]);
-          }
-          for (auto& v : sc) z += (v = std::exp(v - mx));
+          double lse_ref = 0, z = 0;
+          const auto sc = causal_row(
+              q, s, b, h, t, r, [&](double v) { return double(float(v) * float(1.0 / std::sqrt(double(hd)))); },
+              &lse_ref, &z);
           for (Index j = 0; j < hd; ++j) {
             double ref = 0, unrounded = 0;
             for (Index k = 0; k <= t; ++k) {
