@@ -90,11 +90,13 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
 ModelConfig ModelConfig::preset(const std::string& name, const std::string& where) {
   struct Size {
     const char* name;
-    Index d, layers, heads;
+    Index d, layers, heads, vocab;  // vocab: the embedding's rows, padded differently by size
   };
-  static const Size sizes[] = {{"pythia-14m", 128, 6, 4},    {"pythia-70m", 512, 6, 8},
-                               {"pythia-160m", 768, 12, 12}, {"pythia-410m", 1024, 24, 16},
-                               {"pythia-1b", 2048, 16, 8},   {"pythia-1.4b", 2048, 24, 16}};
+  static const Size sizes[] = {{"pythia-14m", 128, 6, 4, 50304},    {"pythia-70m", 512, 6, 8, 50304},
+                               {"pythia-160m", 768, 12, 12, 50304}, {"pythia-410m", 1024, 24, 16, 50304},
+                               {"pythia-1b", 2048, 16, 8, 50304},   {"pythia-1.4b", 2048, 24, 16, 50304},
+                               {"pythia-2.8b", 2560, 32, 32, 50304}, {"pythia-6.9b", 4096, 32, 32, 50432},
+                               {"pythia-12b", 5120, 36, 40, 50688}};
   std::vector<std::string> names;
   for (const auto& s : sizes) {
     names.push_back(s.name);
@@ -104,6 +106,7 @@ ModelConfig ModelConfig::preset(const std::string& name, const std::string& wher
     c.num_hidden_layers = s.layers;
     c.num_attention_heads = s.heads;
     c.intermediate_size = 4 * s.d;
+    c.vocab_size = s.vocab;
     return c;
   }
   fail(where, "unknown preset \"" + name + "\"" + did_you_mean(name, names, "", true));

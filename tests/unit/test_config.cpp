@@ -2,6 +2,7 @@
 #include "app/run_config.hpp"
 #include "app/study.hpp"
 #include "core/gemm_precision.hpp"
+#include "model/param_layout.hpp"
 #include "testing.hpp"
 
 #include <filesystem>
@@ -148,7 +149,7 @@ TEST_CASE("the shipped configs in inputs/ parse", "[config]") {
   }
 }
 
-// config.json of EleutherAI/pythia-{14m,...,1.4b} on the Hugging Face hub (the keys convert hf reads).
+// config.json of EleutherAI/pythia-{14m,...,12b} on the Hugging Face hub (the keys convert hf reads).
 static const char* kPythiaConfigs[][2] = {
     {"pythia-14m", R"({"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 6, "intermediate_size": 512})"},
     {"pythia-70m", R"({"hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 6, "intermediate_size": 2048})"},
@@ -156,15 +157,20 @@ static const char* kPythiaConfigs[][2] = {
     {"pythia-410m", R"({"hidden_size": 1024, "num_attention_heads": 16, "num_hidden_layers": 24, "intermediate_size": 4096})"},
     {"pythia-1b", R"({"hidden_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 16, "intermediate_size": 8192})"},
     {"pythia-1.4b", R"({"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 24, "intermediate_size": 8192})"},
+    {"pythia-2.8b", R"({"hidden_size": 2560, "num_attention_heads": 32, "num_hidden_layers": 32, "intermediate_size": 10240})"},
+    {"pythia-6.9b", R"({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32, "intermediate_size": 16384,
+        "vocab_size": 50432})"},
+    {"pythia-12b", R"({"hidden_size": 5120, "num_attention_heads": 40, "num_hidden_layers": 36, "intermediate_size": 20480,
+        "vocab_size": 50688})"},
 };
 
 TEST_CASE("presets and inputs/pythia-410m-rewarm.toml agree with Pythia's config.json", "[config]") {
   for (const auto& [name, sizes] : kPythiaConfigs) {
-    auto j = nlohmann::json::parse(sizes);
-    j.update(nlohmann::json::parse(R"({"architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "eos_token_id": 0,
+    auto j = nlohmann::json::parse(R"({"architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "eos_token_id": 0,
         "hidden_act": "gelu", "initializer_range": 0.02, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048,
         "model_type": "gpt_neox", "rotary_emb_base": 10000, "rotary_pct": 0.25, "tie_word_embeddings": false,
-        "torch_dtype": "float16", "use_cache": true, "use_parallel_residual": true, "vocab_size": 50304})"));
+        "torch_dtype": "float16", "use_cache": true, "use_parallel_residual": true, "vocab_size": 50304})");
+    j.update(nlohmann::json::parse(sizes));  // the sizes, and the vocabularies padded otherwise (6.9b, 12b)
     const auto hf = ModelConfig::from_hf_json(j, name);
     INFO(name);
     CHECK(ModelConfig::preset(name, "test").differences(hf).empty());
@@ -297,4 +303,16 @@ TEST_CASE("bad studies fail with one line naming the study and the run", "[confi
   CHECK(ok.run("g-x1").config.optimizer.lr == 1e-3);
   CHECK(ok.run("g-b").config.data.seed == 7);  // a value starting with a letter names the run alone
   CHECK(ok.run("g-b").config.run_dir == "runs/s/g-b");
+}
+
+TEST_CASE("the Pythia presets have the model card's exact parameter counts", "[config]") {
+  // "exact parameter counts" of the Pythia model card (EleutherAI/pythia-*), embeddings included
+  const std::pair<const char*, Index> counts[] = {
+      {"pythia-70m", 70426624},       {"pythia-160m", 162322944},     {"pythia-410m", 405334016},
+      {"pythia-1b", 1011781632},      {"pythia-1.4b", 1414647808},    {"pythia-2.8b", 2775208960},
+      {"pythia-6.9b", 6857302016},    {"pythia-12b", 11846072320}};
+  for (const auto& [name, n] : counts) {
+    INFO(name);
+    CHECK(ParamLayout(ModelConfig::preset(name, "test")).total == n);
+  }
 }
