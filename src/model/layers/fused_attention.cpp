@@ -260,7 +260,8 @@ void FusedAttention::backward(const Bf16Storage* qkv, const Bf16Storage* out, co
 // ---- builds without cuDNN --------------------------------------------------------------------
 FusedAttentionSupport fused_attention_support() {
 #if defined(KOKKOS_ENABLE_CUDA)
-  return {"this CUDA build has no cuDNN fused attention (configured without cudnn-frontend: see README \"GPU builds\")",
+  return {"this CUDA build has no cuDNN fused attention (configured without cudnn-frontend: README, "
+          "\"Building on a cluster\")",
           ""};
 #else
   return {std::string("this build runs on ") + ExecSpace::name() +
