@@ -5,48 +5,39 @@
 #include "core/error.hpp"
 
 // NCCL with CUDA, RCCL with HIP (where the build found it, or for scripts/gpu_builds.sh's
-// compile check against RCCL's headers); the same calls, the runtimes' names differ.
+// compile check against RCCL's headers): the same calls; the runtimes' names differ only in
+// their prefix (REWARM_GPU) and in how Kokkos names its stream.
 #if defined(REWARM_NCCL) && defined(KOKKOS_ENABLE_CUDA)
 #include <cuda_runtime.h>
 #include <nccl.h>
 #define REWARM_DEVICE_COLLECTIVES "NCCL"
-namespace rewarm::gpu {
-using Stream = cudaStream_t;
-using Event = cudaEvent_t;
-using Status = cudaError_t;
-inline Stream compute_stream() { return ExecSpace().cuda_stream(); }
-inline Status stream_create(Stream* s) { return cudaStreamCreateWithFlags(s, cudaStreamNonBlocking); }
-inline Status event_create(Event* e) { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); }
-inline Status event_record(Event e, Stream s) { return cudaEventRecord(e, s); }
-inline Status stream_wait(Stream s, Event e) { return cudaStreamWaitEvent(s, e, 0); }
-inline void destroy(Stream s, Event a, Event b) {
-  if (a) cudaEventDestroy(a);
-  if (b) cudaEventDestroy(b);
-  if (s) cudaStreamDestroy(s);
-}
-inline const char* message(Status s) { return cudaGetErrorString(s); }
-inline constexpr Status kSuccess = cudaSuccess;
-}  // namespace rewarm::gpu
+#define REWARM_GPU(name) cuda##name
+#define REWARM_KOKKOS_STREAM cuda_stream
 #elif (defined(REWARM_RCCL) || defined(REWARM_COMPILE_CHECK_RCCL)) && defined(KOKKOS_ENABLE_HIP)
 #include <hip/hip_runtime.h>
 #include <rccl/rccl.h>
 #define REWARM_DEVICE_COLLECTIVES "RCCL"
+#define REWARM_GPU(name) hip##name
+#define REWARM_KOKKOS_STREAM hip_stream
+#endif
+
+#if defined(REWARM_DEVICE_COLLECTIVES)
 namespace rewarm::gpu {
-using Stream = hipStream_t;
-using Event = hipEvent_t;
-using Status = hipError_t;
-inline Stream compute_stream() { return ExecSpace().hip_stream(); }
-inline Status stream_create(Stream* s) { return hipStreamCreateWithFlags(s, hipStreamNonBlocking); }
-inline Status event_create(Event* e) { return hipEventCreateWithFlags(e, hipEventDisableTiming); }
-inline Status event_record(Event e, Stream s) { return hipEventRecord(e, s); }
-inline Status stream_wait(Stream s, Event e) { return hipStreamWaitEvent(s, e, 0); }
+using Stream = REWARM_GPU(Stream_t);
+using Event = REWARM_GPU(Event_t);
+using Status = REWARM_GPU(Error_t);
+inline Stream compute_stream() { return ExecSpace().REWARM_KOKKOS_STREAM(); }
+inline Status stream_create(Stream* s) { return REWARM_GPU(StreamCreateWithFlags)(s, REWARM_GPU(StreamNonBlocking)); }
+inline Status event_create(Event* e) { return REWARM_GPU(EventCreateWithFlags)(e, REWARM_GPU(EventDisableTiming)); }
+inline Status event_record(Event e, Stream s) { return REWARM_GPU(EventRecord)(e, s); }
+inline Status stream_wait(Stream s, Event e) { return REWARM_GPU(StreamWaitEvent)(s, e, 0); }
 inline void destroy(Stream s, Event a, Event b) {
-  if (a) (void)hipEventDestroy(a);
-  if (b) (void)hipEventDestroy(b);
-  if (s) (void)hipStreamDestroy(s);
+  if (a) (void)REWARM_GPU(EventDestroy)(a);
+  if (b) (void)REWARM_GPU(EventDestroy)(b);
+  if (s) (void)REWARM_GPU(StreamDestroy)(s);
 }
-inline const char* message(Status s) { return hipGetErrorString(s); }
-inline constexpr Status kSuccess = hipSuccess;
+inline const char* message(Status s) { return REWARM_GPU(GetErrorString)(s); }
+inline constexpr Status kSuccess = REWARM_GPU(Success);
 }  // namespace rewarm::gpu
 #endif
 

@@ -227,10 +227,6 @@ FusedAttention::FusedAttention(AttentionShape s) : impl_(std::make_unique<Impl>(
   impl_->workspace = std::size_t(std::max(wf, wb));
 }
 
-std::string FusedAttention::description() const {
-  return impl_->gemm ? "host emulation of the fused attention" : "fused, " + fused_attention_support().library;
-}
-
 void FusedAttention::forward(const Bf16Storage* qkv, Bf16Storage* out, float* lse, void* workspace) const {
   if (impl_->gemm) return impl_->emulate_forward(qkv, out, lse, workspace);
   const Index hd = impl_->shape.hd;
@@ -271,8 +267,6 @@ FusedAttentionSupport fused_attention_support() {
 }
 
 FusedAttention::FusedAttention(AttentionShape) { throw Error(fused_attention_support().why_not); }
-
-std::string FusedAttention::description() const { return "host emulation of the fused attention"; }
 
 void FusedAttention::forward(const Bf16Storage* qkv, Bf16Storage* out, float* lse, void* workspace) const {
   impl_->emulate_forward(qkv, out, lse, workspace);

@@ -41,7 +41,6 @@ class FusedAttention {
 
   const AttentionShape& shape() const;
   std::size_t workspace_bytes() const;  // the scratch each call needs: the model allocates it
-  std::string description() const;      // for the log: which library ran it
 
   // qkv [N, 3d], out [N, d], dout [N, d], dqkv [N, 3d] in bf16; lse [B·H·T] in fp32; workspace
   // of workspace_bytes(). Asynchronous, on the Kokkos stream.
