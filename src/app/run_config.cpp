@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/gemm_precision.hpp"
+#include "model/recompute.hpp"
 
 namespace rewarm {
 namespace {
@@ -178,7 +179,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   };
   Section top(&root, "", source, record);
   top.get("run_dir", c.run_dir);
-  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "precision", "train"});
+  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "precision", "memory", "train"});
   top.finish();
 
   const toml::table* mt = table("model");
@@ -297,9 +298,19 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   par.get("overlap", c.parallel.overlap);
   par.get("reduce", c.parallel.reduce);
   par.finish();
-  if (c.parallel.zero > 1) fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0 or 1");
+  if (c.parallel.zero == 3) fail(source, "parallel.zero = 3 (sharded parameters) is not available yet: use 0, 1 or 2");
+  if (c.parallel.zero < 0 || c.parallel.zero > 3)
+    fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0, 1 or 2");
   if (c.parallel.reduce != "exact" && c.parallel.reduce != "fp32")
     fail(source, "parallel.reduce = \"" + c.parallel.reduce + "\" is not one of exact, fp32");
+  if (c.parallel.zero >= 2 && c.parallel.reduce == "fp32")  // its sums over ranks are per micro-batch: in double
+    fail(source, "parallel.reduce = \"fp32\" is for zero = 0 or 1: zero = " + std::to_string(c.parallel.zero) +
+                     " sums each micro-batch's gradients over the ranks in double");
+
+  Section mem(table("memory"), "memory.", source, record);
+  mem.get("recompute", c.memory.recompute);
+  mem.finish();
+  parse_recompute(c.memory.recompute, source);
 
   Section t(table("train"), "train.", source, record);
   t.get("eval_interval", c.train.eval_interval);
@@ -332,17 +343,13 @@ std::vector<std::string> run_config_keys() {
 }
 
 const std::vector<std::string>& resume_may_change() {
-  static const std::vector<std::string> keys{"run_dir",
-                                             "parallel",
+  static const std::vector<std::string> keys{"run_dir", "parallel",
                                              // fused or GEMM attention: the same function within
                                              // bf16 rounding; a run may resume where cuDNN is not
                                              "precision.attention",
-                                             "data.micro_batch",
-                                             "data.eval",
-                                             "train.eval_interval",
-                                             "train.eval_at_start",
-                                             "train.log_interval",
-                                             "train.checkpoint_interval",
+                                             // recomputed activations are bitwise the stored ones
+                                             "memory", "data.micro_batch", "data.eval", "train.eval_interval",
+                                             "train.eval_at_start", "train.log_interval", "train.checkpoint_interval",
                                              "train.keep_checkpoints"};
   return keys;
 }
@@ -461,14 +468,14 @@ std::string RunConfig::to_toml() const {
                                {"constant", schedule.constant},
                                {"timescale", schedule.timescale},
                                {"decay", schedule.decay}}},
-      {"precision",
-       toml::table{{"gemm", precision.gemm},
-                   {"attention", precision.attention},
-                   {"attention_workspace_mb", precision.attention_workspace_mb}}},
+      {"precision", toml::table{{"gemm", precision.gemm},
+                                {"attention", precision.attention},
+                                {"attention_workspace_mb", precision.attention_workspace_mb}}},
       {"parallel", toml::table{{"zero", parallel.zero},
                                {"gpu_aware_mpi", parallel.gpu_aware_mpi},
                                {"overlap", parallel.overlap},
                                {"reduce", parallel.reduce}}},
+      {"memory", toml::table{{"recompute", memory.recompute}}},
       {"train", toml::table{{"eval_interval", train.eval_interval},
                             {"eval_at_start", train.eval_at_start},
                             {"log_interval", train.log_interval},

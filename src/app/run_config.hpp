@@ -40,6 +40,9 @@ struct RunConfig {
     std::string reduce = "exact";  // exact: gradient sums over ranks in double; fp32: in float (half the bytes)
   } parallel;
   struct {
+    std::string recompute = "none";  // none | selective | full: what the forward pass keeps (Recompute)
+  } memory;
+  struct {
     Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;
     bool eval_at_start = true;
   } train;

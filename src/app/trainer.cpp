@@ -62,10 +62,9 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
   auto open_data = [&] {  // the model is known: the data sets, then whether it all fits
     if (purpose != Purpose::eval) open_train_data();
     if (purpose != Purpose::bench) open_eval_data();
-    attention_ = choose_attention(cfg_.precision.attention, gemm_precision(cfg_.precision.gemm, cfg_.source),
-                                  {cfg_.data.micro_batch, cfg_.data.seq_len, cfg_.model.num_attention_heads,
-                                   cfg_.model.head_dim()},
-                                  cfg_.source);
+    attention_ = choose_attention(
+        cfg_.precision.attention, gemm_precision(cfg_.precision.gemm, cfg_.source),
+        {cfg_.data.micro_batch, cfg_.data.seq_len, cfg_.model.num_attention_heads, cfg_.model.head_dim()}, cfg_.source);
     const Footprint fit = footprint(resuming || (weights.empty() && cfg_.init.load == "full"));
     const auto short_of = memory_problem(fit.need, memory_budget());
     if (!short_of.empty()) fail(cfg_.source, fit.what + ": " + short_of + fit.advice);
@@ -120,9 +119,12 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
     own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
     own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
-    if (!direct_steps()) grad_sum_ = View1<double>("rewarm::grad_sum", P);
-    if (cfg_.parallel.zero && !reduce_fp32()) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
-    if (cfg_.parallel.zero && reduce_fp32()) grad_slice32_ = View1<float>("rewarm::grad_slice32", own_.count);
+    if (sliced_sum())
+      sliced_ = std::make_unique<SlicedGradientSum>(slices_, comm_.rank(), largest_bucket_range());
+    else if (!direct_steps())
+      grad_sum_ = View1<double>("rewarm::grad_sum", P);
+    if (cfg_.parallel.zero == 1 && !reduce_fp32()) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
+    if (cfg_.parallel.zero == 1 && reduce_fp32()) grad_slice32_ = View1<float>("rewarm::grad_slice32", own_.count);
     exp_avg_ = View1<float>("rewarm::exp_avg", own_.count);
     exp_avg_sq_ = View1<float>("rewarm::exp_avg_sq", own_.count);
     const Index n = cfg_.data.micro_batch * cfg_.data.seq_len;
@@ -177,13 +179,18 @@ Trainer::Footprint Trainer::footprint(bool full) const {
   Footprint f;
   f.options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
   f.options.fused = attention_.fused;
+  f.options.recompute = parse_recompute(cfg_.memory.recompute, cfg_.source);
   f.options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
   if (f.options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
     f.options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
   const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
-  f.need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, f.options)) +
-           (direct_steps() ? 0.0 : 8.0 * double(P)) + 16.0 * double(own) +
-           8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
+  const double sum =
+      direct_steps() ? 0.0
+      : sliced_sum()
+          ? double(SlicedGradientSum::memory_bytes(Slices(P, comm_.size()), comm_.rank(), largest_bucket_range()))
+          : 8.0 * double(P);
+  f.need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, f.options)) + sum +
+           16.0 * double(own) + 8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
   if (kHostMemory) {  // the ranks of a node share its memory; ZeRO-1 reads whole moments, then keeps its slice
     if (full && cfg_.parallel.zero) f.need += 8.0 * double(P);
     f.need *= comm_.local_size();
@@ -192,9 +199,17 @@ Trainer::Footprint Trainer::footprint(bool full) const {
            " × seq_len " + std::to_string(cfg_.data.seq_len) + ") and its training state" +
            (kHostMemory && comm_.local_size() > 1 ? " on " + std::to_string(comm_.local_size()) + " ranks of this node"
                                                   : "");
-  f.advice = "; lower data.micro_batch, or use [parallel] zero = 1 over several " +
+  f.advice = std::string(f.options.recompute == Recompute::full ? ";" : "; set [memory] recompute = \"full\",") +
+             " lower data.micro_batch, or use [parallel] zero = 1 over several " +
              std::string(kHostMemory ? "nodes" : "GPUs");
   return f;
+}
+
+Index Trainer::largest_bucket_range() const {
+  Index n = 0;
+  for (const auto& bucket : ParamLayout(cfg_.model).gradient_buckets())
+    for (const auto& [begin, end] : bucket) n = std::max(n, end - begin);
+  return n;
 }
 
 // Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.
@@ -390,7 +405,12 @@ StepResult Trainer::step() {
     for (Index j = 0; j < mb; ++j) stage_window(j, windows_.data() + (u * mb + j) * W);
     upload_batch();
     model_->zero_grads();
-    if (overlap)  // each bucket into the sum, then over the ranks, as soon as it is final
+    if (sliced_)  // ZeRO-2: each bucket summed over the ranks into this rank's slice as soon as it is final
+      model_->on_gradients = [&](std::size_t b) {
+        for (const auto& [begin, end] : buckets_[b])
+          sliced_->add(comm_, collectives_.get(), model_->grads.data(), begin, end, first);
+      };
+    else if (overlap)  // each bucket into the sum, then over the ranks, as soon as it is final
       model_->on_gradients = [&](std::size_t b) {
         for (const auto& [begin, end] : buckets_[b]) {
           const auto sum = as_vector(grad_sum_.data() + begin, end - begin);
@@ -409,7 +429,7 @@ StepResult Trainer::step() {
     loss_sum += model_->forward(ids_, targets_, grad_scale, -1, h_ids_.data());
     model_->on_gradients = nullptr;
     const auto g0 = std::chrono::steady_clock::now();
-    if (!direct && !overlap) accumulate_gradient(flat(grad_sum_), flat(model_->grads), first);
+    if (!direct && !overlap && !sliced_) accumulate_gradient(flat(grad_sum_), flat(model_->grads), first);
     if (profile_) {  // the sum over micro-batches counts as backward
       kx::fence("rewarm::profile");
       r.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
@@ -422,7 +442,9 @@ StepResult Trainer::step() {
   // reduce = "fp32": each rank's double sum rounded to float first, then summed over the ranks in
   // float (half the bytes; the same run on the same ranks, within 1e-6 across rank counts)
   const bool fp32 = reduce_fp32();
-  if (cfg_.parallel.zero && fp32) {
+  if (sliced_) {
+    round_gradient(g, flat(sliced_->sum()));
+  } else if (cfg_.parallel.zero && fp32) {
     round_gradient(flat(model_->grads), flat(grad_sum_));
     scatter_sum(model_->grads, grad_slice32_);
     Kokkos::deep_copy(ExecSpace(), g, grad_slice32_);
@@ -515,28 +537,29 @@ Trainer::Stop Trainer::train(Index stop_at) {
     // where the choice means something: a GPU, bf16 GEMMs, or an attention asked for by name
     if (!kHostMemory || cfg_.precision.gemm == "bf16" || cfg_.precision.attention != "auto")
       std::fprintf(stderr, "rewarm: attention: %s\n", attention_.line().c_str());
-    const std::string via = collectives_             ? collectives_->description()
+    const std::string via = collectives_               ? collectives_->description()
                             : collectives_why_.empty() ? std::string("MPI")
                                                        : "MPI (" + collectives_why_ + ")";
     if (comm_.size() > 1)
-      std::fprintf(stderr,
-                   "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s; gradients over %s\n",
-                   comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
-                   double(optimizer_bytes()) / (1 << 20), cfg_.parallel.zero ? " (ZeRO-1)" : "",
-                   via.c_str());
-    if (cfg_.parallel.overlap && !overlap_ && comm_.size() > 1)
+      std::fprintf(
+          stderr, "rewarm: %d ranks, %lld samples each per step; AdamW state %.1f MiB per rank%s; gradients over %s\n",
+          comm_.size(), static_cast<long long>(cfg_.data.global_batch / comm_.size()),
+          double(optimizer_bytes()) / (1 << 20),
+          cfg_.parallel.zero ? (" (ZeRO-" + std::to_string(cfg_.parallel.zero) + ")").c_str() : "", via.c_str());
+    if (cfg_.parallel.overlap && !overlap_ && comm_.size() > 1 && cfg_.parallel.zero < 2)  // zero 2: always by bucket
       std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n",
-                   cfg_.parallel.zero ? "not with zero = 1"
-                                      : "nonblocking MPI collectives take host memory only (and there is no NCCL/RCCL)");
+                   cfg_.parallel.zero
+                       ? "not with zero = 1"
+                       : "nonblocking MPI collectives take host memory only (and there is no NCCL/RCCL)");
   }
   writing([&] {
     std::vector<std::string> train_sets, eval_sets;
     for (const auto& d : cfg_.data.train) train_sets.push_back(d.name);
     for (const auto& d : cfg_.data.eval) eval_sets.push_back(d.name);
-    metrics = std::make_unique<Metrics>((fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
-                                        Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm,
-                                                    attention_.name()},
-                                        resumed ? state_.step : -1, train_sets, eval_sets);
+    metrics = std::make_unique<Metrics>(
+        (fs::path(cfg_.run_dir) / "metrics.h5").string(), config_text_,
+        Metrics::Run{device_description(), comm_.size(), cfg_.precision.gemm, attention_.name()},
+        resumed ? state_.step : -1, train_sets, eval_sets);
   });
   Progress progress(cfg_.schedule.total_steps, training_flops_per_token(cfg_.model, cfg_.data.seq_len));
   const auto t_start = std::chrono::steady_clock::now();

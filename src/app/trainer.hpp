@@ -21,6 +21,7 @@
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/device_collectives.hpp"
+#include "parallel/sliced_gradients.hpp"
 
 namespace rewarm {
 
@@ -70,6 +71,10 @@ class Trainer {
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
   // One micro-batch per step on one rank: the gradient needs no sum (and no double buffer).
   bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
+  // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps)
+  bool sliced_sum() const { return cfg_.parallel.zero >= 2 && !direct_steps(); }
+  // The longest contiguous range of a gradient bucket (ZeRO-2 sums one at a time).
+  Index largest_bucket_range() const;
 
  private:
   void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
@@ -100,16 +105,17 @@ class Trainer {
   bool profile_ = false;
   std::unique_ptr<DeviceCollectives> collectives_;  // NCCL/RCCL for the gradients on GPUs, where built
   std::string collectives_why_;                     // why not, for the log
-  AttentionChoice attention_;  // decided once the model is known, before the memory estimate
+  AttentionChoice attention_;                       // decided once the model is known, before the memory estimate
   std::unique_ptr<Gpt<float>> model_;
   // The part of the flat buffers this rank updates: all of it, or its ZeRO-1 slice.
   struct {
     Index offset = 0, count = 0;
   } own_;
-  Slices slices_;              // every rank's part (ZeRO-1), or one part
-  View1<double> grad_sum_;     // Σ micro-batch gradients of the step (then over ranks)
-  View1<double> grad_slice_;   // ZeRO-1: this rank's slice of the summed gradient
-  View1<float> grad_slice32_;  // the same, with [parallel] reduce = "fp32"
+  Slices slices_;                              // every rank's part (ZeRO-1), or one part
+  View1<double> grad_sum_;                     // Σ micro-batch gradients of the step (then over ranks); zero <= 1
+  std::unique_ptr<SlicedGradientSum> sliced_;  // zero >= 2: only this rank's slice of that sum
+  View1<double> grad_slice_;                   // ZeRO-1: this rank's slice of the summed gradient
+  View1<float> grad_slice32_;                  // the same, with [parallel] reduce = "fp32"
   bool reduce_fp32() const { return cfg_.parallel.reduce == "fp32" && comm_.size() > 1; }
   View1<float> exp_avg_, exp_avg_sq_;  // AdamW moments of the owned part
   TrainState state_;

@@ -73,6 +73,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
       P_(bind_tensors(layout_, cfg, params.data())),
       G_(bind_tensors(layout_, cfg, grads.data())),
       rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)),
+      recompute_(options.recompute),
       fused_(options.fused) {
   const Index N = B_ * T_, d = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
   const Index BHT = B_ * cfg.num_attention_heads * T_;
@@ -94,9 +95,18 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
     return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
   };
   for (Index l = 0; l <= L; ++l) h_.push_back(mat("rewarm::h", N, d));
+  // full: every layer shares layer 0's buffers; selective: only the LayerNorm outputs and the
+  // GELU activation are shared
   for (Index l = 0; l < L; ++l) {
+    if (recompute_ == Recompute::full && l > 0) {
+      acts_.push_back(acts_[0]);
+      continue;
+    }
     LayerActs a;
-    if (bf16_acts) {  // read only by bf16 GEMMs: stored in bf16 by the LayerNorms and the GELU
+    if (recompute_ == Recompute::selective && l > 0) {
+      a.ln1 = acts_[0].ln1, a.ln2 = acts_[0].ln2, a.act = acts_[0].act;
+      a.ln1_16 = acts_[0].ln1_16, a.ln2_16 = acts_[0].ln2_16, a.act16 = acts_[0].act16;
+    } else if (bf16_acts) {  // read only by bf16 GEMMs: stored in bf16 by the LayerNorms and the GELU
       a.ln1_16 = buf16("rewarm::ln1_bf16", N * d);
       a.ln2_16 = buf16("rewarm::ln2_bf16", N * d);
       a.act16 = buf16("rewarm::act_bf16", N * I);
@@ -139,12 +149,13 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   if (fused_) {
     do16_ = buf16("rewarm::attn_dout_bf16", N * d);
     dqkv16_ = buf16("rewarm::dqkv_bf16", N * 3 * d);
-    fused_ws_ = View1<char>(Kokkos::view_alloc(std::string("rewarm::fused_attention_workspace"), Kokkos::WithoutInitializing),
-                            fused_->workspace_bytes());
+    fused_ws_ =
+        View1<char>(Kokkos::view_alloc(std::string("rewarm::fused_attention_workspace"), Kokkos::WithoutInitializing),
+                    fused_->workspace_bytes());
   } else {
-    attn_ws_ = AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()},
-                                     options.attention_workspace_bytes, options.attention_tile,
-                                     options.gemm == GemmPrecision::bf16);
+    attn_ws_ =
+        AttentionWorkspace<T>({B_, T_, cfg.num_attention_heads, cfg.head_dim()}, options.attention_workspace_bytes,
+                              options.attention_tile, options.gemm == GemmPrecision::bf16);
   }
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
@@ -171,15 +182,19 @@ std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, con
   const auto& fused = options.fused;
   const std::size_t b16 = sizeof(Bf16Storage);
   const bool bf16_acts = bf16_activations<T>(options);
-  add(N * d, bf16_acts ? b16 : t, 2 * L), add(N * I, t, L), add(N * I, bf16_acts ? b16 : t, L);  // ln1 ln2, fc1, act
+  // layers whose activations are kept: all, or one (full); whose LayerNorm outputs and GELU
+  // activation are kept: all, or one (selective, full)
+  const Index kept = options.recompute == Recompute::full ? 1 : L, cheap = options.recompute == Recompute::none ? L : 1;
+  add(N * d, bf16_acts ? b16 : t, 2 * cheap), add(N * I, t, kept),
+      add(N * I, bf16_acts ? b16 : t, cheap);  // ln1 ln2, fc1, act
   if (fused)
-    add(N * 3 * d, b16, L), add(N * d, b16, L);  // qkv, attn in bf16
+    add(N * 3 * d, b16, kept), add(N * d, b16, kept);  // qkv, attn in bf16
   else
-    add(N * 3 * d, t, L), add(N * d, t, L);  // qkv, attn
-  if (!c.use_parallel_residual) add(N * d, t, L);                    // hmid
-  add(N, t, 4 * L), add(N * H, t, L);                                // LayerNorm statistics, lse
+    add(N * 3 * d, t, kept), add(N * d, t, kept);                           // qkv, attn
+  if (!c.use_parallel_residual) add(N * d, t, kept);                        // hmid
+  add(N, t, 4 * kept), add(N * H, t, kept);                                 // LayerNorm statistics, lse
   add(N * d, bf16_acts ? b16 : t), add(N, t, 2), add(N * c.vocab_size, t);  // final LayerNorm, logits
-  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);                // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);  // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
   if (fused) {
     add(N * d, b16), add(N * 3 * d, b16), add(Index(fused->workspace_bytes()), 1);  // dO, dqkv in bf16, workspace
   } else {
@@ -255,7 +270,6 @@ template <class T>
 double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count,
                        const std::int32_t* host_ids) {
   const auto& c = cfg_;
-  const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const auto t0 = std::chrono::steady_clock::now();
   if (grad_scale != 0) {  // before the layers: its host work needs no device, unless the ids are only there
     if (host_ids)
@@ -272,33 +286,7 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     weights16_stale_ = false;
   }
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
-  for (Index l = 0; l < c.num_hidden_layers; ++l) {
-    const auto& p = P_.layers[l];
-    auto& a = acts_[l];
-    const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
-    // attention branch: dense(attn(rotary(qkv(LN1 h))))
-    const auto ln1 = stored(a.ln1, a.ln1_16, c.hidden_size), ln2 = stored(a.ln2, a.ln2_16, c.hidden_size);
-    const auto act = stored(a.act, a.act16, c.intermediate_size);
-    layernorm_forward(ln1, flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
-    const auto qkv = fused_ ? as_matrix(dqkv_) : as_matrix(a.qkv);  // fused: a scratch, then kept in bf16
-    linear_forward(gemm_, qkv, ln1, p.qkv_w, p.qkv_b, w16(p.qkv_w));
-    rotary_apply(qkv, rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
-    attention_forward_layer(l, qkv);
-    linear_forward(gemm_, as_matrix(tmp_a_), stored(a.attn, a.attn16, c.hidden_size), p.dense_w,
-                   Vector<T>(),  // the dense bias: in the residual add
-                   w16(p.dense_w));
-    // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
-    const auto mlp_in = par ? h : as_matrix(a.hmid);
-    if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
-    layernorm_forward(ln2, flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
-    linear_forward(gemm_, as_matrix(a.fc1), ln2, p.fc1_w, Vector<T>(), w16(p.fc1_w));
-    bias_gelu_forward(as_matrix(a.fc1), act, p.fc1_b, tanh_gelu);
-    linear_forward(gemm_, as_matrix(tmp_m_), act, p.fc2_w, Vector<T>(), w16(p.fc2_w));
-    if (par)  // h + (attn + b) + (mlp + b)
-      residual_add(hout, h, as_matrix(tmp_a_), p.dense_b, as_matrix(tmp_m_), p.fc2_b);
-    else
-      residual_add(hout, as_matrix(a.hmid), as_matrix(tmp_m_), p.fc2_b, Matrix<T>(), Vector<T>());
-  }
+  for (Index l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, true);
   const auto lnf = stored(lnf_, lnf16_, c.hidden_size);
   layernorm_forward(lnf, flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
   linear_forward(gemm_, as_matrix(logits_), lnf, P_.embed_out, Vector<T>(), w16(P_.embed_out));
@@ -316,6 +304,56 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     timing.backward += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   }
   return total;
+}
+
+template <class T>
+void Gpt<T>::layer_forward(Index l, bool output) {
+  const auto& c = cfg_;
+  const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
+  const auto& p = P_.layers[l];
+  auto& a = acts_[l];
+  const auto h = as_matrix(h_[l]), hout = as_matrix(h_[l + 1]);
+  // attention branch: dense(attn(rotary(qkv(LN1 h))))
+  const auto ln1 = stored(a.ln1, a.ln1_16, c.hidden_size), ln2 = stored(a.ln2, a.ln2_16, c.hidden_size);
+  const auto act = stored(a.act, a.act16, c.intermediate_size);
+  layernorm_forward(ln1, flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b, c.layer_norm_eps);
+  const auto qkv = fused_ ? as_matrix(dqkv_) : as_matrix(a.qkv);  // fused: a scratch, then kept in bf16
+  linear_forward(gemm_, qkv, ln1, p.qkv_w, p.qkv_b, w16(p.qkv_w));
+  rotary_apply(qkv, rope_, T_, c.num_attention_heads, c.head_dim(), c.rotary_dims(), false);
+  attention_forward_layer(l, qkv);
+  linear_forward(gemm_, as_matrix(tmp_a_), stored(a.attn, a.attn16, c.hidden_size), p.dense_w,
+                 Vector<T>(),  // the dense bias: in the residual add
+                 w16(p.dense_w));
+  // MLP branch reads LN2(h) (parallel) or LN2(h + attn) (sequential)
+  const auto mlp_in = par ? h : as_matrix(a.hmid);
+  if (!par) residual_add(as_matrix(a.hmid), h, as_matrix(tmp_a_), p.dense_b, Matrix<T>(), Vector<T>());
+  layernorm_forward(ln2, flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w, p.ln2_b, c.layer_norm_eps);
+  linear_forward(gemm_, as_matrix(a.fc1), ln2, p.fc1_w, Vector<T>(), w16(p.fc1_w));
+  bias_gelu_forward(as_matrix(a.fc1), act, p.fc1_b, tanh_gelu);
+  if (!output) return;
+  linear_forward(gemm_, as_matrix(tmp_m_), act, p.fc2_w, Vector<T>(), w16(p.fc2_w));
+  if (par)  // h + (attn + b) + (mlp + b)
+    residual_add(hout, h, as_matrix(tmp_a_), p.dense_b, as_matrix(tmp_m_), p.fc2_b);
+  else
+    residual_add(hout, as_matrix(a.hmid), as_matrix(tmp_m_), p.fc2_b, Matrix<T>(), Vector<T>());
+}
+
+// The buffers layer l shares hold the last layer's values after the forward pass, and layer
+// l + 1's during the backward pass: layer l's are remade from what it kept, by the same kernels
+// on the same inputs, so they are bitwise what the forward pass computed.
+template <class T>
+void Gpt<T>::recompute_layer(Index l) {
+  if (recompute_ == Recompute::none || l == cfg_.num_hidden_layers - 1) return;
+  if (recompute_ == Recompute::full) return layer_forward(l, false);
+  const auto& c = cfg_;
+  const auto& p = P_.layers[l];
+  auto& a = acts_[l];
+  const auto h = as_matrix(h_[l]), mlp_in = c.use_parallel_residual ? h : as_matrix(a.hmid);
+  layernorm_forward(stored(a.ln1, a.ln1_16, c.hidden_size), flat(a.ln1_mean), flat(a.ln1_rstd), h, p.ln1_w, p.ln1_b,
+                    c.layer_norm_eps);
+  layernorm_forward(stored(a.ln2, a.ln2_16, c.hidden_size), flat(a.ln2_mean), flat(a.ln2_rstd), mlp_in, p.ln2_w,
+                    p.ln2_b, c.layer_norm_eps);
+  gelu_store(as_matrix(a.fc1), stored(a.act, a.act16, c.intermediate_size), c.tanh_gelu());
 }
 
 template <class T>
@@ -362,13 +400,14 @@ void Gpt<T>::backward() {
                      P_.lnf_w, cols);
   if (on_gradients) on_gradients(0);  // embed_out, final LayerNorm
   for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
+    recompute_layer(l);
     const auto &p = P_.layers[l], &g = G_.layers[l];
     auto& a = acts_[l];
     const auto h = as_matrix(h_[l]);
     const auto mlp_in = par ? h : as_matrix(a.hmid);
     // MLP branch: its output gradient is dh in both variants
-    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, stored(a.act, a.act16, c.intermediate_size),
-                    p.fc2_w, cols, false, w16(p.fc2_w));
+    linear_backward(gemm_, as_matrix(dact_), g.fc2_w, g.fc2_b, dh, stored(a.act, a.act16, c.intermediate_size), p.fc2_w,
+                    cols, false, w16(p.fc2_w));
     gelu_backward(flat(dact_), flat(dact_), flat(a.fc1), tanh_gelu);
     linear_backward(gemm_, as_matrix(dln2_), g.fc1_w, g.fc1_b, as_matrix(dact_), stored(a.ln2, a.ln2_16, c.hidden_size),
                     p.fc1_w, cols, false, w16(p.fc1_w));

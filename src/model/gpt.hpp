@@ -12,6 +12,7 @@
 #include "model/layers/rotary.hpp"
 #include "model/layers/stored.hpp"
 #include "model/param_layout.hpp"
+#include "model/recompute.hpp"
 
 namespace rewarm {
 
@@ -30,7 +31,7 @@ struct ModelTensors {
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
 
-// How the model computes (the [precision] table): not what it computes.
+// How the model computes (the [precision] and [memory] tables): not what it computes.
 struct GptOptions {
   GemmPrecision gemm = GemmPrecision::fp32;
   std::size_t attention_workspace_bytes = std::size_t(4096) << 20;  // causal scores of a group of heads
@@ -39,6 +40,7 @@ struct GptOptions {
   // attention. Needs float and bf16 GEMMs: q, k, v and the attention's output are then kept in
   // bf16 only.
   std::shared_ptr<layers::FusedAttention> fused;
+  Recompute recompute = Recompute::none;
 };
 
 template <class T>
@@ -93,12 +95,16 @@ class Gpt {
   struct LayerActs {
     View2<T> ln1, qkv, attn, hmid, ln2, fc1, act;  // qkv and attn: GEMM attention only
     View1<T> ln1_mean, ln1_rstd, ln2_mean, ln2_rstd, lse;
-    View1<Bf16Storage> qkv16, attn16;  // fused attention: qkv after rotary, and its output, in bf16
+    View1<Bf16Storage> qkv16, attn16;          // fused attention: qkv after rotary, and its output, in bf16
     View1<Bf16Storage> ln1_16, ln2_16, act16;  // bf16 GEMMs: ln1, ln2 and act as the GEMMs read them
   };
   // x (or, with bf16 GEMMs, x16) as the layer producing it stores it, `cols` wide.
   layers::Stored<T> stored(const View2<T>& x, const View1<Bf16Storage>& x16, Index cols) const;
   void backward();
+  // Layer l's forward pass from h_[l]; with `output`, also its output h_[l+1] (a recomputation
+  // has it already).
+  void layer_forward(Index l, bool output);
+  void recompute_layer(Index l);  // before layer l's backward: what the forward pass did not keep
   // The attention of layer l from qkv_in (after rotary; fused: any scratch) into the layer's
   // output, and its backward from dattn_ into dqkv_: GEMM or fused.
   void attention_forward_layer(Index l, const Matrix<T>& qkv_in);
@@ -110,7 +116,9 @@ class Gpt {
   ModelTensors<T> P_, G_;
   layers::RotaryTables rope_;
   std::vector<View2<T>> h_;  // residual stream entering each layer, h_[L] leaves the last
+  // One per layer; entries share buffers where they are recomputed (recompute_).
   std::vector<LayerActs> acts_;
+  Recompute recompute_;
   View2<T> lnf_, logits_, tmp_a_, tmp_m_, dh_, dln1_, dln2_, dattn_, dqkv_, dact_;
   View1<T> lnf_mean_, lnf_rstd_;
   View1<Bf16Storage> lnf16_;  // bf16 GEMMs: lnf_ in bf16

@@ -1,5 +1,6 @@
 #include "parallel/comm.hpp"
 
+#include <algorithm>
 #include <climits>
 
 #include "core/error.hpp"
@@ -30,6 +31,16 @@ Slices::Slices(Index n, int ranks) {
     offset.push_back(begin);
     count.push_back(end - begin);
   }
+}
+
+Slices Slices::within(Index begin, Index end) const {
+  Slices s;
+  for (std::size_t r = 0; r < offset.size(); ++r) {
+    const Index lo = std::clamp(offset[r], begin, end), hi = std::clamp(offset[r] + count[r], begin, end);
+    s.offset.push_back(lo - begin);
+    s.count.push_back(hi - lo);
+  }
+  return s;
 }
 
 static void check(int err, const char* what) {

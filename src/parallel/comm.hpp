@@ -21,6 +21,11 @@ namespace rewarm {
 struct Slices {
   std::vector<Index> offset, count;
   Slices(Index n, int ranks);  // equal parts, each but the last a multiple of 16 elements
+  // The parts of [begin, end) in each rank's slice, as offsets from begin (empty parts too).
+  Slices within(Index begin, Index end) const;
+
+ private:
+  Slices() = default;
 };
 
 class Comm {

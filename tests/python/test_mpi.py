@@ -99,6 +99,53 @@ def test_rank_counts_and_zero1_give_the_same_run(d):
     assert "world_size 2" in rewarm("info", d / "n2" / "metrics.h5").stdout
 
 
+def test_one_run_whatever_zero_stage_recompute_mode_and_rank_count(d):
+    # ZeRO 0, 1, 2 × recompute none, selective, full × 1, 2, 4 ranks (a Latin square: every pair of
+    # the three appears; 3 layers: two recomputed from shared buffers), 8 micro-batches per step over the ranks, clipping active: the weights,
+    # moments and losses of one rank with zero 0 and nothing recomputed, to the bit
+    rewarm("train", config(d, "ref", layers=3))
+    modes = ["none", "selective", "full"]
+    for i, n in enumerate((1, 2, 4)):
+        for zero in (0, 1, 2):
+            run = f"n{n}z{zero}"
+            recompute = modes[(i + zero) % 3]
+            args = ("train", config(d, run, layers=3, parallel={"zero": zero}, memory={"recompute": recompute}))
+            p = rewarm(*args) if n == 1 else mpirun(n, *args)
+            assert "train step 6/6" in p.stdout
+            if n > 1:
+                assert "overlap" not in p.stderr
+                assert (f"(ZeRO-{zero})" in p.stderr) == (zero > 0), p.stderr
+            ck = checkpoint(d, run)
+            with h5py.File(d / run / "checkpoints" / "step_00000006.h5", "r") as f:
+                stored = tomllib.loads(f.attrs["config"])
+                assert stored["memory"]["recompute"] == recompute and stored["parallel"]["zero"] == zero
+            assert max_rel_diff(ck, checkpoint(d, "ref")) == 0, f"{run} recompute={recompute}"
+            # the loss: token losses summed in double over the ranks, in another order
+            np.testing.assert_allclose(metrics(d, run)["train/loss"], metrics(d, "ref")["train/loss"], rtol=1e-12)
+
+
+def test_resume_across_zero_stages_recompute_modes_and_rank_counts(d):
+    rewarm("train", config(d, "ref", layers=3))
+    cfg = config(d, "run", layers=3, parallel={"zero": 2}, memory={"recompute": "full"})
+    mpirun(4, "train", cfg, "--stop-at", 2)
+    p = mpirun(2, "train", cfg, "--stop-at", 4, "--set", "parallel.zero=1", "--set", "memory.recompute=selective")
+    assert "resuming from" in p.stderr
+    p = mpirun(2, "train", cfg, "--stop-at", 5, "--set", "parallel.zero=2")
+    rewarm("train", cfg, "--set", "parallel.zero=0", "--set", "memory.recompute=none")
+    assert max_rel_diff(checkpoint(d, "run"), checkpoint(d, "ref")) == 0
+
+
+def test_zero_and_recompute_keys_are_checked(d):
+    for key, value, message in [("parallel.zero", "4", "parallel.zero = 4 must be 0, 1 or 2"),
+                                ("parallel.zero", "3", "parallel.zero = 3 (sharded parameters) is not available yet"),
+                                ("memory.recompute", '"some"', 'memory.recompute = "some" is not one of none, selective, full')]:
+        p = rewarm("train", config(d, "bad"), "--set", f"{key}={value}", check=False)
+        assert p.returncode != 0 and message in p.stderr, p.stderr
+        assert not (d / "bad").exists()
+    p = rewarm("train", config(d, "bad", parallel={"zero": 2, "reduce": "fp32"}), check=False)
+    assert p.returncode != 0 and 'parallel.reduce = "fp32" is for zero = 0 or 1' in p.stderr
+
+
 def test_fp32_reduce_repeats_on_the_same_ranks_and_agrees_across_rank_counts(d):
     # reduce = "fp32": float sums over the ranks. The same ranks: the same run, to the bit; other
     # rank counts (other roundings of the partial sums): losses within 1e-6. One rank: unchanged.

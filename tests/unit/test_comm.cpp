@@ -32,6 +32,20 @@ TEST_CASE("slices cover the buffer in order, 16-aligned", "[comm]") {
     }
 }
 
+TEST_CASE("the parts of a range in each rank's slice (ZeRO-2's reduce-scatter of one bucket)", "[comm]") {
+  const Slices s(100, 3);  // [0, 48), [48, 96), [96, 100)
+  auto parts = [](const Slices& p) {
+    std::vector<std::pair<Index, Index>> v;
+    for (std::size_t r = 0; r < p.offset.size(); ++r) v.emplace_back(p.offset[r], p.count[r]);
+    return v;
+  };
+  using P = std::vector<std::pair<Index, Index>>;
+  CHECK(parts(s.within(40, 98)) == P{{0, 8}, {8, 48}, {56, 2}});
+  CHECK(parts(s.within(50, 60)) == P{{0, 0}, {0, 10}, {10, 0}});  // empty parts, offsets in order
+  CHECK(parts(s.within(0, 100)) == P{{0, 48}, {48, 48}, {96, 4}});
+  CHECK(parts(s.within(96, 100)) == P{{0, 0}, {0, 0}, {0, 4}});
+}
+
 TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm]") {
   Comm& c = *world;
   const int N = c.size(), r = c.rank();
@@ -90,7 +104,8 @@ TEST_CASE("agree: an error on one rank is every rank's, naming that rank", "[com
     });
     FAIL("no rank threw");
   } catch (const CollectiveError& e) {
-    const std::string expect = c.size() > 1 ? "rank " + std::to_string(bad) + ": shard.h5: cannot open" : "shard.h5: cannot open";
+    const std::string expect =
+        c.size() > 1 ? "rank " + std::to_string(bad) + ": shard.h5: cannot open" : "shard.h5: cannot open";
     CHECK(std::string(e.what()) == expect);
   }
   CHECK_NOTHROW(c.agree([] {}));

@@ -38,7 +38,8 @@ void tokens(View1<int32_t>& ids, View1<int32_t>& tg, Index V) {
 // The largest gradient error relative to the largest gradient.
 double grad_error(const std::vector<double>& g, const std::vector<double>& ref) {
   double err = 0, top = 0;
-  for (std::size_t i = 0; i < g.size(); ++i) err = std::max(err, std::abs(g[i] - ref[i])), top = std::max(top, std::abs(ref[i]));
+  for (std::size_t i = 0; i < g.size(); ++i)
+    err = std::max(err, std::abs(g[i] - ref[i])), top = std::max(top, std::abs(ref[i]));
   return err / top;
 }
 template <class T>
@@ -124,28 +125,30 @@ static void check_fused_wiring() {
 
 static void check_fused_memory() {
   for (auto [B, T] : {std::pair<Index, Index>{2, 13}, {3, 4}})
-    for (bool parallel : {true, false}) {
-      const auto cfg = small_model(parallel);
-      GptOptions o;
-      o.gemm = GemmPrecision::bf16;
-      o.fused = FusedAttention::host_emulation({B, T, cfg.num_attention_heads, cfg.head_dim()});
-      CHECK(o.fused->workspace_bytes() == std::size_t(4 * B * T * cfg.hidden_size) * sizeof(float));
-      View1<int32_t> ids("ids", B * T), tg("tg", B * T);
-      tokens(ids, tg, cfg.vocab_size);
-      OpCounter ops;
-      const auto before = ops.peak_bytes();
-      {
-        Gpt<float> m(cfg, B, T, o);
-        m.init_random(1, 0.1);
-        m.forward(ids, tg, 1.0);
+    for (bool parallel : {true, false})
+      for (auto recompute : {Recompute::none, Recompute::selective, Recompute::full}) {
+        const auto cfg = small_model(parallel);
+        GptOptions o;
+        o.gemm = GemmPrecision::bf16;
+        o.recompute = recompute;
+        o.fused = FusedAttention::host_emulation({B, T, cfg.num_attention_heads, cfg.head_dim()});
+        CHECK(o.fused->workspace_bytes() == std::size_t(4 * B * T * cfg.hidden_size) * sizeof(float));
+        View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+        tokens(ids, tg, cfg.vocab_size);
+        OpCounter ops;
+        const auto before = ops.peak_bytes();
+        {
+          Gpt<float> m(cfg, B, T, o);
+          m.init_random(1, 0.1);
+          m.forward(ids, tg, 1.0);
+        }
+        INFO("B=" << B << " T=" << T << " parallel=" << parallel << " recompute=" << to_string(recompute));
+        CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
+        // against the GEMM attention: no fp32 qkv/attn per layer, no head buffers or scores
+        GptOptions g;
+        g.gemm = GemmPrecision::bf16;
+        CHECK(Gpt<float>::memory_bytes(cfg, B, T, o) != Gpt<float>::memory_bytes(cfg, B, T, g));
       }
-      INFO("B=" << B << " T=" << T << " parallel=" << parallel);
-      CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
-      // against the GEMM attention: no fp32 qkv/attn per layer, no head buffers or scores
-      GptOptions g;
-      g.gemm = GemmPrecision::bf16;
-      CHECK(Gpt<float>::memory_bytes(cfg, B, T, o) != Gpt<float>::memory_bytes(cfg, B, T, g));
-    }
   const auto cfg = small_model(true);
   GptOptions o;
   o.fused = FusedAttention::host_emulation({2, 4, 3, 8});

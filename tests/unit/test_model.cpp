@@ -124,24 +124,26 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
       if (!parallel) cfg.vocab_size = 64;
       for (std::size_t budget : {std::size_t(1), std::size_t(1) << 30})
         for (auto precision : {GemmPrecision::fp32, GemmPrecision::bf16})
-          for (Index tile : {0, 5}) {
-            GptOptions o;
-            o.attention_workspace_bytes = budget;
-            o.gemm = precision;
-            o.attention_tile = tile;
-            View1<int32_t> ids("ids", B * T), tg("tg", B * T);
-            set_tokens(ids, tg, cfg.vocab_size);
-            OpCounter ops;
-            const auto before = ops.peak_bytes();
-            {  // a training step allocates nothing more (bf16: the input copies are sized up front)
-              Gpt<float> m(cfg, B, T, o);
-              m.init_random(1, 0.1);
-              m.forward(ids, tg, 1.0);
+          for (Index tile : {0, 5})
+            for (auto recompute : {Recompute::none, Recompute::selective, Recompute::full}) {
+              GptOptions o;
+              o.recompute = recompute;
+              o.attention_workspace_bytes = budget;
+              o.gemm = precision;
+              o.attention_tile = tile;
+              View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+              set_tokens(ids, tg, cfg.vocab_size);
+              OpCounter ops;
+              const auto before = ops.peak_bytes();
+              {  // a training step allocates nothing more (bf16: the input copies are sized up front)
+                Gpt<float> m(cfg, B, T, o);
+                m.init_random(1, 0.1);
+                m.forward(ids, tg, 1.0);
+              }
+              INFO("B=" << B << " T=" << T << " parallel=" << parallel << " budget=" << budget << " precision="
+                        << to_string(precision) << " tile=" << tile << " recompute=" << to_string(recompute));
+              CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
             }
-            INFO("B=" << B << " T=" << T << " parallel=" << parallel << " budget=" << budget
-                      << " precision=" << to_string(precision) << " tile=" << tile);
-            CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));
-          }
     }
   // d = 12, 3d = 36, I = 20, V = 11, 3 heads of 4: A is dqkv [N, 36] (the logits' gradient
   // [N, 64] with vocab 64, as in every Pythia), B the MLP activation [N, 20] (fc2's weight gradient
@@ -157,6 +159,46 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
   // the bf16 copies: none for fp32; floats on the host, bf16 on GPUs, each padded to 8 bytes
   CHECK(Gemm<float>::scratch_bytes(GemmPrecision::fp32, 3, 5) == 0);
   CHECK(Gemm<float>::scratch_bytes(GemmPrecision::bf16, 3, 5) == (kHostMemory ? 16 + 24 : 8 + 16));
+}
+
+TEST_CASE("recomputation: bitwise the gradients of stored activations, in one layer's memory", "[model]") {
+  const Index B = 2, T = 7;
+  for (bool parallel : {true, false})
+    for (int how = 0; how < 3; ++how) {  // fp32 GEMMs, bf16 GEMMs, bf16 with the fused attention
+      auto cfg = tiny(parallel, parallel ? "gelu" : "gelu_fast", 0.5);
+      cfg.num_hidden_layers = 3;  // two layers recomputed from shared buffers, the last one kept
+      View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+      set_tokens(ids, tg, cfg.vocab_size);
+      auto options = [&](Recompute r) {
+        GptOptions o;
+        o.recompute = r;
+        if (how > 0) o.gemm = GemmPrecision::bf16;
+        if (how == 2) o.fused = layers::FusedAttention::host_emulation({B, T, cfg.num_attention_heads, cfg.head_dim()});
+        return o;
+      };
+      auto run = [&](Recompute r) {
+        Gpt<float> m(cfg, B, T, options(r));
+        m.init_random(3, 0.2);
+        m.zero_grads();
+        const double loss = m.forward(ids, tg, 0.5);
+        auto g = to_vec(m.grads);
+        g.push_back(float(loss));
+        return g;
+      };
+      INFO("parallel=" << parallel << " how=" << how);
+      const auto none = run(Recompute::none);
+      CHECK(run(Recompute::selective) == none);
+      CHECK(run(Recompute::full) == none);
+      if (how != 0) continue;
+      // what is no longer kept, by hand (fp32, N = 14 tokens, d 12, I 20, 3 heads): per layer
+      // LayerNorm outputs 2·N·d, GELU output N·I (selective); and fc1 N·I, qkv N·3d, attention
+      // output N·d, LayerNorm statistics 4·N, log-sum-exp N·H (+ hmid N·d sequential) (full)
+      const std::size_t cheap = 4 * (2 * 14 * 12 + 14 * 20);
+      const std::size_t layer = cheap + 4 * (14 * 20 + 14 * 36 + 14 * 12 + 4 * 14 + 14 * 3 + (parallel ? 0 : 14 * 12));
+      const auto bytes = [&](Recompute r) { return Gpt<float>::memory_bytes(cfg, B, T, options(r)); };
+      CHECK(bytes(Recompute::none) - bytes(Recompute::selective) == 2 * cheap);
+      CHECK(bytes(Recompute::none) - bytes(Recompute::full) == 2 * layer);
+    }
 }
 
 TEST_CASE("bf16 GEMMs read the weights' bf16 copy, remade after every change of the weights", "[model]") {
@@ -224,7 +266,8 @@ TEST_CASE("the traffic estimate: what the fused attention and bf16 storage save"
   const Index B = 4, T = 2048;
   GptOptions fp32, bf16, fused;
   bf16.gemm = fused.gemm = GemmPrecision::bf16;
-  if (!kVendorGemm) fused.fused = layers::FusedAttention::host_emulation({1, 1, 1, 1});  // the estimate asks only whether
+  if (!kVendorGemm)
+    fused.fused = layers::FusedAttention::host_emulation({1, 1, 1, 1});  // the estimate asks only whether
   const auto a = estimate_traffic(c, B, T, fp32), b = estimate_traffic(c, B, T, bf16),
              f = estimate_traffic(c, B, T, fused);
   INFO("fp32 " << a.total() / 1e9 << " GB (attention " << a.attention / 1e9 << "), bf16 " << b.total() / 1e9 << " ("

@@ -52,4 +52,13 @@ void bias_gelu_forward(const Matrix<T>& fc1, const Out& act, const Vector<T>& b,
       });
 }
 
+// act = gelu(fc1) from the stored pre-activation (bias already added): what bias_gelu_forward
+// stored, bit for bit (activation recomputation).
+template <class T, class Out>
+void gelu_store(const Matrix<T>& fc1, const Out& act, bool tanh_approx) {
+  Kokkos::parallel_for(
+      "rewarm::gelu_recompute", Range2({0, 0}, {Index(fc1.extent(0)), Index(fc1.extent(1))}),
+      KOKKOS_LAMBDA(Index n, Index j) { store(act, n, j, gelu(fc1(n, j), tanh_approx)); });
+}
+
 }  // namespace rewarm::layers
