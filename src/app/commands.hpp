@@ -19,6 +19,7 @@ void run_training(const LaunchOptions& launch, const std::string& config, const 
 void register_eval(CLI::App& app, const LaunchOptions& launch);
 void register_bench(CLI::App& app, const LaunchOptions& launch);
 void register_info(CLI::App& app);
+void register_plan(CLI::App& app);  // needs no device
 void register_convert(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_tokenize(CLI::App& app);

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   rewarm::register_sweep(app, launch);
   rewarm::register_eval(app, launch);
   rewarm::register_info(app);
+  rewarm::register_plan(app);
   rewarm::register_convert(app);
   rewarm::register_synth(app);
   rewarm::register_bench(app, launch);

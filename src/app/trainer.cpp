@@ -9,6 +9,7 @@
 #include <new>
 #include <regex>
 
+#include "app/memory_plan.hpp"
 #include "app/progress.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
@@ -120,7 +121,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
     own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
     if (sliced_sum())
-      sliced_ = std::make_unique<SlicedGradientSum>(slices_, comm_.rank(), largest_bucket_range());
+      sliced_ = std::make_unique<SlicedGradientSum>(slices_, comm_.rank(), model_->layout().largest_bucket_range());
     else if (!direct_steps())
       grad_sum_ = View1<double>("rewarm::grad_sum", P);
     if (cfg_.parallel.zero == 1 && !reduce_fp32()) grad_slice_ = View1<double>("rewarm::grad_slice", own_.count);
@@ -177,20 +178,9 @@ Trainer::~Trainer() = default;
 // allocations): checked against where it computes before anything is allocated.
 Trainer::Footprint Trainer::footprint(bool full) const {
   Footprint f;
-  f.options.gemm = gemm_precision(cfg_.precision.gemm, cfg_.source);
-  f.options.fused = attention_.fused;
-  f.options.recompute = parse_recompute(cfg_.memory.recompute, cfg_.source);
-  f.options.attention_workspace_bytes = std::size_t(cfg_.precision.attention_workspace_mb) << 20;
-  if (f.options.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
-    f.options.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
-  const Index P = ParamLayout(cfg_.model).total, own = cfg_.parallel.zero ? P / comm_.size() + 16 : P;
-  const double sum =
-      direct_steps() ? 0.0
-      : sliced_sum()
-          ? double(SlicedGradientSum::memory_bytes(Slices(P, comm_.size()), comm_.rank(), largest_bucket_range()))
-          : 8.0 * double(P);
-  f.need = double(Gpt<float>::memory_bytes(cfg_.model, cfg_.data.micro_batch, cfg_.data.seq_len, f.options)) + sum +
-           16.0 * double(own) + 8.0 * double(cfg_.data.micro_batch * cfg_.data.seq_len);
+  f.options = rewarm::model_options(cfg_, attention_.fused);
+  const Index P = ParamLayout(cfg_.model).total;
+  f.need = double(rank_memory(cfg_, comm_.size(), comm_.rank(), f.options).total());
   if (kHostMemory) {  // the ranks of a node share its memory; ZeRO-1 reads whole moments, then keeps its slice
     if (full && cfg_.parallel.zero) f.need += 8.0 * double(P);
     f.need *= comm_.local_size();
@@ -200,16 +190,9 @@ Trainer::Footprint Trainer::footprint(bool full) const {
            (kHostMemory && comm_.local_size() > 1 ? " on " + std::to_string(comm_.local_size()) + " ranks of this node"
                                                   : "");
   f.advice = std::string(f.options.recompute == Recompute::full ? ";" : "; set [memory] recompute = \"full\",") +
-             " lower data.micro_batch, or use [parallel] zero = 1 over several " +
+             " lower data.micro_batch, or use [parallel] zero = 1 or 2 over several " +
              std::string(kHostMemory ? "nodes" : "GPUs");
   return f;
-}
-
-Index Trainer::largest_bucket_range() const {
-  Index n = 0;
-  for (const auto& bucket : ParamLayout(cfg_.model).gradient_buckets())
-    for (const auto& [begin, end] : bucket) n = std::max(n, end - begin);
-  return n;
 }
 
 // Row j of the batch: inputs are the window's first seq_len tokens, targets its last seq_len.
@@ -442,7 +425,9 @@ StepResult Trainer::step() {
   // reduce = "fp32": each rank's double sum rounded to float first, then summed over the ranks in
   // float (half the bytes; the same run on the same ranks, within 1e-6 across rank counts)
   const bool fp32 = reduce_fp32();
-  if (sliced_) {
+  if (direct) {
+    // the micro-batch's gradient is the step's, on the only rank
+  } else if (sliced_) {
     round_gradient(g, flat(sliced_->sum()));
   } else if (cfg_.parallel.zero && fp32) {
     round_gradient(flat(model_->grads), flat(grad_sum_));
@@ -457,10 +442,10 @@ StepResult Trainer::step() {
     else
       comm_.wait_all();
     if (!fp32) round_gradient(g, flat(grad_sum_));
-  } else if (!direct && fp32) {
+  } else if (fp32) {
     round_gradient(g, flat(grad_sum_));
     sum_all(model_->grads);
-  } else if (!direct) {
+  } else {
     sum_all(grad_sum_);
     round_gradient(g, flat(grad_sum_));
   }

@@ -73,8 +73,6 @@ class Trainer {
   bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
   // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps)
   bool sliced_sum() const { return cfg_.parallel.zero >= 2 && !direct_steps(); }
-  // The longest contiguous range of a gradient bucket (ZeRO-2 sums one at a time).
-  Index largest_bucket_range() const;
 
  private:
   void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch

@@ -27,17 +27,21 @@ void on_fence(const char*, const std::uint32_t, std::uint64_t* id) {
   *id = 0;
 }
 void on_fence_end(std::uint64_t) {}
-// Device memory only (the default memory space; host mirrors and pinned buffers are not counted).
-bool counted(const Kokkos::Tools::SpaceHandle& h) { return std::strcmp(h.name, MemSpace::name()) == 0; }
+// Device memory only (the default memory space; host mirrors and pinned buffers are not counted),
+// and rewarm's own: Kokkos' team scratch ("Kokkos::Serial::scratch_mem", made at the first team
+// launch; a few MiB on GPUs) is the runtime's, as the CUDA context is, and not in the estimates.
+bool counted(const Kokkos::Tools::SpaceHandle& h, const char* label) {
+  return std::strcmp(h.name, MemSpace::name()) == 0 && std::strncmp(label, "Kokkos::", 8) != 0;
+}
 
-void on_alloc(const Kokkos::Tools::SpaceHandle h, const char*, const void*, const std::uint64_t size) {
-  if (!counted(h)) return;
+void on_alloc(const Kokkos::Tools::SpaceHandle h, const char* label, const void*, const std::uint64_t size) {
+  if (!counted(h, label)) return;
   const auto now = live_bytes += std::int64_t(size);
   for (auto p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
   }
 }
-void on_free(const Kokkos::Tools::SpaceHandle h, const char*, const void*, const std::uint64_t size) {
-  if (counted(h)) live_bytes -= std::int64_t(size);
+void on_free(const Kokkos::Tools::SpaceHandle h, const char* label, const void*, const std::uint64_t size) {
+  if (counted(h, label)) live_bytes -= std::int64_t(size);
 }
 
 }  // namespace

@@ -168,51 +168,59 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
 }
 
 template <class T>
-std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
+GptMemory Gpt<T>::memory_parts(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers,
-              H = c.num_attention_heads;
-  std::size_t total = 0;
-  auto add = [&](Index count, std::size_t elem, Index times = 1) {  // Kokkos pads each to 8 bytes
-    total += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
+              H = c.num_attention_heads, P = ParamLayout(c).total;
+  GptMemory m;
+  auto add = [](std::size_t& part, Index count, std::size_t elem, Index times = 1) {  // Kokkos pads each to 8 bytes
+    part += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
   };
-  const std::size_t t = sizeof(T);
-  add(ParamLayout(c).total, t, 2);                                                          // params, grads
-  if (options.gemm == GemmPrecision::bf16) add(ParamLayout(c).total, sizeof(Bf16Storage));  // their bf16 copy
-  add(N * d, t, L + 1);                                                                     // residual stream
+  const std::size_t t = sizeof(T), b16 = sizeof(Bf16Storage);
+  add(m.weights, P, t), add(m.gradients, P, t);
+  if (options.gemm == GemmPrecision::bf16) add(m.weights_bf16, P, b16);
+  auto& a = m.activations;
+  add(a, N * d, t, L + 1);  // residual stream
   const auto& fused = options.fused;
-  const std::size_t b16 = sizeof(Bf16Storage);
   const bool bf16_acts = bf16_activations<T>(options);
   // layers whose activations are kept: all, or one (full); whose LayerNorm outputs and GELU
   // activation are kept: all, or one (selective, full)
   const Index kept = options.recompute == Recompute::full ? 1 : L, cheap = options.recompute == Recompute::none ? L : 1;
-  add(N * d, bf16_acts ? b16 : t, 2 * cheap), add(N * I, t, kept),
-      add(N * I, bf16_acts ? b16 : t, cheap);  // ln1 ln2, fc1, act
+  add(a, N * d, bf16_acts ? b16 : t, 2 * cheap), add(a, N * I, t, kept),
+      add(a, N * I, bf16_acts ? b16 : t, cheap);  // ln1 ln2, fc1, act
   if (fused)
-    add(N * 3 * d, b16, kept), add(N * d, b16, kept);  // qkv, attn in bf16
+    add(a, N * 3 * d, b16, kept), add(a, N * d, b16, kept);  // qkv, attn in bf16
   else
-    add(N * 3 * d, t, kept), add(N * d, t, kept);                           // qkv, attn
-  if (!c.use_parallel_residual) add(N * d, t, kept);                        // hmid
-  add(N, t, 4 * kept), add(N * H, t, kept);                                 // LayerNorm statistics, lse
-  add(N * d, bf16_acts ? b16 : t), add(N, t, 2), add(N * c.vocab_size, t);  // final LayerNorm, logits
-  add(N * d, t, 6), add(N * 3 * d, t), add(N * I, t);  // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+    add(a, N * 3 * d, t, kept), add(a, N * d, t, kept);                              // qkv, attn
+  if (!c.use_parallel_residual) add(a, N * d, t, kept);                              // hmid
+  add(a, N, t, 4 * kept), add(a, N * H, t, kept);                                    // LayerNorm statistics, lse
+  add(a, N * d, bf16_acts ? b16 : t), add(a, N, t, 2), add(a, N * c.vocab_size, t);  // final LayerNorm, logits
+  add(a, T_len * (c.rotary_dims() / 2), sizeof(float), 2);                           // rotary tables
+  add(a, N, sizeof(double));                                                         // token losses
+  add(a, N, sizeof(std::int32_t), 2), add(a, N + 1, sizeof(std::int32_t));           // token rows
+  auto& s = m.backward_buffers;
+  add(s, N * d, t, 6), add(s, N * 3 * d, t), add(s, N * I, t);  // tmp_a tmp_m dh dln1 dln2 dattn, dqkv, dact
+  add(s, ((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);  // column partials
   if (fused) {
-    add(N * d, b16), add(N * 3 * d, b16), add(Index(fused->workspace_bytes()), 1);  // dO, dqkv in bf16, workspace
+    add(m.attention, N * d, b16), add(m.attention, N * 3 * d, b16);  // dO, dqkv in bf16
+    add(m.cudnn_workspace, Index(fused->workspace_bytes()), 1);
   } else {
-    add(N * d, t, 7), add(N * H, t);  // attention heads and gradients, delta
+    add(m.attention, N * d, t, 7), add(m.attention, N * H, t);  // attention heads and gradients, delta
     const auto tiles = score_tiles(T_len, options);
     const bool bf16 = options.gemm == GemmPrecision::bf16;
     const Index group =
         AttentionWorkspace<T>::group_for({B, T_len, H, c.head_dim()}, options.attention_workspace_bytes, tiles, bf16);
-    add(group * tiles.per_pair(), t, 2);  // causal scores
+    add(m.attention, group * tiles.per_pair(), t, 2);  // causal scores
     if (bf16 && !AttentionWorkspace<T>::kBf16InPlace)
-      add(group * tiles.per_pair(), b16, 2);  // P and dS in bf16 (in place on the host)
+      add(m.attention, group * tiles.per_pair(), b16, 2);  // P and dS in bf16 (in place on the host)
   }
-  add(((N + layers::kColumnBlock - 1) / layers::kColumnBlock) * std::max(3 * d, I), t);
-  add(T_len * (c.rotary_dims() / 2), sizeof(float), 2);               // rotary tables
-  add(N, sizeof(double));                                             // token losses
-  add(N, sizeof(std::int32_t), 2), add(N + 1, sizeof(std::int32_t));  // token rows
   const auto [span_a, span_b] = gemm_spans(c, B, T_len, options);
-  return total + Gemm<T>::scratch_bytes(options.gemm, span_a, span_b);  // bf16 input copies
+  m.gemm_inputs = Gemm<T>::scratch_bytes(options.gemm, span_a, span_b);  // bf16 input copies
+  return m;
+}
+
+template <class T>
+std::size_t Gpt<T>::memory_bytes(const ModelConfig& c, Index B, Index T_len, const GptOptions& options) {
+  return memory_parts(c, B, T_len, options).total();
 }
 
 // The largest first (A) and second (B) operands of this model's GEMMs that Gemm converts to

@@ -43,6 +43,20 @@ struct GptOptions {
   Recompute recompute = Recompute::none;
 };
 
+// What a Gpt allocates, by part (bytes, each allocation padded to 8 as Kokkos does).
+struct GptMemory {
+  std::size_t weights = 0, weights_bf16 = 0, gradients = 0;
+  std::size_t activations = 0;       // kept for the backward pass (residual stream, layers, logits)
+  std::size_t backward_buffers = 0;  // the gradients of the activations of one layer at a time
+  std::size_t attention = 0;         // the attention's workspace (GEMM: heads and scores; fused: dO, dqkv)
+  std::size_t cudnn_workspace = 0;   // the fused attention's
+  std::size_t gemm_inputs = 0;       // bf16 copies of GEMM operands made at the call
+  std::size_t total() const {
+    return weights + weights_bf16 + gradients + activations + backward_buffers + attention + cudnn_workspace +
+           gemm_inputs;
+  }
+};
+
 template <class T>
 class Gpt {
   ModelConfig cfg_;
@@ -55,6 +69,7 @@ class Gpt {
   // input copies): the estimate checked against a GPU's free memory before any allocation. A
   // test holds it exact.
   static std::size_t memory_bytes(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
+  static GptMemory memory_parts(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options = {});
   // The largest first and second GEMM operands (elements): what the bf16 input copies hold.
   static std::pair<Index, Index> gemm_spans(const ModelConfig& cfg, Index batch, Index seq_len,
                                             const GptOptions& options);

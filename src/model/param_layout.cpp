@@ -1,5 +1,7 @@
 #include "model/param_layout.hpp"
 
+#include <algorithm>
+
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -62,6 +64,13 @@ std::vector<std::vector<std::pair<Index, Index>>> ParamLayout::gradient_buckets(
       ranges.emplace_back(begin, end);
   }
   return buckets;
+}
+
+Index ParamLayout::largest_bucket_range() const {
+  Index n = 0;
+  for (const auto& bucket : gradient_buckets())
+    for (const auto& [begin, end] : bucket) n = std::max(n, end - begin);
+  return n;
 }
 
 const ParamEntry* ParamLayout::find(const std::string& name) const {

@@ -30,6 +30,8 @@ struct ParamLayout {
   // the final LayerNorm first, then layer L-1 down to 0, then embed_in. Each bucket is a few
   // [begin, end) ranges; together they cover [0, total) exactly (padding included).
   std::vector<std::vector<std::pair<Index, Index>>> gradient_buckets() const;
+  // The longest [begin, end) range of any bucket (what ZeRO-2 sums over the ranks at once).
+  Index largest_bucket_range() const;
   const ParamEntry& at(const std::string& name) const;
   const ParamEntry* find(const std::string& name) const;
 };

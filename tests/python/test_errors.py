@@ -204,7 +204,7 @@ def test_resume_refuses_a_changed_config(d):
     rewarm("train", d / "run.toml", "--stop-at", 2)
     line = fails("train", d / "run.toml", "--set", "optimizer.lr=0.02", "--set", "data.seed=7",
                  expect=["run.toml: resuming", "step_00000002.h5", "with a changed config: data.seed: 1234 -> 7, "
-                         "optimizer.lr: 0.01 -> 0.02", "may change only run_dir, parallel, precision.attention, data.micro_batch, data.eval"])
+                         "optimizer.lr: 0.01 -> 0.02", "may change only run_dir, parallel, precision.attention, memory, data.micro_batch, data.eval"])
     fails("train", d / "run.toml", "--set", "model.rotary_pct=0.5", expect=["model.rotary_pct = 0.5 but the checkpoint has 0.25"])
     fails("train", d / "run.toml", "--stop-at", 2, expect=["--stop-at 2: is not after step 2, where this run resumes"])
     fails("train", d / "run.toml", "--stop-at", 1, expect=["--stop-at 1: is not after step 2"])
