@@ -6,16 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from helpers import rewarm, write_shard
-from test_mpi import config, mpirun
-
-
-@pytest.fixture
-def d(tmp_path):
-    rng = np.random.default_rng(0)
-    write_shard(tmp_path / "train.h5", rng.integers(0, 13, 3000), 13)
-    write_shard(tmp_path / "val.h5", rng.integers(0, 13, 500), 13)
-    return tmp_path
+from helpers import rewarm
+from test_mpi import config, d, mpirun  # noqa: F401 (d: the shards fixture)
 
 
 def plan(d, cfg, *args):
