@@ -18,6 +18,7 @@
 #include "io/run_dir_lock.hpp"
 #include "optim/adamw.hpp"
 #include "optim/gradients.hpp"
+#include "parallel/sliced_checkpoint.hpp"
 
 namespace rewarm {
 namespace fs = std::filesystem;
@@ -151,14 +152,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     model_->params_changed();
     if (full) {
       auto h_m = Kokkos::create_mirror_view(exp_avg_), h_v = Kokkos::create_mirror_view(exp_avg_sq_);
-      if (cfg_.parallel.zero) {  // the whole moments, then this rank's slice
-        std::vector<float> m(static_cast<std::size_t>(P)), v(static_cast<std::size_t>(P));
-        ck->read_moments(m.data(), v.data());
-        std::copy_n(m.begin() + own_.offset, own_.count, h_m.data());
-        std::copy_n(v.begin() + own_.offset, own_.count, h_v.data());
-      } else {
-        ck->read_moments(h_m.data(), h_v.data());
-      }
+      ck->read_moments_part(own_.offset, own_.count, h_m.data(), h_v.data());  // ZeRO: this rank's slice only
       Kokkos::deep_copy(exp_avg_, h_m);
       Kokkos::deep_copy(exp_avg_sq_, h_v);
     }
@@ -271,29 +265,51 @@ void Trainer::check_run_dir() const {
   fs::remove(probe, ec);
 }
 
-// The full state whatever the rank count: ZeRO-1 moments are gathered to rank 0, which writes.
+// This rank's elements [offset, offset + count) of v, in host memory (v itself on a CPU).
+template <class V>
+static auto host_part(const V& v, Index offset, Index count) {
+  return Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(),
+                                             Kokkos::subview(v, std::make_pair(offset, offset + count)));
+}
+
+// The full state whatever the rank count. On several ranks each writes its slice into the one
+// file (parallel HDF5); without MPI-IO the ZeRO moments are gathered to rank 0, which writes.
 void Trainer::save_checkpoint() {
-  CheckpointData c;
-  c.model = cfg_.model;
-  c.config_text = config_text_;
-  c.state = state_;
-  c.world_size = comm_.size();
-  for (auto* m : {&exp_avg_, &exp_avg_sq_}) {
-    if (!cfg_.parallel.zero && !comm_.root()) break;  // rank 0 holds all the moments and writes
-    std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
-    const auto mine = host_copy(*m);
-    std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
-    if (cfg_.parallel.zero)  // every rank holds a slice
-      comm_.gather_to_root(
-          Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(full.data(), full.size()),
-          slices_);
-    (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
-  }
   const std::string path = checkpoint_path(cfg_.run_dir, state_.step);
-  writing([&] {
-    c.params = download(model_->params);
-    write_checkpoint(path, c);
-  });
+  CheckpointHeader h;
+  h.model = cfg_.model;
+  h.config_text = config_text_;
+  h.state = state_;
+  h.world_size = comm_.size();
+  if (comm_.size() > 1 && parallel_checkpoints_available()) {
+    const Slices parts(slices_.offset.back() + slices_.count.back(), comm_.size());
+    FlatPart mine;
+    mine.offset = parts.offset[comm_.rank()], mine.count = parts.count[comm_.rank()];
+    mine.state = comm_.root();
+    const auto p = host_part(model_->params, mine.offset, mine.count);
+    const auto m = host_part(exp_avg_, mine.offset - own_.offset, mine.count);  // zero 0: own_ is everything
+    const auto v = host_part(exp_avg_sq_, mine.offset - own_.offset, mine.count);
+    mine.params = p.data(), mine.exp_avg = m.data(), mine.exp_avg_sq = v.data();
+    write_checkpoint_sliced(comm_, path, h, mine, last_good_checkpoint());
+  } else {
+    CheckpointData c;
+    static_cast<CheckpointHeader&>(c) = h;
+    for (auto* m : {&exp_avg_, &exp_avg_sq_}) {
+      if (!cfg_.parallel.zero && !comm_.root()) break;  // rank 0 holds all the moments and writes
+      std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
+      const auto mine = host_copy(*m);
+      std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
+      if (cfg_.parallel.zero)  // every rank holds a slice
+        comm_.gather_to_root(
+            Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(full.data(), full.size()),
+            slices_);
+      (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
+    }
+    writing([&] {
+      c.params = download(model_->params);
+      write_checkpoint(path, c);
+    });
+  }
   last_checkpoint_ = {state_.step, path};
   if (!comm_.root()) return;
   auto all = list_checkpoints(cfg_.run_dir);
@@ -314,13 +330,15 @@ void Trainer::writing(const std::function<void()>& write) {
     try {
       write();
     } catch (const Error& e) {
-      throw Error(std::string(e.what()) + "; " +
-                  (last_checkpoint_.step >= 0
-                       ? "the last good checkpoint is step " + std::to_string(last_checkpoint_.step) + " (" +
-                             last_checkpoint_.path + ")"
-                       : std::string("no checkpoint of this run was written")));
+      throw Error(std::string(e.what()) + "; " + last_good_checkpoint());
     }
   });
+}
+
+std::string Trainer::last_good_checkpoint() const {
+  return last_checkpoint_.step >= 0 ? "the last good checkpoint is step " + std::to_string(last_checkpoint_.step) +
+                                          " (" + last_checkpoint_.path + ")"
+                                    : std::string("no checkpoint of this run was written");
 }
 
 void Trainer::open_train_data() {

@@ -89,6 +89,7 @@ class Trainer {
   void check_run_dir() const;  // run_dir (and its checkpoints/) can be created and written
   void save_checkpoint();
   void writing(const std::function<void()>& write);  // rank 0 writes; a failure stops every rank
+  std::string last_good_checkpoint() const;          // "the last good checkpoint is step N (PATH)", for failures
   double eval_set(std::size_t i);
 
   RunConfig cfg_;

@@ -20,32 +20,54 @@ static std::string shape_str(const std::vector<std::int64_t>& s) {
   return o + "]";
 }
 
+void write_checkpoint_contents(h5::File& f, const CheckpointHeader& h, const FlatPart& part,
+                               const std::function<void(const std::function<void()>&)>& step) {
+  step([&] {
+    f.set_attr("format", std::string("rewarm-checkpoint"));
+    f.set_attr("format_version", std::int64_t(1));
+    f.set_attr("step", std::int64_t(h.state.step));
+    f.set_attr("tokens_seen", std::int64_t(h.state.tokens_seen));
+    f.set_attr("config", h.config_text);
+    f.set_attr("model_config", h.model.to_hf_json().dump(2));
+    f.set_attr("world_size", std::int64_t(h.world_size));
+  });
+  const ParamLayout layout(h.model);
+  const bool opt = part.exp_avg != nullptr;
+  for (const auto& e : layout.entries) {
+    // This part's elements of the tensor: [lo, hi) of the flat state.
+    const Index lo = std::max(e.offset, part.offset), hi = std::min(e.offset + e.size(), part.offset + part.count);
+    const Index first = std::max<Index>(lo - e.offset, 0), count = std::max<Index>(hi - lo, 0);
+    auto tensor = [&](const std::string& group, const float* data) {
+      step([&] {
+        f.write_checksummed_part(group + e.name, e.shape, first, count, count ? data + (lo - part.offset) : data);
+      });
+    };
+    tensor("/model/", part.params);
+    if (!opt) continue;
+    tensor("/optimizer/exp_avg/", part.exp_avg);
+    tensor("/optimizer/exp_avg_sq/", part.exp_avg_sq);
+  }
+  const std::int64_t st[3] = {h.state.step, h.state.tokens_seen, h.state.samples_seen};
+  const std::int64_t n = part.state ? 1 : 0;
+  step([&] { f.write_checksummed_part("/state/step", {1}, 0, n, &st[0]); });
+  step([&] { f.write_checksummed_part("/state/tokens_seen", {1}, 0, n, &st[1]); });
+  step([&] { f.write_checksummed_part("/state/samples_seen", {1}, 0, n, &st[2]); });
+  const auto sets = std::int64_t(h.state.set_samples.size());
+  if (sets)
+    step([&] {
+      f.write_checksummed_part("/state/set_samples", {sets}, 0, part.state ? sets : 0, h.state.set_samples.data());
+    });
+}
+
 void write_checkpoint(const std::string& path, const CheckpointData& c) {
   AtomicFile out(path);
   {
     h5::File f(out.tmp(), h5::File::Create);
-    f.set_attr("format", std::string("rewarm-checkpoint"));
-    f.set_attr("format_version", std::int64_t(1));
-    f.set_attr("step", std::int64_t(c.state.step));
-    f.set_attr("tokens_seen", std::int64_t(c.state.tokens_seen));
-    f.set_attr("config", c.config_text);
-    f.set_attr("model_config", c.model.to_hf_json().dump(2));
-    f.set_attr("world_size", std::int64_t(c.world_size));
-    const ParamLayout layout(c.model);
-    const bool opt = !c.exp_avg.empty();
-    for (const auto& e : layout.entries) {
-      f.write_checksummed("/model/" + e.name, c.params.data() + e.offset, e.shape);
-      if (!opt) continue;
-      f.write_checksummed("/optimizer/exp_avg/" + e.name, c.exp_avg.data() + e.offset, e.shape);
-      f.write_checksummed("/optimizer/exp_avg_sq/" + e.name, c.exp_avg_sq.data() + e.offset, e.shape);
-    }
-    const std::int64_t st[3] = {c.state.step, c.state.tokens_seen, c.state.samples_seen};
-    f.write_checksummed("/state/step", &st[0], {1});
-    f.write_checksummed("/state/tokens_seen", &st[1], {1});
-    f.write_checksummed("/state/samples_seen", &st[2], {1});
-    if (!c.state.set_samples.empty())
-      f.write_checksummed("/state/set_samples", c.state.set_samples.data(),
-                          {std::int64_t(c.state.set_samples.size())});
+    FlatPart all;
+    all.count = ParamLayout(c.model).total;
+    all.params = c.params.data();
+    if (!c.exp_avg.empty()) all.exp_avg = c.exp_avg.data(), all.exp_avg_sq = c.exp_avg_sq.data();
+    write_checkpoint_contents(f, c, all, [](const std::function<void()>& write) { write(); });
     f.flush();
     f.close();  // a failure here (a full disk) is reported, not left to the destructor
   }
@@ -57,7 +79,8 @@ CheckpointReader::CheckpointReader(const std::string& path, const ModelConfig* e
   const auto& f = *file_;
   if (!f.has_attr("format") || f.attr_string("format") != "rewarm-checkpoint")
     fail(path, "not a rewarm checkpoint (root attribute format != \"rewarm-checkpoint\")");
-  model_ = ModelConfig::from_hf_json(parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
+  model_ = ModelConfig::from_hf_json(
+      parse_json(f.attr_string("model_config"), path, "attribute model_config is not JSON"), path);
   config_text_ = f.has_attr("config") ? f.attr_string("config") : "";
   world_size_ = f.has_attr("world_size") ? int(f.attr_int("world_size")) : 1;
   state_.step = f.attr_int("step");
@@ -81,17 +104,23 @@ CheckpointReader::CheckpointReader(const std::string& path, const ModelConfig* e
 
 CheckpointReader::~CheckpointReader() = default;
 
-void CheckpointReader::read_group(const std::string& group, float* into) const {
-  for (const auto& e : ParamLayout(model_).entries)
-    file_->read_into(group + e.name, into + e.offset, std::size_t(e.size()));
+void CheckpointReader::read_group(const std::string& group, Index offset, Index count, float* into) const {
+  for (const auto& e : ParamLayout(model_).entries) {
+    const Index lo = std::max(e.offset, offset), hi = std::min(e.offset + e.size(), offset + count);
+    if (lo < hi) file_->read_part(group + e.name, lo - e.offset, hi - lo, into + (lo - offset));
+  }
 }
 
-void CheckpointReader::read_params(float* params) const { read_group("/model/", params); }
+void CheckpointReader::read_params(float* params) const { read_group("/model/", 0, ParamLayout(model_).total, params); }
 
 void CheckpointReader::read_moments(float* exp_avg, float* exp_avg_sq) const {
+  read_moments_part(0, ParamLayout(model_).total, exp_avg, exp_avg_sq);
+}
+
+void CheckpointReader::read_moments_part(Index offset, Index count, float* exp_avg, float* exp_avg_sq) const {
   if (!has_optimizer_) fail(path_, "has no optimizer state (/optimizer): use init.load = \"weights\"");
-  read_group("/optimizer/exp_avg/", exp_avg);
-  read_group("/optimizer/exp_avg_sq/", exp_avg_sq);
+  read_group("/optimizer/exp_avg/", offset, count, exp_avg);
+  read_group("/optimizer/exp_avg_sq/", offset, count, exp_avg_sq);
 }
 
 CheckpointData read_checkpoint(const std::string& path, const ModelConfig* expect, bool need_optimizer) {

@@ -2,6 +2,7 @@
 // Every dataset carries checksums (HDF5's Fletcher32 per chunk, verified by HDF5 on every read;
 // the metadata has its own): a damaged checkpoint fails to load, naming the file and dataset.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,17 +21,37 @@ struct TrainState {
   std::vector<Index> set_samples;  // samples drawn from each [[data.train]] set so far
 };
 
-struct CheckpointData {
+struct CheckpointHeader {
   ModelConfig model;
   std::string config_text;  // resolved run config (TOML)
   int world_size = 1;       // ranks of the run that wrote it (any rank count can resume it)
   TrainState state;
+};
+
+struct CheckpointData : CheckpointHeader {
   std::vector<float> params;               // flat, ParamLayout(model) offsets
   std::vector<float> exp_avg, exp_avg_sq;  // empty when the checkpoint has no optimizer state
 };
 
 // Writes NAME.tmp, syncs it, then renames it to NAME: a crash never leaves half a checkpoint.
 void write_checkpoint(const std::string& path, const CheckpointData& c);
+
+// One rank's part of the flat state (ParamLayout offsets), in host memory: elements
+// [offset, offset + count) of the parameters and, if the checkpoint has them, of the moments.
+struct FlatPart {
+  Index offset = 0, count = 0;
+  const float* params = nullptr;
+  const float* exp_avg = nullptr;     // nullptr: the checkpoint has no optimizer state
+  const float* exp_avg_sq = nullptr;
+  bool state = true;  // this part writes the training state (one rank of a parallel write)
+};
+
+// A checkpoint's attributes, `part` of each of its tensors and the training state, into the
+// open file `f`, every write through `step` (one attribute or dataset each, in the same order
+// on every rank): in a parallel file each is a collective call, and `step` agrees after it
+// whether any rank failed (src/parallel/sliced_checkpoint.cpp).
+void write_checkpoint_contents(h5::File& f, const CheckpointHeader& h, const FlatPart& part,
+                               const std::function<void(const std::function<void()>&)>& step);
 
 // A checkpoint opened and checked (format, model config, every tensor present with its shape)
 // without reading the tensors: cheap, so that every input of a run is checked before anything
@@ -51,9 +72,12 @@ class CheckpointReader {
   bool checksummed() const { return checksummed_; }
   void read_params(float* params) const;                        // ParamLayout(model()).total floats
   void read_moments(float* exp_avg, float* exp_avg_sq) const;   // same; needs has_optimizer()
+  // Elements [offset, offset + count) of the flat moments only (a ZeRO rank's slice).
+  void read_moments_part(Index offset, Index count, float* exp_avg, float* exp_avg_sq) const;
 
  private:
-  void read_group(const std::string& group, float* into) const;
+  // Flat elements [offset, offset + count) of the group's tensors into `into` (element `offset`).
+  void read_group(const std::string& group, Index offset, Index count, float* into) const;
   std::string path_;
   std::unique_ptr<h5::File> file_;
   ModelConfig model_;

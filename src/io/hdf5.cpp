@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <typeinfo>
 
@@ -57,8 +58,8 @@ Id::~Id() {
 }
 
 void init_library() {
-  H5dont_atexit();  // must precede every other HDF5 call
-  H5open();         // before MPI_Init: HDF5 then hooks nothing into MPI_Finalize either
+  H5dont_atexit();                              // must precede every other HDF5 call
+  H5open();                                     // before MPI_Init: HDF5 then hooks nothing into MPI_Finalize either
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
 }
 
@@ -97,7 +98,12 @@ static std::string with_cause(const std::string& what) {
   return cause.empty() ? what : what + ": " + cause;
 }
 
-void File::fail(const std::string& what) const { rewarm::fail(path_, with_cause(what)); }
+void File::fail(const std::string& what) const {
+  const int err = errno;  // MPI-IO leaves the OS's reason here, not on HDF5's stack
+  const auto cause = failure_cause();
+  if (cause.empty() && transfer_ >= 0 && err) rewarm::fail(path_, what + ": " + std::strerror(err));
+  rewarm::fail(path_, cause.empty() ? what : what + ": " + cause);
+}
 
 // "1234 bytes, HDF5 signature at byte 0" for messages about a file HDF5 cannot open.
 static std::string describe_file(const std::string& path) {
@@ -181,7 +187,61 @@ File::File(const std::string& path, Mode mode, const std::string& expected) : pa
   file_ = Id(id, H5Fclose);
 }
 
+#ifdef H5_HAVE_PARALLEL
+File::File(const std::string& path, MPI_Comm comm) : path_(path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  const Id fapl = file_access(true);
+  H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  if (id < 0) fail("cannot create HDF5 file");
+  file_ = Id(id, H5Fclose);
+  transfer_ = Id(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  H5Pset_dxpl_mpio(transfer_, H5FD_MPIO_COLLECTIVE);  // filtered (checksummed) chunks need collective writes
+}
+#endif
+
+// Selects elements [first, first + count) of the row-major order of a dataspace of extent
+// `dims`: a partial first row, whole rows, a partial last row, recursively in the inner dimensions.
+static void select_flat(hid_t space, const std::vector<hsize_t>& dims, hsize_t first, hsize_t count) {
+  H5Sselect_none(space);
+  std::vector<hsize_t> start(dims.size(), 0), size(dims.size(), 1);
+  bool any = false;
+  auto add = [&] {
+    H5Sselect_hyperslab(space, any ? H5S_SELECT_OR : H5S_SELECT_SET, start.data(), nullptr, size.data(), nullptr);
+    any = true;
+  };
+  std::function<void(std::size_t, hsize_t, hsize_t)> range = [&](std::size_t d, hsize_t f, hsize_t n) {
+    if (n == 0) return;
+    hsize_t inner = 1;
+    for (std::size_t k = d + 1; k < dims.size(); ++k) inner *= dims[k];
+    for (std::size_t k = d + 1; k < dims.size(); ++k) start[k] = 0, size[k] = dims[k];
+    hsize_t row = f / inner;
+    if (f % inner) {  // the end of a row
+      const hsize_t m = std::min(n, inner - f % inner);
+      start[d] = row++, size[d] = 1;
+      range(d + 1, f % inner, m);
+      n -= m;
+    }
+    if (n >= inner) {  // whole rows
+      for (std::size_t k = d + 1; k < dims.size(); ++k) start[k] = 0, size[k] = dims[k];
+      start[d] = row, size[d] = n / inner;
+      add();
+      row += n / inner, n %= inner;
+    }
+    if (n) {  // the start of a row
+      start[d] = row, size[d] = 1;
+      range(d + 1, 0, n);
+    }
+  };
+  if (dims.empty()) {
+    if (count) H5Sselect_all(space);
+    return;
+  }
+  range(0, first, count);
+}
+
 void File::close() {
+  errno = 0;
   if (H5Fclose(file_.release()) < 0) fail("cannot close (the last writes failed)");
 }
 
@@ -309,6 +369,15 @@ void File::write(const std::string& name, const T* data, const std::vector<std::
 
 template <class T>
 void File::write_checksummed(const std::string& name, const T* data, const std::vector<std::int64_t>& shape) {
+  std::int64_t elements = 1;
+  for (auto d : shape) elements *= d;
+  write_checksummed_part(name, shape, 0, elements, data);
+}
+
+template <class T>
+void File::write_checksummed_part(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t first,
+                                  std::int64_t count, const T* data) {
+  errno = 0;  // a failure's errno is then this call's (fail())
   std::vector<hsize_t> dims(shape.begin(), shape.end()), chunk = dims;
   hsize_t elements = 1, per_row = 1;
   for (hsize_t d : dims) elements *= d;
@@ -320,11 +389,44 @@ void File::write_checksummed(const std::string& name, const T* data, const std::
     chunk[0] = std::min(dims[0], rows);
     H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
     H5Pset_fletcher32(dcpl);
+    // Parallel HDF5 allocates every chunk at creation and would write it full of fill values
+    // first: the whole checkpoint twice. Every chunk is then written whole by the ranks together.
+    if (transfer_ >= 0) H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
   }
   Id d(create_dataset(file_, name, native_type<T>(), space, dcpl), H5Dclose);
   if (d < 0) fail("cannot create dataset '" + name + "'");
-  if (elements > 0 && H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+  if (elements == 0) return;
+  const hsize_t n = hsize_t(std::max<std::int64_t>(count, 1));
+  Id memory(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (count > 0) {
+    select_flat(space, dims, hsize_t(first), hsize_t(count));
+  } else {  // this rank writes nothing but joins the collective write
+    H5Sselect_none(space);
+    H5Sselect_none(memory);
+  }
+  const T none{};
+  const hid_t transfer = transfer_ < 0 ? H5P_DEFAULT : hid_t(transfer_);
+  if (H5Dwrite(d, native_type<T>(), memory, space, transfer, count > 0 ? data : &none) < 0)
     fail("cannot write dataset '" + name + "'");
+}
+
+template <class T>
+void File::read_part(const std::string& name, std::int64_t first, std::int64_t count, T* out) const {
+  if (count <= 0) return;
+  Id d = open_dataset(name);
+  Id space(H5Dget_space(d), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(std::size_t(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  hsize_t elements = 1;
+  for (auto e : dims) elements *= e;
+  if (first < 0 || hsize_t(first + count) > elements)
+    fail("dataset '" + name + "' has " + std::to_string(elements) + " elements, not [" + std::to_string(first) + ", " +
+         std::to_string(first + count) + ")");
+  select_flat(space, dims, hsize_t(first), hsize_t(count));
+  const hsize_t n = hsize_t(count);
+  Id memory(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (H5Dread(d, native_type<T>(), memory, space, H5P_DEFAULT, out) < 0) fail("cannot read dataset '" + name + "'");
 }
 
 template <class T>
@@ -439,6 +541,7 @@ std::vector<std::string> File::list(const std::string& group) const {
 }
 
 void File::flush() {
+  errno = 0;
   if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) fail("cannot flush");
 }
 
@@ -528,12 +631,15 @@ void DirectWriter<T>::write(std::int64_t first, const T* data, std::int64_t coun
   behind_->written(at + total);
 }
 
-#define REWARM_H5_INSTANTIATE(T)                                                                                   \
+#define REWARM_H5_INSTANTIATE(T)                                                                                    \
   template void File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&, std::int64_t, int,   \
-                               bool);                                                                           \
-  template void File::write_checksummed<T>(const std::string&, const T*, const std::vector<std::int64_t>&);       \
-  template std::vector<T> File::read<T>(const std::string&) const;                                                 \
-  template void File::read_into<T>(const std::string&, T*, std::size_t) const;                                     \
+                               bool);                                                                               \
+  template void File::write_checksummed<T>(const std::string&, const T*, const std::vector<std::int64_t>&);         \
+  template void File::write_checksummed_part<T>(const std::string&, const std::vector<std::int64_t>&, std::int64_t, \
+                                                std::int64_t, const T*);                                            \
+  template void File::read_part<T>(const std::string&, std::int64_t, std::int64_t, T*) const;                       \
+  template std::vector<T> File::read<T>(const std::string&) const;                                                  \
+  template void File::read_into<T>(const std::string&, T*, std::size_t) const;                                      \
   template void RangeReader::read<T>(std::int64_t, std::int64_t, T*) const;
 REWARM_H5_INSTANTIATE(float)
 REWARM_H5_INSTANTIATE(double)

@@ -61,6 +61,11 @@ class File {
   enum Mode { ReadOnly, ReadLive, ReadWrite, AppendLive, Create };
   // `expected` says what the file should be ("a rewarm checkpoint"), for the message when it is not.
   File(const std::string& path, Mode mode, const std::string& expected = "");
+#ifdef H5_HAVE_PARALLEL
+  // Creates `path` on every rank of `comm` together (MPI-IO). In such a file every call that
+  // writes is collective: every rank makes it, with the same names and values, in the same order.
+  File(const std::string& path, MPI_Comm comm);
+#endif
   const std::string& path() const { return path_; }
 
   bool has_attr(const std::string& name) const;
@@ -85,8 +90,17 @@ class File {
   // A fixed-shape dataset of any rank in chunks of about 1 MiB, each with its checksum.
   template <class T>
   void write_checksummed(const std::string& name, const T* data, const std::vector<std::int64_t>& shape);
+  // The same dataset, of which only elements [first, first + count) of its row-major order are
+  // written from `data`. In a parallel file every rank calls it with its own range (empty ones
+  // too), and the writes are collective MPI-IO.
+  template <class T>
+  void write_checksummed_part(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t first,
+                              std::int64_t count, const T* data);
   template <class T>
   std::vector<T> read(const std::string& name) const;
+  // Elements [first, first + count) of the dataset's row-major order, of any rank, into `out`.
+  template <class T>
+  void read_part(const std::string& name, std::int64_t first, std::int64_t count, T* out) const;
   // The whole dataset into `out` (its element count), converted to T by HDF5.
   template <class T>
   void read_into(const std::string& name, T* out, std::size_t count) const;
@@ -113,6 +127,7 @@ class File {
   [[noreturn]] void fail(const std::string& what) const;
   std::string path_;
   Id file_;
+  Id transfer_;  // H5P_DEFAULT, or collective MPI-IO in a parallel file
 };
 
 // Repeated reads of element ranges of one 1-D dataset, which stays open (the hot path of

@@ -37,17 +37,20 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
-// When process `pid` started (clock ticks since boot, /proc/PID/stat field 22); "" if it is not running.
-std::string process_start(long pid) {
+// Field `n` of /proc/PID/stat (3: the state, 22: when it started, in clock ticks since boot);
+// "" if the process is not there.
+static std::string process_stat(long pid, int n) {
   const std::string stat = first_line("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
   if (close == std::string::npos) return "";
   std::istringstream rest(stat.substr(close + 2));
   std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i) {
+  for (int i = 3; i <= n && rest >> field; ++i) {
   }
   return field;
 }
+
+std::string process_start(long pid) { return process_stat(pid, 22); }
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -115,8 +118,11 @@ std::string gone_because(const json& h, double heartbeat_age, double stale_after
       return "its host has restarted since";
     const long pid = h.value("pid", 0L);
     if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH)) return "that process has exited";
+    const std::string state = process_stat(pid, 3);
+    if (state == "Z" || state == "X") return "that process has exited";  // not yet reaped (MPI_Abort's ranks)
     const std::string start = process_start(pid);
-    if (!start.empty() && start != h.value("pid_start", std::string())) return "that process has exited (its pid is reused)";
+    if (!start.empty() && start != h.value("pid_start", std::string()))
+      return "that process has exited (its pid is reused)";
     return "";
   }
   if (heartbeat_age > stale_after)
@@ -180,22 +186,23 @@ RunDirLock::RunDirLock(const std::string& run_dir, double stale_after, std::stri
     if (::link(mine.c_str(), path_.c_str()) == 0) break;
     const int err = errno;
     struct stat st {};
-    if (err == EEXIST && ::stat(mine.c_str(), &st) == 0 && st.st_nlink == 2) break;  // NFS: a retried link that succeeded
+    if (err == EEXIST && ::stat(mine.c_str(), &st) == 0 && st.st_nlink == 2)
+      break;  // NFS: a retried link that succeeded
     if (err != EEXIST) fail(path_, std::string("cannot create the run_dir lock: ") + std::strerror(err));
     const json holder = read_holder(path_);
     if (holder.is_null()) continue;  // released meanwhile
     const double age = age_seconds(path_);
     const std::string gone = gone_because(holder, age, stale_after);
     if (gone.empty())
-      fail(run_dir,
-           "in use by another rewarm train (" + describe(holder, age) +
-               "); two runs in one run_dir destroy each other's files. Wait for it to end or stop it; "
-               "a lock whose holder is gone is taken over (at once on its own host, after " +
-               std::to_string(long(stale_after)) + " s without heartbeat from another)");
+      fail(run_dir, "in use by another rewarm train (" + describe(holder, age) +
+                        "); two runs in one run_dir destroy each other's files. Wait for it to end or stop it; "
+                        "a lock whose holder is gone is taken over (at once on its own host, after " +
+                        std::to_string(long(stale_after)) + " s without heartbeat from another)");
     if (attempt > 3) fail(path_, "the run_dir lock keeps changing hands; is another rewarm starting here?");
     // Take over through a second lock, so that only one of several starters replaces the stale one.
     const std::string guard = path_ + ".takeover", guard_mine = guard + "." + token_;
-    if (!write_new_file(guard_mine, token_ + "\n")) fail(run_dir, std::string("run_dir is not writable: ") + std::strerror(errno));
+    if (!write_new_file(guard_mine, token_ + "\n"))
+      fail(run_dir, std::string("run_dir is not writable: ") + std::strerror(errno));
     const bool guarded = ::link(guard_mine.c_str(), guard.c_str()) == 0;
     ::unlink(guard_mine.c_str());
     if (!guarded) {

@@ -41,6 +41,7 @@ class Comm {
   int local_rank() const { return local_rank_; }  // rank among the ranks on this node
   int local_size() const { return local_size_; }  // ranks on this node
   bool root() const { return rank_ == 0; }
+  MPI_Comm mpi() const { return comm_; }  // MPI_COMM_NULL in a world without MPI
   bool gpu_aware() const { return gpu_aware_; }
   void set_gpu_aware(bool on) { gpu_aware_ = on; }
 
@@ -55,6 +56,11 @@ class Comm {
   // CollectiveError: the lowest failing rank's message ("rank 3: ..." in a job of several), so
   // no rank goes on into a collective that another will never join.
   void agree(const std::function<void()>& work) const;
+  // agree() for a step whose failure may leave the other ranks inside a collective call that
+  // this rank has left (parallel HDF5's: its errors are not collective). If this rank failed and
+  // the others have not joined within `seconds`, stuck(message) runs: it reports and ends the job.
+  void agree_within(const std::function<void()>& work, double seconds,
+                    const std::function<void(const std::string&)>& stuck) const;
 
   // v ← Σ over ranks of v (in place).
   template <class V>

@@ -256,3 +256,42 @@ def test_a_failed_checkpoint_write_stops_every_rank(d):
     line = one_error_line(p)
     assert "step_00000004.h5" in line and "rank 1" not in line
     assert sorted(f for f in os.listdir(d / "a" / "checkpoints") if f.endswith(".h5")) == ["step_00000002.h5"]
+
+
+def test_a_kill_during_a_parallel_checkpoint_write_leaves_the_previous_one_the_newest(d):
+    """Both ranks write their slices of every checkpoint into its .tmp; a kill -9 of the job while
+    they do leaves the .tmp unrenamed: the previous checkpoint stays the newest, whole, and resumes."""
+    cfg = config(d, "a", model={"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8},
+                 parallel={"zero": 1}, schedule={"total_steps": 100000},
+                 train={"eval_interval": 0, "checkpoint_interval": 1, "keep_checkpoints": 1000})
+    proc = subprocess.Popen(["mpirun", "-n", "2", "--oversubscribe", REWARM, "train", cfg], env=MPI_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = d / "a" / "checkpoints"
+    caught = None
+    try:
+        for _ in range(6000):  # until a write is under way after at least one complete checkpoint
+            names = os.listdir(ck) if ck.exists() else []
+            tmp = [n for n in names if n.endswith(".h5.tmp")]
+            if tmp and any(n.endswith(".h5") for n in names):
+                subprocess.run(["pkill", "-9", "-f", f"{REWARM} train {cfg}"])
+                caught = tmp[0]
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert caught, "no checkpoint write was seen under way"
+    left = sorted(os.listdir(ck), key=lambda n: (len(n), n))
+    assert caught in left  # the write was cut short, and never renamed
+    good = [n for n in left if n.endswith(".h5")]
+    assert int(good[-1][5:13]) == int(caught[5:13]) - 1
+    assert "every chunk's checksum" in rewarm("info", ck / good[-1], "--verify").stdout
+    for _ in range(100):  # the killed ranks are gone (rank 0 held the run_dir lock)
+        if subprocess.run(["pgrep", "-f", f"{REWARM} train {cfg}"], capture_output=True).returncode:
+            break
+        time.sleep(0.1)
+    stop = int(good[-1][5:13]) + 1
+    out = rewarm("train", cfg, "--stop-at", stop).stderr  # on one rank: it reads what two wrote
+    assert f"resuming from {ck / good[-1]}" in out
+    assert f"step_{stop:08d}.h5" in os.listdir(ck)

@@ -2,11 +2,17 @@
 // starts this binary with (1, and 2 under mpirun); and agree(): an error on one rank reaches all.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.hpp"
+#include "io/hdf5.hpp"
+#include "model/param_layout.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/device_collectives.hpp"
 #include "parallel/runtime.hpp"
+#include "parallel/sliced_checkpoint.hpp"
 
 using namespace rewarm;
 
@@ -131,6 +137,131 @@ TEST_CASE("NCCL's bootstrap: rank 0's unique id reaches every rank, byte for byt
     CHECK(DeviceCollectives::create(c, &why) == nullptr);
     CHECK(why == (c.size() == 1 ? "one rank" : "host memory: MPI"));
   }
+}
+
+// ---- checkpoints written in slices ---------------------------------------------------------
+
+// A folder of this test's, the same on every rank (rank 0 names it).
+static std::string shared_dir(const Comm& c, const std::string& name) {
+  std::string dir;
+  if (c.root()) {
+    dir =
+        (std::filesystem::temp_directory_path() / ("rewarm-comm-" + name + "-" + std::to_string(::getpid()))).string();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  return c.broadcast_string(dir, 0);
+}
+
+static ModelConfig small_model(Index vocab, Index hidden, Index inner) {
+  ModelConfig m;
+  m.vocab_size = vocab;
+  m.hidden_size = hidden;
+  m.num_hidden_layers = 2;
+  m.num_attention_heads = 2;
+  m.intermediate_size = inner;
+  m.rotary_pct = 0.5;
+  return m;
+}
+
+// Element i of a made-up flat state (array a), 0 in the padding between tensors.
+static float state_value(const ParamLayout& layout, int a, Index i) {
+  for (const auto& e : layout.entries)
+    if (i >= e.offset && i < e.offset + e.size()) return float(std::sin(0.37 * double(i) + a)) + float(a);
+  return 0.0f;
+}
+
+TEST_CASE("a checkpoint written in slices by every rank is the serial writer's, and reads back in slices", "[comm]") {
+  Comm& c = *world;
+  const ModelConfig m = small_model(50, 24, 40);  // rows of 24 and 40: the slices end mid-row
+  const ParamLayout layout(m);
+  const Index P = layout.total;
+  CheckpointData full;
+  full.model = m;
+  full.config_text = "run_dir = 'x'";
+  full.world_size = c.size();
+  full.state.step = 7, full.state.tokens_seen = 700, full.state.samples_seen = 70, full.state.set_samples = {40, 30};
+  for (Index i = 0; i < P; ++i) {
+    full.params.push_back(state_value(layout, 0, i));
+    full.exp_avg.push_back(state_value(layout, 1, i));
+    full.exp_avg_sq.push_back(state_value(layout, 2, i));
+  }
+  const std::string dir = shared_dir(c, "ckpt");
+  const std::string serial = dir + "/serial.h5", parallel = dir + "/parallel.h5";
+  if (c.root()) write_checkpoint(serial, full);
+  const Slices parts(P, c.size());
+  FlatPart mine;
+  mine.offset = parts.offset[c.rank()], mine.count = parts.count[c.rank()], mine.state = c.root();
+  mine.params = full.params.data() + mine.offset;  // only this rank's part is passed on
+  mine.exp_avg = full.exp_avg.data() + mine.offset;
+  mine.exp_avg_sq = full.exp_avg_sq.data() + mine.offset;
+  write_checkpoint_sliced(c, parallel, full, mine, "");
+  c.barrier();
+  CHECK_FALSE(std::filesystem::exists(parallel + ".tmp"));
+  {  // dataset for dataset, attribute for attribute
+    h5::File a(serial, h5::File::ReadOnly), b(parallel, h5::File::ReadOnly);
+    REQUIRE(a.datasets() == b.datasets());
+    for (const auto& name : a.datasets()) {
+      INFO(name);
+      CHECK(a.shape(name) == b.shape(name));
+      CHECK(a.type_name(name) == b.type_name(name));
+      CHECK(b.has_checksum(name));
+      if (a.type_name(name) == "float32")
+        CHECK(a.read<float>(name) == b.read<float>(name));
+      else
+        CHECK(a.read<std::int64_t>(name) == b.read<std::int64_t>(name));
+    }
+    for (const char* attr : {"format", "config", "model_config"}) CHECK(a.attr_string(attr) == b.attr_string(attr));
+    for (const char* attr : {"format_version", "step", "tokens_seen", "world_size"})
+      CHECK(a.attr_int(attr) == b.attr_int(attr));
+  }
+  const CheckpointReader r(parallel, &m);                         // a resume reads only its slice of the moments
+  std::vector<float> m1(std::size_t(mine.count), 0.0f), m2 = m1;  // padding stays 0, as in `full`
+  r.read_moments_part(mine.offset, mine.count, m1.data(), m2.data());
+  CHECK(std::equal(m1.begin(), m1.end(), full.exp_avg.begin() + mine.offset));
+  CHECK(std::equal(m2.begin(), m2.end(), full.exp_avg_sq.begin() + mine.offset));
+  CHECK(read_checkpoint(parallel, &m, true).params == full.params);
+  c.barrier();
+  if (c.root()) std::filesystem::remove_all(dir);
+}
+
+static std::size_t status_kib(const char* key) {  // a line of /proc/self/status, in KiB
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key, 0) == 0) return std::size_t(std::stoull(line.substr(std::string(key).size())));
+  return 0;
+}
+
+TEST_CASE("writing a checkpoint in slices takes no rank's host memory up to the whole state", "[comm]") {
+  Comm& c = *world;
+  const ModelConfig m = small_model(8000, 512, 2048);  // 14.5 M parameters: the state is 174 MB
+  const ParamLayout layout(m);
+  const Index P = layout.total;
+  const Slices parts(P, c.size());
+  FlatPart mine;
+  mine.offset = parts.offset[c.rank()], mine.count = parts.count[c.rank()], mine.state = c.root();
+  std::vector<float> p(std::size_t(mine.count)), m1(p.size()), m2(p.size());
+  for (Index i = 0; i < mine.count; ++i) p[i] = m1[i] = m2[i] = state_value(layout, 0, mine.offset + i);
+  mine.params = p.data(), mine.exp_avg = m1.data(), mine.exp_avg_sq = m2.data();
+  CheckpointHeader h;
+  h.model = m;
+  h.world_size = c.size();
+  const std::string dir = shared_dir(c, "rss");
+  if (!std::ofstream("/proc/self/clear_refs").put('5')) {
+    WARN("this kernel cannot reset the peak RSS: not measured");
+    return;
+  }
+  const double before = double(status_kib("VmRSS:")) * 1024;
+  write_checkpoint_sliced(c, dir + "/c.h5", h, mine, "");
+  const double grew = double(status_kib("VmHWM:")) * 1024 - before;
+  const double state = 12.0 * double(P), slices = 12.0 * double(mine.count);
+  INFO("peak RSS grew by " << grew / 1e6 << " MB writing " << slices / 1e6 << " MB of a " << state / 1e6
+                           << " MB state");
+  // A gather to rank 0 takes the whole state there; the slices take HDF5's and MPI-IO's buffers.
+  CHECK(grew < 0.25 * state);
+  c.barrier();
+  if (c.root()) std::filesystem::remove_all(dir);
 }
 
 int main(int argc, char** argv) {

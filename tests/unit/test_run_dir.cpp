@@ -40,7 +40,7 @@ static void write_file(const std::string& path, const std::string& text) {
 
 // A lock file as another rewarm would have left it.
 static void write_lock(const std::string& run_dir, const std::string& host, long pid, double age_seconds) {
-  const nlohmann::json j = {{"host", host},     {"pid", pid},           {"pid_start", "1"}, {"boot_id", "x"},
+  const nlohmann::json j = {{"host", host},      {"pid", pid},           {"pid_start", "1"}, {"boot_id", "x"},
                             {"slurm_job", "77"}, {"since", "yesterday"}, {"token", "theirs"}};
   const std::string path = run_dir + "/rewarm.lock";
   write_file(path, j.dump());
@@ -67,7 +67,7 @@ TEST_CASE("run_dir lock: one holder, named to the next; released at the end", "[
   }
   CHECK(!fs::exists(dir + "/rewarm.lock"));
   for (const auto& e : fs::directory_iterator(dir)) FAIL("left behind: " << e.path());  // no temporary files
-  RunDirLock again(dir, 300);  // free again
+  RunDirLock again(dir, 300);                                                           // free again
 }
 
 TEST_CASE("run_dir lock: a holder that is gone is taken over, a live one is not", "[lock]") {
@@ -82,7 +82,8 @@ TEST_CASE("run_dir lock: a holder that is gone is taken over, a live one is not"
   SECTION("another host, recent heartbeat") {
     write_lock(dir, "elsewhere", 1, 100);
     CHECK_THROWS_WITH(RunDirLock(dir, 300), Contains("pid 1 on host elsewhere, SLURM job 77") &&
-                                                Catch::Matches(".*heartbeat 10[0-9] s ago.*") && Contains("after 300 s"));
+                                                Catch::Matches(".*heartbeat 10[0-9] s ago.*") &&
+                                                Contains("after 300 s"));
     CHECK(fs::exists(dir + "/rewarm.lock"));  // untouched
   }
   SECTION("this host, a pid that is not running") {
@@ -93,6 +94,42 @@ TEST_CASE("run_dir lock: a holder that is gone is taken over, a live one is not"
     std::string note;
     RunDirLock l(dir, 300, &note);
     CHECK_THAT(note, Contains("that process has exited") || Contains("its host has restarted"));
+  }
+  SECTION("this host, a process that has exited but is not yet reaped (a rank MPI_Abort ended)") {
+    auto line = [](const std::string& path) {
+      std::string l;
+      std::getline(std::ifstream(path), l);
+      return l;
+    };
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    pid_t zombie = fork();
+    if (zombie == 0) {
+      char c;
+      (void)!read(go[0], &c, 1);
+      _exit(0);
+    }
+    const std::string stat_path = "/proc/" + std::to_string(zombie) + "/stat";
+    std::istringstream fields(line(stat_path).substr(line(stat_path).rfind(')') + 2));
+    std::string start, state;
+    for (int i = 3; i <= 22 && fields >> start; ++i)
+      if (i == 3) state = start;
+    REQUIRE(state != "Z");
+    (void)!write(go[1], "x", 1);
+    for (int i = 0; i < 1000 && state != "Z"; ++i) {  // until it has exited, unreaped
+      usleep(1000);
+      state = line(stat_path).substr(line(stat_path).rfind(')') + 2, 1);
+    }
+    REQUIRE(state == "Z");
+    const nlohmann::json j = {
+        {"host", host()},  {"pid", zombie},  {"pid_start", start}, {"boot_id", line("/proc/sys/kernel/random/boot_id")},
+        {"slurm_job", ""}, {"since", "now"}, {"token", "theirs"}};
+    write_file(dir + "/rewarm.lock", j.dump());
+    std::string note;
+    RunDirLock l(dir, 300, &note);
+    CHECK_THAT(note, Contains("that process has exited"));
+    waitpid(zombie, nullptr, 0);
+    close(go[0]), close(go[1]);
   }
   SECTION("an unreadable lock is not removed") {
     write_file(dir + "/rewarm.lock", "{garbage");
@@ -148,7 +185,8 @@ static CheckpointData small_checkpoint() {
   std::vector<char> stored(static_cast<std::size_t>(n), 0);  // padding between tensors is not stored: zero it
   for (const auto& e : ParamLayout(c.model).entries) std::fill_n(stored.begin() + e.offset, e.size(), 1);
   for (Index i = 0; i < n; ++i)
-    if (!stored[std::size_t(i)]) c.params[std::size_t(i)] = c.exp_avg[std::size_t(i)] = c.exp_avg_sq[std::size_t(i)] = 0;
+    if (!stored[std::size_t(i)])
+      c.params[std::size_t(i)] = c.exp_avg[std::size_t(i)] = c.exp_avg_sq[std::size_t(i)] = 0;
   c.state.step = 3, c.state.set_samples = {12};
   return c;
 }
@@ -211,10 +249,11 @@ TEST_CASE("a truncated or foreign file says what it is and what was expected", "
   write_checkpoint(path, small_checkpoint());
   const auto size = fs::file_size(path);
   fs::resize_file(path, size / 2);
-  CHECK_THROWS_WITH(CheckpointReader(path), Contains("step_00000003.h5: cannot open HDF5 file (" + std::to_string(size / 2) +
-                                                     " bytes, HDF5 signature at byte 0): truncated: " +
-                                                     std::to_string(size / 2) + " bytes of the " + std::to_string(size) +
-                                                     " its HDF5 superblock records; expected a rewarm checkpoint"));
+  CHECK_THROWS_WITH(
+      CheckpointReader(path),
+      Contains("step_00000003.h5: cannot open HDF5 file (" + std::to_string(size / 2) +
+               " bytes, HDF5 signature at byte 0): truncated: " + std::to_string(size / 2) + " bytes of the " +
+               std::to_string(size) + " its HDF5 superblock records; expected a rewarm checkpoint"));
   write_file(dir + "/text.h5", "not hdf5 at all");
   CHECK_THROWS_WITH(CheckpointReader(dir + "/text.h5"),
                     Contains("text.h5: not an HDF5 file (15 bytes, no HDF5 signature); expected a rewarm checkpoint"));
