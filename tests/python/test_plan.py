@@ -64,3 +64,47 @@ def test_plan_errors_name_the_option(d):
     assert p.returncode != 0 and "data.global_batch = 8 is not a multiple of data.micro_batch × ranks = 2 × 3" in p.stderr
     p = rewarm("plan", cfg, "--ranks", 0, check=False)
     assert p.returncode != 0 and "--ranks 0: must be at least 1" in p.stderr
+
+
+PYTHIA = {  # the real config.json values: vocab (padded), hidden, layers, heads, intermediate
+    "pythia-1b": (50304, 2048, 16, 8, 8192),
+    "pythia-12b": (50688, 5120, 36, 40, 20480),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PYTHIA))
+def test_plan_of_the_pythia_presets_is_the_hand_computed_one(d, preset):
+    """The per-parameter bytes of mixed data parallelism and the activations of a GPT-NeoX layer,
+    written out from the architecture (fp32, T 2048, micro_batch 1, 8 ranks), against plan."""
+    V, h, L, H, I = PYTHIA[preset]
+    N, ranks = 2048, 8
+    P = 2 * V * h + L * (4 * h * h + 2 * h * I + 9 * h + I) + 2 * h  # embed_in, embed_out; layers; final LN
+    layer = 4 * (2 * N * h + 2 * N * I + 3 * N * h + N * h + 4 * N + N * H)  # ln1 ln2, fc1 act, qkv, attn, LN stats, lse
+    cheap = 4 * (2 * N * h + N * I)  # what selective recomputes: the LayerNorm outputs and the GELU
+    rotary = 2 * 4 * N * (h // H // 4 // 2)  # cos and sin tables, rotary_pct 0.25
+    rest = 4 * N * h * (L + 1) + 4 * N * h + 4 * 2 * N + 4 * N * V + rotary + 8 * N + 4 * 2 * N + 4 * (N + 1) + 4
+    plans = {}
+    for zero in (1, 2):
+        for recompute in ("none", "selective", "full"):
+            cfg = config(d, f"{preset}{zero}{recompute}", data={"seq_len": N, "micro_batch": 1, "global_batch": 8},
+                         parallel={"zero": zero}, memory={"recompute": recompute}, precision={"gemm": "fp32"})
+            text = cfg.read_text().split("[model]")
+            tail = text[1].split("\n[", 1)
+            cfg.write_text(text[0] + f'[model]\npreset = "{preset}"\n' + ("\n[" + tail[1] if len(tail) > 1 else ""))
+            plans[zero, recompute] = plan(d, cfg, "--ranks", ranks)[1]
+    p = plans[1, "none"]
+    assert p["parameters"] == P
+    parts = p["parts"]
+    assert parts["weights (fp32)"] == parts["gradients (fp32)"] == 4 * P
+    assert parts["gradient sum (double)"] == 8 * P  # ZeRO-1: the whole sum on every rank
+    assert parts["AdamW moments"] == 2 * 4 * P // ranks and parts["communication buffers"] == 8 * P // ranks
+    z2 = plans[2, "none"]["parts"]
+    assert z2["gradient sum (double)"] == 8 * P // ranks  # ZeRO-2: this rank's slice of it
+    # one range on its way in double (the largest bucket: a layer, or the output layer with the
+    # final LayerNorm) and this rank's part of it after the reduce-scatter
+    big = max(V * h + 2 * h, 4 * h * h + 2 * h * I + 9 * h + I)
+    assert 8 * big < z2["communication buffers"] <= 16 * big
+    acts = {r: plans[1, r]["parts"]["activations"] for r in ("none", "selective", "full")}
+    assert acts["full"] == rest + layer  # the layer inputs, one layer's activations, the head
+    assert acts["none"] - acts["full"] == (L - 1) * layer
+    assert acts["none"] - acts["selective"] == (L - 1) * cheap
