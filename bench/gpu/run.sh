@@ -9,7 +9,7 @@
 # checkpoint), in bf16 with the GEMM attention and in bf16 with cuDNN's fused attention,
 # compared with the host's runs in the bundle (fp32 ≤ 1e-5 relative, bf16 against the host's
 # exact emulation ≤ 1e-2; bench/gpu/compare.py) and the fused run with the GPU's GEMM-attention
-# run (≤ 1e-2); 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
+# run (≤ 1e-2), then bf16 with selective and full recomputation against the bf16 run; 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
 # bf16 (bf16 twice: the attention "auto" picks, fused on an H100/H200, and the GEMM attention),
 # micro_batch as large as fits, with MFU against the GEMM peak of the same precision measured in
 # the same run. Everything goes under $OUT: run.log, results.json, bench-*.json, train-*.log.
@@ -86,6 +86,18 @@ for run in fp32 bf16 bf16-fused; do
   grep -h "rewarm: attention:" "$OUT/train-$run.log" | head -1
   compare_runs "$run" "$unpacked/gpu-$run" "$B/ref/host-$p" "$p"  # the host's runs: the GEMM attention
   [[ $run == bf16-fused ]] && compare_runs "fused-vs-gemm" "$unpacked/gpu-$run" "$unpacked/gpu-bf16" bf16
+done
+
+# recomputation on the GPU: the same kernels on the same inputs, so the bf16 run again (bitwise
+# on the host: tests/unit/test_model.cpp); compared at fp32's tolerance, the difference printed
+for r in selective full; do
+  if timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-bf16-$r" --set precision.gemm='"bf16"' \
+       --set precision.attention='"gemm"' --set memory.recompute="\"$r\"" --set data.train.0.path="$B/ref/train.h5" \
+       --set data.eval.0.path="$B/ref/val.h5" >> "$OUT/train-bf16-$r.log" 2>&1; then
+    [[ -d $unpacked/gpu-bf16 ]] && compare_runs "recompute-$r" "$unpacked/gpu-bf16-$r" "$unpacked/gpu-bf16" fp32
+  else
+    echo "train bf16 recompute $r failed:"; tail -5 "$OUT/train-bf16-$r.log"; status=1
+  fi
 done
 
 step "benchmarks at T = 2048"
