@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/env.hpp"
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -133,15 +134,7 @@ std::string gone_because(const json& h, double heartbeat_age, double stale_after
 
 }  // namespace
 
-double lock_stale_seconds() {
-  const char* v = std::getenv("REWARM_LOCK_STALE_SECONDS");
-  if (!v) return 300;
-  char* end = nullptr;
-  const double s = std::strtod(v, &end);
-  if (end == v || *end != '\0' || !(s > 0))
-    fail("REWARM_LOCK_STALE_SECONDS=" + std::string(v), "must be a positive number of seconds");
-  return s;
-}
+double lock_stale_seconds() { return env_seconds("REWARM_LOCK_STALE_SECONDS", 300); }
 
 LockState read_lock_state(const std::string& run_dir, double stale_after) {
   LockState st;

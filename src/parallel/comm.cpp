@@ -116,7 +116,10 @@ std::string Comm::broadcast_string(const std::string& s, int from) const {
   return out;
 }
 
-void Comm::agree(const std::function<void()>& work) const {
+void Comm::agree(const std::function<void()>& work) const { agree_within(work, -1, nullptr); }
+
+void Comm::agree_within(const std::function<void()>& work, double seconds,
+                        const std::function<void(const std::string&)>& stuck) const {
   std::string message;
   bool failed = false;
   try {
@@ -130,37 +133,20 @@ void Comm::agree(const std::function<void()>& work) const {
     if (failed) throw CollectiveError(message);
     return;
   }
-  const int first = min(failed ? rank_ : size_);  // the lowest failing rank speaks for all
-  if (first == size_) return;
-  throw CollectiveError(
-      broadcast_string(rank_ == first ? "rank " + std::to_string(first) + ": " + message : "", first));
-}
-
-void Comm::agree_within(const std::function<void()>& work, double seconds,
-                        const std::function<void(const std::string&)>& stuck) const {
-  std::string message;
-  bool failed = false;
-  try {
-    work();
-  } catch (const CollectiveError&) {
-    throw;
-  } catch (const std::exception& e) {
-    message = e.what(), failed = true;
-  }
-  if (size_ == 1) {
-    if (failed) throw CollectiveError(message);
-    return;
-  }
-  int mine = failed ? rank_ : size_, first = size_;
-  MPI_Request request;
-  check(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm_, &request), "Iallreduce");
-  const auto start = std::chrono::steady_clock::now();
-  for (int done = 0;;) {
-    check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "Test");
-    if (done) break;
-    if (failed && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > seconds)
-      stuck(message);
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  int mine = failed ? rank_ : size_, first = size_;  // the lowest failing rank speaks for all
+  if (seconds < 0) {                                 // agree(): no deadline
+    first = min(mine);
+  } else {
+    MPI_Request request;
+    check(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm_, &request), "Iallreduce");
+    const auto start = std::chrono::steady_clock::now();
+    for (int done = 0;;) {
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "Test");
+      if (done) break;
+      if (failed && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > seconds)
+        stuck(message);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   }
   if (first == size_) return;
   throw CollectiveError(

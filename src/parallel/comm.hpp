@@ -59,6 +59,7 @@ class Comm {
   // agree() for a step whose failure may leave the other ranks inside a collective call that
   // this rank has left (parallel HDF5's: its errors are not collective). If this rank failed and
   // the others have not joined within `seconds`, stuck(message) runs: it reports and ends the job.
+  // (agree() is this with no deadline: seconds < 0.)
   void agree_within(const std::function<void()>& work, double seconds,
                     const std::function<void(const std::string&)>& stuck) const;
 

@@ -1,9 +1,9 @@
 #include "parallel/sliced_checkpoint.hpp"
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
+#include "core/env.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
@@ -18,15 +18,7 @@ bool parallel_checkpoints_available() {
 #endif
 }
 
-double collective_wait_seconds() {
-  const char* v = std::getenv("REWARM_COLLECTIVE_WAIT_SECONDS");
-  if (!v) return 60;
-  char* end = nullptr;
-  const double s = std::strtod(v, &end);
-  if (end == v || *end != '\0' || !(s > 0))
-    fail("REWARM_COLLECTIVE_WAIT_SECONDS=" + std::string(v), "must be a positive number of seconds");
-  return s;
-}
+double collective_wait_seconds() { return env_seconds("REWARM_COLLECTIVE_WAIT_SECONDS", 60); }
 
 void write_checkpoint_sliced(const Comm& comm, const std::string& path, const CheckpointHeader& header,
                              const FlatPart& mine, const std::string& after_failure) {
