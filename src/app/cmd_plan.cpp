@@ -16,20 +16,6 @@ namespace rewarm {
 namespace {
 double to_gib(double bytes) { return bytes / double(1ull << 30); }
 
-// What ZeRO-3 would hold (not available yet: a projection, shown as such): weights, their bf16
-// copy and gradients sharded like the moments, plus two units' gathered weights and one unit's
-// gradient on its way to the reduce-scatter.
-double zero3_projection(const RunConfig& cfg, int ranks, const GptOptions& o) {
-  auto c = cfg;
-  c.parallel.zero = 2;
-  const auto m = rank_memory(c, ranks, 0, o);
-  const ParamLayout layout(cfg.model);
-  const double share = 1.0 / ranks, unit = double(layout.largest_bucket_range());
-  const double w16 = o.gemm == GemmPrecision::bf16 ? double(sizeof(Bf16Storage)) : 4.0;
-  return double(m.total()) - (1 - share) * double(m.model.weights + m.model.weights_bf16 + m.model.gradients) +
-         2 * unit * w16 + 4 * unit;
-}
-
 void plan(const std::string& path, const std::vector<std::string>& sets, int ranks, double device_gib,
           const std::string& json_path) {
   auto cfg = load_run_config(path, sets);
@@ -108,12 +94,11 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
       c.memory.recompute = r;
       if (zero >= 2) c.parallel.reduce = "exact";
       const auto oc = model_options(c, nullptr);
-      const double bytes = zero == 3 ? zero3_projection(c, ranks, oc) : double(rank_memory(c, ranks, 0, oc).total());
+      const double bytes = double(rank_memory(c, ranks, 0, oc).total());
       std::printf("%13.2f%s", to_gib(bytes), bytes <= budget ? "*" : " ");
-      table.push_back(
-          {{"zero", zero}, {"recompute", r}, {"bytes", bytes}, {"fits", bytes <= budget}, {"projected", zero == 3}});
+      table.push_back({{"zero", zero}, {"recompute", r}, {"bytes", bytes}, {"fits", bytes <= budget}});
     }
-    std::printf(zero == 3 ? "  (projected: zero = 3 is not available yet)\n" : "\n");
+    std::printf("\n");
   }
   if (json_path.empty()) return;
   nlohmann::json parts = nlohmann::json::object(), per_rank_total = nlohmann::json::array();

@@ -1,6 +1,7 @@
 #include "app/memory_plan.hpp"
 
 #include "parallel/comm.hpp"
+#include "parallel/param_units.hpp"
 #include "parallel/sliced_gradients.hpp"
 
 namespace rewarm {
@@ -20,6 +21,7 @@ std::vector<std::pair<std::string, std::size_t>> RankMemory::parts() const {
                                                        {"attention workspace", model.attention},
                                                        {"cuDNN workspace", model.cudnn_workspace},
                                                        {"bf16 GEMM inputs", model.gemm_inputs},
+                                                       {"gathered units", units},
                                                        {"communication buffers", communication},
                                                        {"batch", batch}};
   std::vector<std::pair<std::string, std::size_t>> out;
@@ -33,13 +35,14 @@ GptOptions model_options(const RunConfig& cfg, std::shared_ptr<layers::FusedAtte
   o.gemm = gemm_precision(cfg.precision.gemm, cfg.source);
   o.fused = std::move(fused);
   o.recompute = parse_recompute(cfg.memory.recompute, cfg.source);
+  o.sharded = cfg.parallel.zero == 3;
   o.attention_workspace_bytes = std::size_t(cfg.precision.attention_workspace_mb) << 20;
   if (o.attention_workspace_bytes == 0)  // auto: a GPU wants few launches, a CPU its cache
     o.attention_workspace_bytes = std::size_t(kHostMemory ? 32 : 4096) << 20;
   return o;
 }
 
-// Mirrors the trainer's allocations (Trainer::Trainer, SlicedGradientSum).
+// Mirrors the trainer's allocations (Trainer::Trainer, SlicedGradientSum, ParamUnits).
 RankMemory rank_memory(const RunConfig& cfg, int ranks, int rank, const GptOptions& options) {
   RankMemory m;
   const Index B = cfg.data.micro_batch, T = cfg.data.seq_len, P = ParamLayout(cfg.model).total;
@@ -49,7 +52,12 @@ RankMemory rank_memory(const RunConfig& cfg, int ranks, int rank, const GptOptio
   const Index own = slices.count[std::size_t(zero ? rank : 0)];
   const bool direct = cfg.data.global_batch == B && ranks == 1;
   const bool fp32 = cfg.parallel.reduce == "fp32" && ranks > 1;
-  if (zero >= 2 && !direct) {
+  if (zero == 3) {  // this rank's parameters and gradient (its slices), the gathered units
+    const bool bf16 = options.gemm == GemmPrecision::bf16;
+    m.model.weights = padded(own, 4), m.model.gradients = padded(own, 4);
+    m.units = ParamUnits::memory_bytes(ParamLayout(cfg.model), slices, rank, bf16) - m.model.weights;
+  }
+  if (zero == 3 || (zero >= 2 && !direct)) {
     m.gradient_sum = padded(own, 8);
     m.communication =
         SlicedGradientSum::memory_bytes(slices, rank, ParamLayout(cfg.model).largest_bucket_range()) - m.gradient_sum;

@@ -15,9 +15,10 @@ struct RankMemory {
   GptMemory model;
   std::size_t gradient_sum = 0;   // double: the step's whole sum (zero <= 1) or this rank's slice of it
   std::size_t communication = 0;  // ZeRO-1's reduce-scatter target, ZeRO-2's range on its way
+  std::size_t units = 0;          // ZeRO-3: two units' gathered parameters (and bf16 copies), one unit's gradients
   std::size_t adamw = 0;          // both moments of the part this rank updates
   std::size_t batch = 0;          // token ids and targets
-  std::size_t total() const { return model.total() + gradient_sum + communication + adamw + batch; }
+  std::size_t total() const { return model.total() + gradient_sum + communication + units + adamw + batch; }
   // (name, bytes) in the order `rewarm plan` prints them; parts of 0 bytes left out.
   std::vector<std::pair<std::string, std::size_t>> parts() const;
 };

@@ -298,9 +298,8 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   par.get("overlap", c.parallel.overlap);
   par.get("reduce", c.parallel.reduce);
   par.finish();
-  if (c.parallel.zero == 3) fail(source, "parallel.zero = 3 (sharded parameters) is not available yet: use 0, 1 or 2");
   if (c.parallel.zero < 0 || c.parallel.zero > 3)
-    fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0, 1 or 2");
+    fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0, 1, 2 or 3");
   if (c.parallel.reduce != "exact" && c.parallel.reduce != "fp32")
     fail(source, "parallel.reduce = \"" + c.parallel.reduce + "\" is not one of exact, fp32");
   if (c.parallel.zero >= 2 && c.parallel.reduce == "fp32")  // its sums over ranks are per micro-batch: in double

@@ -121,6 +121,12 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     slices_ = Slices(P, cfg_.parallel.zero ? comm_.size() : 1);
     own_.offset = slices_.offset[cfg_.parallel.zero ? comm_.rank() : 0];
     own_.count = slices_.count[cfg_.parallel.zero ? comm_.rank() : 0];
+    if (cfg_.parallel.zero == 3) {
+      units_ = std::make_unique<ParamUnits>(model_->layout(), slices_, comm_, fit.options.gemm == GemmPrecision::bf16);
+      model_->units = [this](std::size_t u, UnitUse use, std::ptrdiff_t next) { return units_->use(u, use, next); };
+      grad_shard_ =
+          View1<float>(Kokkos::view_alloc(std::string("rewarm::grad_shard"), Kokkos::WithoutInitializing), own_.count);
+    }
     if (sliced_sum())
       sliced_ = std::make_unique<SlicedGradientSum>(slices_, comm_.rank(), model_->layout().largest_bucket_range());
     else if (!direct_steps())
@@ -143,13 +149,23 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     fail(cfg_.source, "out of memory allocating " + fit.what + which + ": estimated " + gib(fit.need) + ", " +
                           gib(double(memory_budget().free)) + " free now" + fit.advice);
   }
-  if (!ck) {
+  if (units_) {  // ZeRO-3: this rank's slice only, from the seeded stream or the checkpoint
+    auto h = Kokkos::create_mirror_view(units_->shard());
+    if (ck)
+      ck->read_params_part(own_.offset, own_.count, h.data());
+    else
+      init_random_part(model_->layout(), cfg_.init.seed, cfg_.init.std, own_.offset, own_.count, h.data());
+    Kokkos::deep_copy(units_->shard(), h);
+    units_->changed();
+  } else if (!ck) {
     model_->init_random(cfg_.init.seed, cfg_.init.std);
   } else {  // straight into the buffers (their host mirrors on a GPU), each tensor verified on the way
     auto h_params = Kokkos::create_mirror_view(model_->params);
     ck->read_params(h_params.data());
     Kokkos::deep_copy(model_->params, h_params);
     model_->params_changed();
+  }
+  if (ck) {
     if (full) {
       auto h_m = Kokkos::create_mirror_view(exp_avg_), h_v = Kokkos::create_mirror_view(exp_avg_sq_);
       ck->read_moments_part(own_.offset, own_.count, h_m.data(), h_v.data());  // ZeRO: this rank's slice only
@@ -160,6 +176,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
   windows_.resize(std::size_t(cfg_.data.seq_len + 1));
   // On GPUs, the gradients go through NCCL/RCCL where the build has it (collective: every rank).
   if (!kHostMemory && comm_.size() > 1) collectives_ = DeviceCollectives::create(comm_, &collectives_why_);
+  if (units_) units_->set_collectives(collectives_.get());
   // Overlapped: with NCCL/RCCL, or nonblocking MPI on host memory (Open MPI's CUDA-aware
   // collectives are the blocking ones: its libnbc would sum a GPU buffer on the host).
   overlap_ = cfg_.parallel.overlap && comm_.size() > 1 && !cfg_.parallel.zero && (kHostMemory || collectives_);
@@ -184,7 +201,7 @@ Trainer::Footprint Trainer::footprint(bool full) const {
            (kHostMemory && comm_.local_size() > 1 ? " on " + std::to_string(comm_.local_size()) + " ranks of this node"
                                                   : "");
   f.advice = std::string(f.options.recompute == Recompute::full ? ";" : "; set [memory] recompute = \"full\",") +
-             " lower data.micro_batch, or use [parallel] zero = 1 or 2 over several " +
+             " lower data.micro_batch, or use [parallel] zero = 1, 2 or 3 over several " +
              std::string(kHostMemory ? "nodes" : "GPUs");
   return f;
 }
@@ -234,11 +251,16 @@ double Trainer::eval_set(std::size_t i) {
   const Index n = eval_windows(cfg_.data.eval[i], shard, T);
   const Index begin = r * n / N, end = (r + 1) * n / N;
   double total = 0;
+  // ZeRO-3: every forward pass gathers with every rank, so every rank makes as many (a rank with
+  // fewer windows computes its last batch again, counting none of it)
+  const Index batches = (end - begin + B - 1) / B;
+  const Index passes = units_ ? -Index(comm_.min(-int(batches))) : batches;
   comm_.agree([&] {
-    for (Index first = begin; first < end; first += B) {
-      const Index rows = std::min(B, end - first);
+    for (Index k = 0; k < passes; ++k) {
+      const Index first = begin + std::min(k, batches - 1) * B;
+      const Index rows = k < batches ? std::min(B, end - first) : 0;
       for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
-        shard.read_window(first + std::min(j, rows - 1), T, cfg_.model.vocab_size, windows_.data());
+        shard.read_window(std::max<Index>(std::min(first + j, end - 1), 0), T, cfg_.model.vocab_size, windows_.data());
         stage_window(j, windows_.data());
       }
       upload_batch();
@@ -286,7 +308,8 @@ void Trainer::save_checkpoint() {
     FlatPart mine;
     mine.offset = parts.offset[comm_.rank()], mine.count = parts.count[comm_.rank()];
     mine.state = comm_.root();
-    const auto p = host_part(model_->params, mine.offset, mine.count);
+    const auto p = units_ ? host_part(units_->shard(), mine.offset - own_.offset, mine.count)  // zero 3: own_ is mine
+                          : host_part(model_->params, mine.offset, mine.count);
     const auto m = host_part(exp_avg_, mine.offset - own_.offset, mine.count);  // zero 0: own_ is everything
     const auto v = host_part(exp_avg_sq_, mine.offset - own_.offset, mine.count);
     mine.params = p.data(), mine.exp_avg = m.data(), mine.exp_avg_sq = v.data();
@@ -294,19 +317,24 @@ void Trainer::save_checkpoint() {
   } else {
     CheckpointData c;
     static_cast<CheckpointHeader&>(c) = h;
-    for (auto* m : {&exp_avg_, &exp_avg_sq_}) {
-      if (!cfg_.parallel.zero && !comm_.root()) break;  // rank 0 holds all the moments and writes
+    // every rank's slice of a sharded part (ZeRO: the moments; zero 3: the parameters too)
+    auto gathered = [&](const View1<float>& part) {
       std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
-      const auto mine = host_copy(*m);
+      const auto mine = host_copy(part);
       std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
       if (cfg_.parallel.zero)  // every rank holds a slice
         comm_.gather_to_root(
             Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(full.data(), full.size()),
             slices_);
-      (m == &exp_avg_ ? c.exp_avg : c.exp_avg_sq) = std::move(full);
+      return full;
+    };
+    if (cfg_.parallel.zero || comm_.root()) {  // zero 0: rank 0 holds all the moments
+      c.exp_avg = gathered(exp_avg_);
+      c.exp_avg_sq = gathered(exp_avg_sq_);
     }
+    if (units_) c.params = gathered(units_->shard());
     writing([&] {
-      c.params = download(model_->params);
+      if (!units_) c.params = download(model_->params);
       write_checkpoint(path, c);
     });
   }
@@ -406,10 +434,13 @@ StepResult Trainer::step() {
     for (Index j = 0; j < mb; ++j) stage_window(j, windows_.data() + (u * mb + j) * W);
     upload_batch();
     model_->zero_grads();
-    if (sliced_)  // ZeRO-2: each bucket summed over the ranks into this rank's slice as soon as it is final
+    if (sliced_)  // ZeRO-2, 3: each bucket summed over the ranks into this rank's slice as soon as it is final
       model_->on_gradients = [&](std::size_t b) {
-        for (const auto& [begin, end] : buckets_[b])
-          sliced_->add(comm_, collectives_.get(), model_->grads.data(), begin, end, first);
+        for (std::size_t k = 0; k < buckets_[b].size(); ++k) {
+          const auto [begin, end] = buckets_[b][k];
+          const float* range = units_ ? units_->grads(b, k) : model_->grads.data() + begin;
+          sliced_->add(comm_, collectives_.get(), range, begin, end, first);
+        }
       };
     else if (overlap)  // each bucket into the sum, then over the ranks, as soon as it is final
       model_->on_gradients = [&](std::size_t b) {
@@ -439,7 +470,7 @@ StepResult Trainer::step() {
   r.forward_seconds = model_->timing.forward, r.backward_seconds += model_->timing.backward;
   // Σ over ranks, then this rank's part of the gradient in working precision
   const auto a0 = std::chrono::steady_clock::now();
-  const auto g = as_vector(model_->grads.data() + own_.offset, own_.count);
+  const auto g = as_vector(units_ ? grad_shard_.data() : model_->grads.data() + own_.offset, own_.count);
   // reduce = "fp32": each rank's double sum rounded to float first, then summed over the ranks in
   // float (half the bytes; the same run on the same ranks, within 1e-6 across rank counts)
   const bool fp32 = reduce_fp32();
@@ -478,12 +509,14 @@ StepResult Trainer::step() {
                           std::to_string(t) + "; stopped, earlier checkpoints are kept");
   clip_by_global_norm(g, r.grad_norm, cfg_.optimizer.grad_clip);
   r.lr = cfg_.lr_at(t);
-  const auto p = as_vector(model_->params.data() + own_.offset, own_.count);
+  const auto p = as_vector(units_ ? units_->shard().data() : model_->params.data() + own_.offset, own_.count);
   adamw_step(p, g, flat(exp_avg_), flat(exp_avg_sq_), model_->layout().decay_end - own_.offset, cfg_.optimizer, r.lr,
              t);
   if (profile_) kx::fence("rewarm::profile");
   r.optimizer_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - o0).count();
-  if (cfg_.parallel.zero) {
+  if (units_) {
+    units_->changed();  // each unit is gathered again as the next forward pass reaches it
+  } else if (cfg_.parallel.zero) {
     const auto a1 = std::chrono::steady_clock::now();
     if (collectives_) {
       collectives_->start_allgather(model_->params.data(), slices_);

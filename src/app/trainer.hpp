@@ -21,6 +21,7 @@
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/device_collectives.hpp"
+#include "parallel/param_units.hpp"
 #include "parallel/sliced_gradients.hpp"
 
 namespace rewarm {
@@ -71,8 +72,9 @@ class Trainer {
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
   // One micro-batch per step on one rank: the gradient needs no sum (and no double buffer).
   bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
-  // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps)
-  bool sliced_sum() const { return cfg_.parallel.zero >= 2 && !direct_steps(); }
+  // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps); ZeRO-3: always (there
+  // is no whole gradient to step with)
+  bool sliced_sum() const { return cfg_.parallel.zero >= 3 || (cfg_.parallel.zero >= 2 && !direct_steps()); }
 
  private:
   void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
@@ -113,6 +115,8 @@ class Trainer {
   Slices slices_;                              // every rank's part (ZeRO-1), or one part
   View1<double> grad_sum_;                     // Σ micro-batch gradients of the step (then over ranks); zero <= 1
   std::unique_ptr<SlicedGradientSum> sliced_;  // zero >= 2: only this rank's slice of that sum
+  std::unique_ptr<ParamUnits> units_;          // zero 3: this rank's parameters, gathered unit by unit
+  View1<float> grad_shard_;                    // zero 3: this rank's slice of the step's gradient
   View1<double> grad_slice_;                   // ZeRO-1: this rank's slice of the summed gradient
   View1<float> grad_slice32_;                  // the same, with [parallel] reduce = "fp32"
   bool reduce_fp32() const { return cfg_.parallel.reduce == "fp32" && comm_.size() > 1; }

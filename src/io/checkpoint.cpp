@@ -111,7 +111,11 @@ void CheckpointReader::read_group(const std::string& group, Index offset, Index 
   }
 }
 
-void CheckpointReader::read_params(float* params) const { read_group("/model/", 0, ParamLayout(model_).total, params); }
+void CheckpointReader::read_params(float* params) const { read_params_part(0, ParamLayout(model_).total, params); }
+
+void CheckpointReader::read_params_part(Index offset, Index count, float* params) const {
+  read_group("/model/", offset, count, params);
+}
 
 void CheckpointReader::read_moments(float* exp_avg, float* exp_avg_sq) const {
   read_moments_part(0, ParamLayout(model_).total, exp_avg, exp_avg_sq);

@@ -41,7 +41,7 @@ void write_checkpoint(const std::string& path, const CheckpointData& c);
 struct FlatPart {
   Index offset = 0, count = 0;
   const float* params = nullptr;
-  const float* exp_avg = nullptr;     // nullptr: the checkpoint has no optimizer state
+  const float* exp_avg = nullptr;  // nullptr: the checkpoint has no optimizer state
   const float* exp_avg_sq = nullptr;
   bool state = true;  // this part writes the training state (one rank of a parallel write)
 };
@@ -70,8 +70,10 @@ class CheckpointReader {
   bool has_optimizer() const { return has_optimizer_; }
   // False for checkpoints written before rewarm stored checksums: they load unverified.
   bool checksummed() const { return checksummed_; }
-  void read_params(float* params) const;                        // ParamLayout(model()).total floats
-  void read_moments(float* exp_avg, float* exp_avg_sq) const;   // same; needs has_optimizer()
+  void read_params(float* params) const;  // ParamLayout(model()).total floats
+  // Elements [offset, offset + count) of the flat parameters only (a ZeRO-3 rank's slice).
+  void read_params_part(Index offset, Index count, float* params) const;
+  void read_moments(float* exp_avg, float* exp_avg_sq) const;  // same; needs has_optimizer()
   // Elements [offset, offset + count) of the flat moments only (a ZeRO rank's slice).
   void read_moments_part(Index offset, Index count, float* exp_avg, float* exp_avg_sq) const;
 

@@ -24,57 +24,106 @@ template <class T>
 bool bf16_activations(const GptOptions& o) {
   return std::is_same_v<T, float> && o.gemm == GemmPrecision::bf16;
 }
+
+// Unit by unit: `at(entry)` is where that tensor starts.
+template <class T, class At>
+LayerTensors<T> bind_layer(const ParamLayout& layout, Index i, const At& at) {
+  auto mat = [&](const std::string& n) {
+    const auto& e = layout.at(layer_prefix(i) + n);
+    return as_matrix(at(e), e.shape[0], e.shape[1]);
+  };
+  auto vec = [&](const std::string& n) {
+    const auto& e = layout.at(layer_prefix(i) + n);
+    return as_vector(at(e), e.shape[0]);
+  };
+  LayerTensors<T> l;
+  l.ln1_w = vec(names::ln1_w);
+  l.ln1_b = vec(names::ln1_b);
+  l.ln2_w = vec(names::ln2_w);
+  l.ln2_b = vec(names::ln2_b);
+  l.qkv_w = mat(names::qkv_w);
+  l.qkv_b = vec(names::qkv_b);
+  l.dense_w = mat(names::dense_w);
+  l.dense_b = vec(names::dense_b);
+  l.fc1_w = mat(names::fc1_w);
+  l.fc1_b = vec(names::fc1_b);
+  l.fc2_w = mat(names::fc2_w);
+  l.fc2_b = vec(names::fc2_b);
+  return l;
+}
+template <class T, class At>
+void bind_head(ModelTensors<T>& t, const ParamLayout& layout, const At& at) {  // final LayerNorm, output layer
+  const auto& out = layout.at(names::embed_out);
+  t.embed_out = as_matrix(at(out), out.shape[0], out.shape[1]);
+  t.lnf_w = as_vector(at(layout.at(names::final_ln_w)), layout.at(names::final_ln_w).shape[0]);
+  t.lnf_b = as_vector(at(layout.at(names::final_ln_b)), layout.at(names::final_ln_b).shape[0]);
+}
+template <class T, class At>
+void bind_embedding(ModelTensors<T>& t, const ParamLayout& layout, const At& at) {
+  const auto& e = layout.at(names::embed_in);
+  t.embed_in = as_matrix(at(e), e.shape[0], e.shape[1]);
+}
 }  // namespace
 
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base) {
-  auto mat = [&](const std::string& n) {
-    const auto& e = layout.at(n);
-    return as_matrix(base + e.offset, e.shape[0], e.shape[1]);
-  };
-  auto vec = [&](const std::string& n) {
-    const auto& e = layout.at(n);
-    return as_vector(base + e.offset, e.shape[0]);
-  };
+  const auto at = [base](const ParamEntry& e) { return base + e.offset; };
   ModelTensors<T> t;
-  t.embed_in = mat(names::embed_in);
-  t.embed_out = mat(names::embed_out);
-  t.lnf_w = vec(names::final_ln_w);
-  t.lnf_b = vec(names::final_ln_b);
-  for (Index i = 0; i < c.num_hidden_layers; ++i) {
-    const auto p = layer_prefix(i);
-    LayerTensors<T> l;
-    l.ln1_w = vec(p + names::ln1_w);
-    l.ln1_b = vec(p + names::ln1_b);
-    l.ln2_w = vec(p + names::ln2_w);
-    l.ln2_b = vec(p + names::ln2_b);
-    l.qkv_w = mat(p + names::qkv_w);
-    l.qkv_b = vec(p + names::qkv_b);
-    l.dense_w = mat(p + names::dense_w);
-    l.dense_b = vec(p + names::dense_b);
-    l.fc1_w = mat(p + names::fc1_w);
-    l.fc1_b = vec(p + names::fc1_b);
-    l.fc2_w = mat(p + names::fc2_w);
-    l.fc2_b = vec(p + names::fc2_b);
-    t.layers.push_back(l);
-  }
+  bind_embedding(t, layout, at);
+  bind_head(t, layout, at);
+  for (Index i = 0; i < c.num_hidden_layers; ++i) t.layers.push_back(bind_layer<T>(layout, i, at));
   return t;
 }
+
+template <class T>
+void init_random_part(const ParamLayout& layout, std::uint64_t seed, double std, Index offset, Index count, T* out) {
+  std::fill(out, out + count, T(0));
+  std::uint64_t draws = 0;  // of the stream before each tensor: two per matrix element (Box-Muller)
+  for (const auto& e : layout.entries) {
+    const bool is_ln_weight = is_layernorm_weight(e.name);
+    const bool is_bias = e.shape.size() == 1 && !is_ln_weight;  // every other 1-D tensor is a bias
+    const Index lo = std::max(e.offset, offset), hi = std::min(e.offset + e.size(), offset + count);
+    // splitmix64's state after k draws is seed + k·gamma: the slice's first draw without the others
+    std::uint64_t s = seed + (draws + 2 * std::uint64_t(std::max<Index>(lo - e.offset, 0))) * kGoldenGamma;
+    auto uniform = [&] { return splitmix64_uniform(s); };
+    for (Index i = lo; i < hi; ++i) {
+      T v = 0;
+      if (is_ln_weight)
+        v = 1;
+      else if (!is_bias)
+        v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
+      out[i - offset] = v;
+    }
+    if (!is_ln_weight && !is_bias) draws += 2 * std::uint64_t(e.size());
+  }
+}
+
+namespace {
+// A sharded model's tensors are bound unit by unit as it computes (Gpt::use_unit).
+template <class T>
+ModelTensors<T> unbound_tensors(const ModelConfig& c) {
+  ModelTensors<T> t;
+  t.layers.resize(std::size_t(c.num_hidden_layers));
+  return t;
+}
+}  // namespace
 
 template <class T>
 Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions& options)
     : cfg_(cfg),
       layout_(cfg),
-      params("rewarm::params", layout_.total),
-      grads("rewarm::grads", layout_.total),
+      params(options.sharded ? View1<T>() : View1<T>("rewarm::params", layout_.total)),
+      grads(options.sharded ? View1<T>() : View1<T>("rewarm::grads", layout_.total)),
       B_(batch),
       T_(seq_len),
       gemm_(options.gemm),
-      P_(bind_tensors(layout_, cfg, params.data())),
-      G_(bind_tensors(layout_, cfg, grads.data())),
+      P_(options.sharded ? unbound_tensors<T>(cfg) : bind_tensors(layout_, cfg, params.data())),
+      G_(options.sharded ? unbound_tensors<T>(cfg) : bind_tensors(layout_, cfg, grads.data())),
       rope_(make_rotary_tables(seq_len, cfg.rotary_dims(), cfg.rotary_emb_base)),
       recompute_(options.recompute),
-      fused_(options.fused) {
+      fused_(options.fused),
+      sharded_(options.sharded) {
+  if (sharded_) units_ = layout_.gradient_buckets();
   const Index N = B_ * T_, d = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
   const Index BHT = B_ * cfg.num_attention_heads * T_;
   if (fused_) {
@@ -160,7 +209,7 @@ Gpt<T>::Gpt(const ModelConfig& cfg, Index batch, Index seq_len, const GptOptions
   losses_ = View1<double>("rewarm::losses", N);
   token_rows_ = TokenRows(N);
   col_partials_ = column_scratch<T>(N, std::max(3 * d, I));
-  if (options.gemm == GemmPrecision::bf16)
+  if (options.gemm == GemmPrecision::bf16 && !sharded_)
     params16_ = View1<Bf16Storage>(Kokkos::view_alloc(std::string("rewarm::params_bf16"), Kokkos::WithoutInitializing),
                                    layout_.total);
   const auto [span_a, span_b] = gemm_spans(cfg, B_, T_, options);
@@ -176,8 +225,10 @@ GptMemory Gpt<T>::memory_parts(const ModelConfig& c, Index B, Index T_len, const
     part += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
   };
   const std::size_t t = sizeof(T), b16 = sizeof(Bf16Storage);
-  add(m.weights, P, t), add(m.gradients, P, t);
-  if (options.gemm == GemmPrecision::bf16) add(m.weights_bf16, P, b16);
+  if (!options.sharded) {  // sharded: the trainer's (ParamUnits)
+    add(m.weights, P, t), add(m.gradients, P, t);
+    if (options.gemm == GemmPrecision::bf16) add(m.weights_bf16, P, b16);
+  }
   auto& a = m.activations;
   add(a, N * d, t, L + 1);  // residual stream
   const auto& fused = options.fused;
@@ -237,24 +288,43 @@ std::pair<Index, Index> Gpt<T>::gemm_spans(const ModelConfig& c, Index B, Index 
 
 template <class T>
 void Gpt<T>::init_random(std::uint64_t seed, double std) {
+  if (sharded_) throw Error("a sharded model's parameters are initialised by their owner (ParamUnits)");
   auto h = Kokkos::create_mirror_view(params);
-  Kokkos::deep_copy(h, T(0));
-  std::uint64_t s = seed;
-  auto uniform = [&] { return splitmix64_uniform(s); };
-  for (const auto& e : layout_.entries) {
-    const bool is_ln_weight = is_layernorm_weight(e.name);
-    const bool is_bias = e.shape.size() == 1 && !is_ln_weight;  // every other 1-D tensor is a bias
-    for (Index i = 0; i < e.size(); ++i) {
-      T v = 0;
-      if (is_ln_weight)
-        v = 1;
-      else if (!is_bias)
-        v = T(std * std::sqrt(-2 * std::log(uniform())) * std::cos(2 * M_PI * uniform()));  // Box-Muller
-      h(e.offset + i) = v;
-    }
-  }
+  init_random_part(layout_, seed, std, 0, layout_.total, h.data());
   Kokkos::deep_copy(params, h);
   params_changed();
+}
+
+template <class T>
+void Gpt<T>::use_unit(std::size_t u, UnitUse use, std::ptrdiff_t next) {
+  if (!sharded_) return;
+  if (!units) throw Error("a sharded model needs Gpt::units");
+  const UnitBuffers<T> b = units(u, use, next);
+  const auto& ranges = units_[u];
+  auto in = [&ranges, u](T* buf) {
+    return [&ranges, u, buf](const ParamEntry& e) {  // where the entry sits among the unit's ranges
+      Index pos = 0;
+      for (const auto& [begin, end] : ranges) {
+        if (e.offset >= begin && e.offset < end) return buf + pos + (e.offset - begin);
+        pos += end - begin;
+      }
+      throw Error(e.name + " is not in unit " + std::to_string(u));
+    };
+  };
+  const Index L = cfg_.num_hidden_layers;
+  auto bind = [&](ModelTensors<T>& t, T* buf) {
+    if (u == 0)
+      bind_head(t, layout_, in(buf));
+    else if (Index(u) == L + 1)
+      bind_embedding(t, layout_, in(buf));
+    else
+      t.layers[std::size_t(L - Index(u))] = bind_layer<T>(layout_, L - Index(u), in(buf));
+  };
+  if (use != UnitUse::gradients) {
+    bind(P_, b.params);
+    unit_ = b;
+  }
+  if (use != UnitUse::forward) bind(G_, b.grads);
 }
 
 template <class T>
@@ -265,12 +335,15 @@ Stored<T> Gpt<T>::stored(const View2<T>& x, const View1<Bf16Storage>& x16, Index
 
 template <class T>
 Bf16Matrix Gpt<T>::w16(const Matrix<T>& W) const {
+  if (sharded_ && unit_.params16)  // W is in the unit bound last
+    return {as_matrix(unit_.params16 + (W.data() - unit_.params), W.extent(0), W.extent(1))};
   if (!params16_.data()) return {};
   return {as_matrix(params16_.data() + (W.data() - params.data()), W.extent(0), W.extent(1))};
 }
 
 template <class T>
 void Gpt<T>::zero_grads() {
+  if (sharded_) return;
   Kokkos::deep_copy(ExecSpace(), grads, T(0));  // asynchronous: no fence
 }
 
@@ -285,7 +358,8 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
     else
       token_rows_.build(host_copy(ids).data());
   }
-  if (weights16_stale_ && gemm_.precision() == GemmPrecision::bf16) {  // once per change of the weights
+  const Index L = c.num_hidden_layers;
+  if (weights16_stale_ && gemm_.precision() == GemmPrecision::bf16 && !sharded_) {  // once per change of the weights
     const auto src = params;
     auto dst = params16_;
     Kokkos::parallel_for(
@@ -293,8 +367,13 @@ double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets,
         KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(float(src(i))); });
     weights16_stale_ = false;
   }
+  use_unit(std::size_t(L + 1), UnitUse::forward, L);  // sharded: each unit gathered as it is reached
   embedding_forward(as_matrix(h_[0]), ids, P_.embed_in);
-  for (Index l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, true);
+  for (Index l = 0; l < L; ++l) {
+    use_unit(std::size_t(L - l), UnitUse::forward, L - l - 1);
+    layer_forward(l, true);
+  }
+  use_unit(0, UnitUse::forward, grad_scale != 0 && L > 0 ? 1 : -1);  // the backward pass starts with unit 0, then 1
   const auto lnf = stored(lnf_, lnf16_, c.hidden_size);
   layernorm_forward(lnf, flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
   linear_forward(gemm_, as_matrix(logits_), lnf, P_.embed_out, Vector<T>(), w16(P_.embed_out));
@@ -401,13 +480,16 @@ void Gpt<T>::backward() {
   const bool par = c.use_parallel_residual, tanh_gelu = c.tanh_gelu();
   const auto dh = as_matrix(dh_);
   const auto& cols = col_partials_;
+  const Index L = c.num_hidden_layers;
+  use_unit(0, UnitUse::backward, L > 0 ? 1 : -1);
   linear_backward(gemm_, as_matrix(dln1_), G_.embed_out, Vector<T>(), as_matrix(logits_),
                   stored(lnf_, lnf16_, c.hidden_size), P_.embed_out, cols, false, w16(P_.embed_out));
   Kokkos::deep_copy(ExecSpace(), dh_, T(0));
   layernorm_backward(dh, G_.lnf_w, G_.lnf_b, as_matrix(dln1_), as_matrix(h_.back()), flat(lnf_mean_), flat(lnf_rstd_),
                      P_.lnf_w, cols);
   if (on_gradients) on_gradients(0);  // embed_out, final LayerNorm
-  for (Index l = c.num_hidden_layers - 1; l >= 0; --l) {
+  for (Index l = L - 1; l >= 0; --l) {
+    use_unit(std::size_t(L - l), UnitUse::backward, l > 0 ? L - l + 1 : -1);
     recompute_layer(l);
     const auto &p = P_.layers[l], &g = G_.layers[l];
     auto& a = acts_[l];
@@ -435,6 +517,7 @@ void Gpt<T>::backward() {
     layernorm_backward(dh, g.ln1_w, g.ln1_b, as_matrix(dln1_), h, flat(a.ln1_mean), flat(a.ln1_rstd), p.ln1_w, cols);
     if (on_gradients) on_gradients(std::size_t(c.num_hidden_layers - l));
   }
+  use_unit(std::size_t(L + 1), UnitUse::gradients, -1);
   embedding_backward(G_.embed_in, token_rows_, dh);
   if (on_gradients) on_gradients(std::size_t(c.num_hidden_layers + 1));
 }
@@ -443,5 +526,7 @@ template class Gpt<float>;
 template class Gpt<double>;
 template ModelTensors<float> bind_tensors(const ParamLayout&, const ModelConfig&, float*);
 template ModelTensors<double> bind_tensors(const ParamLayout&, const ModelConfig&, double*);
+template void init_random_part(const ParamLayout&, std::uint64_t, double, Index, Index, float*);
+template void init_random_part(const ParamLayout&, std::uint64_t, double, Index, Index, double*);
 
 }  // namespace rewarm

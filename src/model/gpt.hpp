@@ -30,6 +30,25 @@ struct ModelTensors {
 };
 template <class T>
 ModelTensors<T> bind_tensors(const ParamLayout& layout, const ModelConfig& c, T* base);
+// Elements [offset, offset + count) of Gpt::init_random's flat parameters (padding 0) into out:
+// any slice computed alone is the same as the whole (a ZeRO-3 rank makes only its own).
+template <class T>
+void init_random_part(const ParamLayout& layout, std::uint64_t seed, double std, Index offset, Index count, T* out);
+
+// ZeRO-3 (GptOptions::sharded): the model computes one unit at a time (unit b is
+// ParamLayout::gradient_buckets()[b]: 0 the final LayerNorm and output layer, L - l layer l,
+// L + 1 the embedding) and asks for each unit's buffers just before it computes with them.
+enum class UnitUse {
+  forward,    // its parameters
+  backward,   // its parameters, and zeroed gradients to accumulate into
+  gradients,  // zeroed gradients only (the embedding's backward reads no weights)
+};
+template <class T>
+struct UnitBuffers {  // each holds the unit's ranges one after another
+  T* params = nullptr;
+  Bf16Storage* params16 = nullptr;  // the parameters in bf16 (bf16 GEMMs)
+  T* grads = nullptr;
+};
 
 // How the model computes (the [precision] and [memory] tables): not what it computes.
 struct GptOptions {
@@ -41,6 +60,8 @@ struct GptOptions {
   // bf16 only.
   std::shared_ptr<layers::FusedAttention> fused;
   Recompute recompute = Recompute::none;
+  // ZeRO-3: params, grads and their bf16 copy are not allocated; Gpt::units supplies each unit's.
+  bool sharded = false;
 };
 
 // What a Gpt allocates, by part (bytes, each allocation padded to 8 as Kokkos does).
@@ -79,7 +100,7 @@ class Gpt {
   View1<T> params, grads;  // flat, layout() offsets; grads accumulate until zero_grads()
 
   void init_random(std::uint64_t seed, double std);  // normal(0,std) matrices, zero bias, LN 1/0
-  void zero_grads();
+  void zero_grads();                                 // sharded: nothing (each unit's gradients come zeroed)
   // Whoever writes params (a checkpoint read, the optimizer step, a gather of ZeRO's slices)
   // calls this: with bf16 GEMMs the next forward() remakes the weights' bf16 copy, once per
   // change rather than at every GEMM call.
@@ -96,6 +117,10 @@ class Gpt {
   // Called during the backward pass with the index of each ParamLayout::gradient_buckets() entry
   // as soon as its gradient kernels are enqueued (to start reducing it while the rest computes).
   std::function<void(std::size_t)> on_gradients;
+  // Sharded (ZeRO-3): unit `unit`'s buffers for `use`; `next` is the unit whose parameters it
+  // will ask for after this one (-1: none), to be gathered meanwhile. The buffers stay valid
+  // until the model asks for the unit after next.
+  std::function<UnitBuffers<T>(std::size_t unit, UnitUse use, std::ptrdiff_t next)> units;
   // With `on`, forward() fences between its phases and adds their seconds here (benchmarks).
   struct Timing {
     bool on = false;
@@ -125,6 +150,8 @@ class Gpt {
   void attention_forward_layer(Index l, const Matrix<T>& qkv_in);
   void attention_backward_layer(Index l);
   Bf16Matrix w16(const Matrix<T>& W) const;  // W's bf16 copy in params16_ (empty without bf16)
+  // Sharded: binds unit u's tensors in P_ and G_ to the buffers units() gives for `use`.
+  void use_unit(std::size_t u, UnitUse use, std::ptrdiff_t next);
 
   Index B_, T_;
   Gemm<T> gemm_;
@@ -146,6 +173,9 @@ class Gpt {
   View1<Bf16Storage> do16_, dqkv16_;  // fused attention: dO and dqkv in bf16
   View1<char> fused_ws_;              // and its workspace
   bool weights16_stale_ = true;
+  bool sharded_ = false;
+  std::vector<std::vector<std::pair<Index, Index>>> units_;  // sharded: each unit's flat ranges
+  UnitBuffers<T> unit_;                                      // sharded: the unit bound last with parameters
 };
 
 extern template class Gpt<float>;

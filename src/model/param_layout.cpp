@@ -20,6 +20,7 @@ ParamLayout::ParamLayout(const ModelConfig& c) : layers(c.num_hidden_layers) {
   auto add = [&](const std::string& name, std::vector<Index> shape) {
     ParamEntry e{name, std::move(shape), total};
     total += (e.size() + 15) / 16 * 16;  // 64-byte aligned tensors for BLAS and vector loads
+    index_[name] = entries.size();
     entries.push_back(std::move(e));
   };
   // GPT-NeoX weight-decay groups: matrices and embeddings decay; biases and LayerNorm do not.
@@ -73,10 +74,19 @@ Index ParamLayout::largest_bucket_range() const {
   return n;
 }
 
+Index ParamLayout::largest_bucket() const {
+  Index n = 0;
+  for (const auto& bucket : gradient_buckets()) {
+    Index size = 0;
+    for (const auto& [begin, end] : bucket) size += end - begin;
+    n = std::max(n, size);
+  }
+  return n;
+}
+
 const ParamEntry* ParamLayout::find(const std::string& name) const {
-  for (const auto& e : entries)
-    if (e.name == name) return &e;
-  return nullptr;
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries[it->second];
 }
 
 const ParamEntry& ParamLayout::at(const std::string& name) const {

@@ -2,6 +2,7 @@
 // Adam moments share one layout). Names and shapes are HF GPTNeoX's.
 #pragma once
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/config.hpp"
@@ -32,8 +33,13 @@ struct ParamLayout {
   std::vector<std::vector<std::pair<Index, Index>>> gradient_buckets() const;
   // The longest [begin, end) range of any bucket (what ZeRO-2 sums over the ranks at once).
   Index largest_bucket_range() const;
+  // The most elements of any bucket, its ranges together (a ZeRO-3 unit's gathered buffer).
+  Index largest_bucket() const;
   const ParamEntry& at(const std::string& name) const;
   const ParamEntry* find(const std::string& name) const;
+
+ private:
+  std::unordered_map<std::string, std::size_t> index_;  // name -> entries[i] (ZeRO-3 binds units often)
 };
 
 // HF GPTNeoX tensor names, spelled once: the layout, the model's tensor binding, checkpoints

@@ -85,10 +85,32 @@ void Comm::start_allreduce_sum(T* data, Index n) {
 template void Comm::start_allreduce_sum(float*, Index);
 template void Comm::start_allreduce_sum(double*, Index);
 
+template <class T>
+void Comm::start_allgather(T* data, const Slices& slices) {
+  if (size_ == 1) return;
+  std::vector<int> counts, displs;
+  for (int r = 0; r < size_; ++r) {
+    if (slices.offset[std::size_t(r)] + slices.count[std::size_t(r)] > INT_MAX)
+      throw Error("a range of more than INT_MAX elements is too large for MPI's int counts");
+    counts.push_back(int(slices.count[std::size_t(r)]));
+    displs.push_back(int(slices.offset[std::size_t(r)]));
+  }
+  pending_counts_.push_back(std::move(counts));
+  pending_counts_.push_back(std::move(displs));
+  const auto& c = pending_counts_[pending_counts_.size() - 2];
+  const auto& d = pending_counts_.back();
+  pending_.emplace_back();
+  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, mpi_type<T>(), data, c.data(), d.data(), mpi_type<T>(), async_,
+                        &pending_.back()),
+        "Iallgatherv");
+}
+template void Comm::start_allgather(float*, const Slices&);
+
 void Comm::wait_all() {
   if (pending_.empty()) return;
   check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "Waitall");
   pending_.clear();
+  pending_counts_.clear();
 }
 
 double Comm::sum(double x) const {

@@ -83,6 +83,9 @@ class Comm {
   // their own, so that the collectives above may run while these are in flight.
   template <class T>
   void start_allreduce_sum(T* data, Index n);
+  // Starts gathering every rank's slice of data (its own filled in) in place, the same way.
+  template <class T>
+  void start_allgather(T* data, const Slices& slices);
   void wait_all();
 
  private:
@@ -99,6 +102,7 @@ class Comm {
 
   MPI_Comm comm_ = MPI_COMM_NULL, async_ = MPI_COMM_NULL;
   std::vector<MPI_Request> pending_;
+  std::vector<std::vector<int>> pending_counts_;  // a nonblocking gather's counts and displacements, until it completes
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool gpu_aware_ = false;
   std::vector<char> staging_[2];  // host copies of device data (two: reduce-scatter's send and recv)

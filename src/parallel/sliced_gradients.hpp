@@ -19,9 +19,10 @@ class SlicedGradientSum {
   SlicedGradientSum(const Slices& slices, int rank, Index largest_range);
   // What the constructor allocates (the trainer's memory estimate).
   static std::size_t memory_bytes(const Slices& slices, int rank, Index largest_range);
-  // sum() += Σ over ranks of grads[begin, end) (=, on the first micro-batch of a step). Every
-  // rank calls it with the same ranges in the same order. Through NCCL/RCCL where given, else MPI.
-  void add(Comm& comm, DeviceCollectives* device, const float* grads, Index begin, Index end, bool first);
+  // sum() += Σ over ranks of the gradients of flat elements [begin, end), which `range` holds
+  // (=, on the first micro-batch of a step). Every rank calls it with the same ranges in the same
+  // order. Through NCCL/RCCL where given, else MPI.
+  void add(Comm& comm, DeviceCollectives* device, const float* range, Index begin, Index end, bool first);
   // This rank's slice of the step's gradient sum (slices.count[rank] doubles).
   const View1<double>& sum() const { return slice_; }
 
