@@ -10,6 +10,11 @@ template <class T>
 View1<T> buffer(const char* name, Index n) {
   return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
 }
+// The GEMMs read the weights in bf16: once per gather.
+void to_bf16(const View1<float>& src, const View1<Bf16Storage>& dst, Index n) {
+  Kokkos::parallel_for(
+      "rewarm::unit_to_bf16", Range(0, n), KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(src(i)); });
+}
 }  // namespace
 
 ParamUnits::ParamUnits(const ParamLayout& layout, const Slices& slices, Comm& comm, bool bf16)
@@ -27,8 +32,8 @@ ParamUnits::ParamUnits(const ParamLayout& layout, const Slices& slices, Comm& co
 
 std::size_t ParamUnits::memory_bytes(const ParamLayout& layout, const Slices& slices, int rank, bool bf16) {
   const Index largest = layout.largest_bucket();
-  return padded(slices.count[std::size_t(rank)], 4) + 2 * padded(largest, 4) + (bf16 ? 2 * padded(largest, 2) : 0) +
-         padded(largest, 4);
+  return padded(slices.count[std::size_t(rank)], 4) + 2 * padded(largest, 4) +
+         (bf16 ? 2 * padded(largest, sizeof(Bf16Storage)) : 0) + padded(largest, 4);
 }
 
 Index ParamUnits::unit_size(std::size_t unit) const {
@@ -80,13 +85,7 @@ void ParamUnits::land(Slot& slot) {
     device_->join();  // the compute stream waits for the gather; the host does not
   else
     comm_.wait_all();
-  if (slot.params16.data()) {  // the GEMMs read the weights in bf16: once per gather
-    const auto src = slot.params;
-    const auto dst = slot.params16;
-    Kokkos::parallel_for(
-        "rewarm::unit_to_bf16", Range(0, unit_size(std::size_t(slot.unit))),
-        KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(src(i)); });
-  }
+  if (slot.params16.data()) to_bf16(slot.params, slot.params16, unit_size(std::size_t(slot.unit)));
   slot.pending = false;
 }
 

@@ -100,13 +100,14 @@ def test_rank_counts_and_zero1_give_the_same_run(d):
 
 
 def test_one_run_whatever_zero_stage_recompute_mode_and_rank_count(d):
-    # ZeRO 0, 1, 2 × recompute none, selective, full × 1, 2, 4 ranks (a Latin square: every pair of
-    # the three appears; 3 layers: two recomputed from shared buffers), 8 micro-batches per step over the ranks, clipping active: the weights,
-    # moments and losses of one rank with zero 0 and nothing recomputed, to the bit
+    # ZeRO 0, 1, 2, 3 × recompute none, selective, full × 1, 2, 4 ranks (every pair of the three
+    # appears; 3 layers: two recomputed from shared buffers), 8 micro-batches per step over the
+    # ranks, clipping active: the weights, moments and losses of one rank with zero 0 and nothing
+    # recomputed, to the bit
     rewarm("train", config(d, "ref", layers=3))
     modes = ["none", "selective", "full"]
     for i, n in enumerate((1, 2, 4)):
-        for zero in (0, 1, 2):
+        for zero in (0, 1, 2, 3):
             run = f"n{n}z{zero}"
             recompute = modes[(i + zero) % 3]
             args = ("train", config(d, run, layers=3, parallel={"zero": zero}, memory={"recompute": recompute}))
@@ -125,19 +126,20 @@ def test_one_run_whatever_zero_stage_recompute_mode_and_rank_count(d):
 
 
 def test_resume_across_zero_stages_recompute_modes_and_rank_counts(d):
-    rewarm("train", config(d, "ref", layers=3))
-    cfg = config(d, "run", layers=3, parallel={"zero": 2}, memory={"recompute": "full"})
+    rewarm("train", config(d, "ref", layers=3, schedule={"total_steps": 7}))
+    cfg = config(d, "run", layers=3, parallel={"zero": 2}, memory={"recompute": "full"}, schedule={"total_steps": 7})
     mpirun(4, "train", cfg, "--stop-at", 2)
-    p = mpirun(2, "train", cfg, "--stop-at", 4, "--set", "parallel.zero=1", "--set", "memory.recompute=selective")
+    p = mpirun(2, "train", cfg, "--stop-at", 3, "--set", "parallel.zero=1", "--set", "memory.recompute=selective")
     assert "resuming from" in p.stderr
-    p = mpirun(2, "train", cfg, "--stop-at", 5, "--set", "parallel.zero=2")
+    mpirun(4, "train", cfg, "--stop-at", 4, "--set", "parallel.zero=3")  # each rank reads its parameter slice
+    rewarm("train", cfg, "--stop-at", 5, "--set", "parallel.zero=3", "--set", "memory.recompute=none")
+    p = mpirun(2, "train", cfg, "--stop-at", 6, "--set", "parallel.zero=2")
     rewarm("train", cfg, "--set", "parallel.zero=0", "--set", "memory.recompute=none")
-    assert max_rel_diff(checkpoint(d, "run"), checkpoint(d, "ref")) == 0
+    assert max_rel_diff(checkpoint(d, "run", 7), checkpoint(d, "ref", 7)) == 0
 
 
 def test_zero_and_recompute_keys_are_checked(d):
-    for key, value, message in [("parallel.zero", "4", "parallel.zero = 4 must be 0, 1 or 2"),
-                                ("parallel.zero", "3", "parallel.zero = 3 (sharded parameters) is not available yet"),
+    for key, value, message in [("parallel.zero", "4", "parallel.zero = 4 must be 0, 1, 2 or 3"),
                                 ("memory.recompute", '"some"', 'memory.recompute = "some" is not one of none, selective, full')]:
         p = rewarm("train", config(d, "bad"), "--set", f"{key}={value}", check=False)
         assert p.returncode != 0 and message in p.stderr, p.stderr

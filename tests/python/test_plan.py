@@ -19,7 +19,7 @@ def plan(d, cfg, *args):
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_plan_is_what_a_run_allocates(d, ranks):
     seen = {}
-    for zero in (0, 1, 2):
+    for zero in (0, 1, 2, 3):
         for recompute in ("none", "selective", "full"):
             for gemm in ("fp32", "bf16"):
                 run = f"z{zero}{recompute}{gemm}"
@@ -41,8 +41,41 @@ def test_plan_is_what_a_run_allocates(d, ranks):
             assert z1["AdamW moments"] < 0.51 * z0["AdamW moments"]
             assert z2["gradient sum (double)"] < 0.51 * z0["gradient sum (double)"]
         assert z1["gradient sum (double)"] == z0["gradient sum (double)"]
+        z3 = seen[(3, "none", gemm)]  # ZeRO-3: the weights and gradients too, and the gathered units
+        if ranks == 2:
+            assert z3["weights (fp32)"] < 0.51 * z0["weights (fp32)"]
+            assert z3["gradients (fp32)"] < 0.51 * z0["gradients (fp32)"]
+        assert "weights' bf16 copy" not in z3 and z3["gathered units"] > 0
         a = [seen[(0, r, gemm)]["activations"] for r in ("none", "selective", "full")]
         assert a[0] > a[1] > a[2]
+
+
+def test_zero3_on_4_ranks_holds_a_quarter_of_the_state_plus_the_units(d):
+    """Kokkos' high-water mark of real runs: zero 3 on 4 ranks against zero 0 on one rank, the same
+    micro-batch (the same activations and workspaces). What zero 3 adds to a quarter of the
+    weights, gradients, gradient sum and AdamW moments: two units' parameters and one unit's
+    gradients (the largest unit: a layer), and one range of it in double on its way to the
+    reduce-scatter, with this rank's part of it."""
+    h, I, L = 64, 256, 4
+    shape = dict(layers=L, model={"hidden_size": h, "intermediate_size": I, "num_attention_heads": 4},
+                 data={"micro_batch": 2, "global_batch": 8})
+    peaks, parts = {}, {}
+    for run, zero, ranks in (("z0", 0, 1), ("z3", 3, 4)):
+        cfg = config(d, run, parallel={"zero": zero}, **shape)
+        bench = ["bench", cfg, "--steps", 1, "--gemm-size", 32, "--json", d / "bench.json"]
+        rewarm(*bench) if ranks == 1 else mpirun(ranks, *bench)
+        peaks[run] = json.loads((d / "bench.json").read_text())["peak_memory_bytes"]
+        parts[run] = plan(d, cfg, "--ranks", ranks)[1]["parts"]
+    state = ("weights (fp32)", "gradients (fp32)", "gradient sum (double)", "AdamW moments")
+    state0 = sum(parts["z0"][k] for k in state)
+    unit = 4 * h * h + 2 * h * I + 9 * h + I  # a layer's parameters: its matrices, then its vectors
+    matrices = 4 * h * h + 2 * h * I  # its longest range
+    units = 3 * 4 * unit + 8 * matrices + 8 * min(matrices, parts["z3"]["weights (fp32)"] // 4)
+    assert parts["z3"]["activations"] == parts["z0"]["activations"]
+    assert parts["z3"]["gathered units"] == 3 * 4 * unit
+    # each rank's slices are a quarter rounded to 16 elements (16 · 24 bytes), each allocation to 8
+    assert peaks["z3"] <= peaks["z0"] - state0 + state0 / 4 + units + 16 * 24 + 64, (peaks, parts)
+    assert peaks["z0"] - peaks["z3"] > 0.4 * state0  # measured: 0.46 of it at this size
 
 
 def test_plan_table_and_largest_micro_batch(d):
@@ -50,7 +83,7 @@ def test_plan_table_and_largest_micro_batch(d):
     out, p = plan(d, cfg, "--ranks", 2, "--device-memory", 1)
     assert "parameters; micro_batch 2 × seq_len 16 on 2 ranks" in out
     assert p["fits"] and p["largest_micro_batch"] == 4  # 4 samples per rank, all fit in 1 GiB
-    assert "(projected: zero = 3 is not available yet)" in out
+    assert "zero 3" in out and "projected" not in out
     assert len(p["table"]) == 12 and all(row["fits"] for row in p["table"])
     # a budget too small for anything: it says so, and every row is unstarred
     out, p = plan(d, cfg, "--device-memory", 1e-6)

@@ -11,6 +11,7 @@
 #include "model/param_layout.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/device_collectives.hpp"
+#include "parallel/param_units.hpp"
 #include "parallel/runtime.hpp"
 #include "parallel/sliced_checkpoint.hpp"
 
@@ -276,4 +277,62 @@ int main(int argc, char** argv) {
     return e.code;
   }
   return status;
+}
+
+TEST_CASE("ZeRO-3's units: each gathered whole from every rank's slice, the next one prefetched", "[comm]") {
+  Comm& c = *world;
+  const ModelConfig m = small_model(50, 24, 40);  // 2 layers: units 0 (head), 1, 2 (layers), 3 (embedding)
+  const ParamLayout layout(m);
+  const auto units = layout.gradient_buckets();
+  const Slices slices(layout.total, c.size());
+  for (const bool bf16 : {false, true}) {
+    ParamUnits pu(layout, slices, c, bf16);
+    const Index own = slices.offset[c.rank()];
+    auto value = [](Index flat, int version) { return float(flat) * 0.5f + float(version); };
+    auto fill = [&](int version) {
+      auto h = Kokkos::create_mirror_view(pu.shard());
+      for (Index i = 0; i < Index(h.extent(0)); ++i) h(i) = value(own + i, version);
+      Kokkos::deep_copy(pu.shard(), h);
+      pu.changed();
+    };
+    // what the model asks for: the forward pass from the embedding up, the backward pass down
+    // (the head again, then each layer; the embedding's gradients only)
+    const std::vector<std::pair<std::size_t, std::ptrdiff_t>> forward{{3, 2}, {2, 1}, {1, 0}, {0, 1}},
+        backward{{0, 1}, {1, 2}, {2, -1}};
+    auto check_unit = [&](std::size_t u, const UnitBuffers<float>& b, int version) {
+      Index pos = 0, wrong = 0, wrong16 = 0;
+      std::vector<float> got(std::size_t(layout.largest_bucket()));
+      std::vector<Bf16Storage> got16(got.size());
+      Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace>(got.data(), got.size()),
+                        Kokkos::View<float*, MemSpace, Kokkos::MemoryUnmanaged>(b.params, got.size()));
+      if (bf16)
+        Kokkos::deep_copy(Kokkos::View<Bf16Storage*, Kokkos::HostSpace>(got16.data(), got16.size()),
+                          Kokkos::View<Bf16Storage*, MemSpace, Kokkos::MemoryUnmanaged>(b.params16, got16.size()));
+      for (const auto& [begin, end] : units[u])
+        for (Index i = begin; i < end; ++i, ++pos) {
+          wrong += got[std::size_t(pos)] != value(i, version);
+          if (bf16) wrong16 += !(got16[std::size_t(pos)] == to_bf16_storage(value(i, version)));
+        }
+      CHECK(wrong == 0);
+      CHECK(wrong16 == 0);
+      CHECK((b.params16 != nullptr) == bf16);
+    };
+    for (int version : {0, 1}) {  // after changed(), nothing stale is used
+      fill(version);
+      const Index before = pu.gathered();
+      for (const auto& [u, next] : forward) check_unit(u, pu.use(u, UnitUse::forward, next), version);
+      for (const auto& [u, next] : backward) {
+        const auto b = pu.use(u, UnitUse::backward, next);
+        check_unit(u, b, version);
+        CHECK(b.grads == pu.grads(u, 0));
+      }
+      CHECK(pu.use(3, UnitUse::gradients, -1).params == nullptr);
+      CHECK_THROWS_WITH(pu.grads(2, 0), Catch::Contains("unit 2's gradients are gone"));
+      // every unit once on the way up; on the way down the head and layer 1 were still there
+      Index all = 0, again = 0;
+      for (std::size_t u = 0; u < units.size(); ++u)
+        for (const auto& [begin, end] : units[u]) (u == 2 ? again : all) += end - begin;
+      CHECK(pu.gathered() - before == all + 2 * again);
+    }
+  }
 }

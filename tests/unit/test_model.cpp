@@ -286,3 +286,83 @@ TEST_CASE("the traffic estimate: what the fused attention and bf16 storage save"
   }
   CHECK(b.total() < a.total());
 }
+
+TEST_CASE("random init: any slice made alone is that part of the whole", "[model]") {
+  const auto cfg = tiny(false, "gelu", 0.5);
+  const ParamLayout layout(cfg);
+  std::vector<float> whole(std::size_t(layout.total));
+  init_random_part(layout, 5, 0.3, 0, layout.total, whole.data());
+  Gpt<float> m(cfg, 1, 2);
+  m.init_random(5, 0.3);
+  CHECK(to_vec(m.params) == whole);
+  for (Index offset : {Index(0), Index(1), Index(17), layout.total / 2, layout.decay_end - 3})
+    for (Index count : {Index(1), Index(33), layout.total - offset}) {
+      std::vector<float> part(static_cast<std::size_t>(count));
+      init_random_part(layout, 5, 0.3, offset, count, part.data());
+      CHECK(std::equal(part.begin(), part.end(), whole.begin() + offset));
+    }
+}
+
+// ZeRO-3's side of the model: a sharded Gpt asks for each unit's buffers (here copies of a flat
+// buffer, made at every request) and computes bitwise what the flat model computes.
+TEST_CASE("a sharded model computes unit by unit what the flat model does", "[model]") {
+  const Index B = 2, T = 5;
+  const auto cfg = tiny(false, "gelu", 0.5);
+  for (const auto recompute : {Recompute::none, Recompute::full})
+    for (const auto gemm : {GemmPrecision::fp32, GemmPrecision::bf16}) {
+      GptOptions o;
+      o.recompute = recompute, o.gemm = gemm;
+      Gpt<float> flat(cfg, B, T, o);
+      flat.init_random(9, 0.3);
+      o.sharded = true;
+      Gpt<float> sharded(cfg, B, T, o);
+      CHECK(sharded.params.extent(0) == 0);
+      const auto units = flat.layout().gradient_buckets();
+      const auto p = host_copy(flat.params);
+      std::vector<View1<float>> params, grads;
+      std::vector<View1<Bf16Storage>> params16;
+      std::vector<std::string> asked;
+      for (const auto& ranges : units) {
+        Index n = 0;
+        for (const auto& [b, e] : ranges) n += e - b;
+        params.emplace_back("unit", n), grads.emplace_back("unit_grads", n), params16.emplace_back("unit16", n);
+      }
+      sharded.units = [&](std::size_t u, UnitUse use, std::ptrdiff_t next) {
+        asked.push_back(std::to_string(u) +
+                        (use == UnitUse::forward    ? "f"
+                         : use == UnitUse::backward ? "b"
+                                                    : "g") +
+                        std::to_string(next));
+        auto h = Kokkos::create_mirror_view(params[u]);
+        Index pos = 0;
+        for (const auto& [b, e] : units[u])
+          for (Index i = b; i < e; ++i) h(pos++) = p(i);
+        Kokkos::deep_copy(params[u], h);
+        auto h16 = Kokkos::create_mirror_view(params16[u]);
+        for (Index i = 0; i < pos; ++i) h16(i) = to_bf16_storage(h(i));
+        Kokkos::deep_copy(params16[u], h16);
+        if (use != UnitUse::forward) Kokkos::deep_copy(grads[u], 0.0f);
+        return UnitBuffers<float>{params[u].data(), gemm == GemmPrecision::bf16 ? params16[u].data() : nullptr,
+                                  use == UnitUse::forward ? nullptr : grads[u].data()};
+      };
+      std::vector<float> got(std::size_t(flat.layout().total), 0.0f);
+      sharded.on_gradients = [&](std::size_t u) {
+        const auto h = host_copy(grads[u]);
+        Index pos = 0;
+        for (const auto& [b, e] : units[u])
+          for (Index i = b; i < e; ++i) got[std::size_t(i)] = h(pos++);
+      };
+      View1<int32_t> ids("ids", B * T), tg("tg", B * T);
+      set_tokens(ids, tg, cfg.vocab_size);
+      flat.zero_grads();
+      const double lf = flat.forward(ids, tg, 1.0), ls = sharded.forward(ids, tg, 1.0);
+      CHECK(ls == lf);
+      const auto want = to_vec(flat.grads);
+      CHECK(got == want);
+      // up from the embedding, each naming the next; down from the head; the embedding's gradients only
+      CHECK(asked == std::vector<std::string>{"3f2", "2f1", "1f0", "0f1", "0b1", "1b2", "2b-1", "3g-1"});
+      asked.clear();
+      CHECK(sharded.forward(ids, tg) == flat.forward(ids, tg));  // no gradients: no next after the head
+      CHECK(asked == std::vector<std::string>{"3f2", "2f1", "1f0", "0f-1"});
+    }
+}
