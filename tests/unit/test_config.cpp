@@ -123,7 +123,7 @@ TEST_CASE("bad configs fail with one line naming the key", "[config]") {
   CHECK_THROWS_WITH(parse({"precision.gemm=\"fp16\""}),
                     Contains("run.toml: precision.gemm = \"fp16\" is not one of fp32, tf32, bf16"));
   CHECK_NOTHROW(parse({"precision.gemm=\"tf32\""}));  // any build parses it; a CUDA build runs it
-  CHECK_THROWS_WITH(parse({"parallel.zero=4"}), Contains("parallel.zero = 4 must be 0, 1 or 2"));
+  CHECK_THROWS_WITH(parse({"parallel.zero=4"}), Contains("parallel.zero = 4 must be 0, 1, 2 or 3"));
   CHECK_THROWS_WITH(parse({"memory.recompute=\"all\""}), Contains("memory.recompute = \"all\" is not one of none, selective, full"));
   CHECK_THROWS_WITH(parse_run_config("x = [", "bad.toml", {}), Contains("bad.toml: line 1"));
   CHECK_THROWS_WITH(load_run_config("/nonexistent/run.toml", {}), Contains("/nonexistent/run.toml: cannot open"));
