@@ -9,7 +9,8 @@
 # checkpoint), in bf16 with the GEMM attention and in bf16 with cuDNN's fused attention,
 # compared with the host's runs in the bundle (fp32 ≤ 1e-5 relative, bf16 against the host's
 # exact emulation ≤ 1e-2; bench/gpu/compare.py) and the fused run with the GPU's GEMM-attention
-# run (≤ 1e-2), then bf16 with selective and full recomputation against the bf16 run; 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
+# run (≤ 1e-2), then bf16 with selective and full recomputation and with ZeRO-3
+# (one rank) against the bf16 run; 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
 # bf16 (bf16 twice: the attention "auto" picks, fused on an H100/H200, and the GEMM attention),
 # micro_batch as large as fits, with MFU against the GEMM peak of the same precision measured in
 # the same run. Everything goes under $OUT: run.log, results.json, bench-*.json, train-*.log.
@@ -27,7 +28,8 @@ OUT=${OUT:-/tmp/rewarm-gpu-out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/run.log") 2>&1
 step() { echo; echo "== $(date -u +%T) $*"; }
-status=0
+status=0 failed=()  # the checks that failed, named in the last line
+fail() { status=1; failed+=("$1"); }
 
 step "unpack"
 unpacked=$(mktemp -d)  # the bundle and this run's scratch, removed at the end
@@ -50,13 +52,13 @@ nvidia-smi || echo "no nvidia-smi: not an NVIDIA machine (a dry run?)"
 $rewarm --version
 
 step "unit tests on the GPU"
-timeout 240 "$B/bin/rewarm_tests" --reporter compact 2>&1 | tail -25 || status=1
-timeout 60 "$B/bin/rewarm_comm_tests" 2>&1 | tail -3 || status=1
+timeout 240 "$B/bin/rewarm_tests" --reporter compact 2>&1 | tail -25 || fail "unit tests"
+timeout 60 "$B/bin/rewarm_comm_tests" 2>&1 | tail -3 || fail "comm tests"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n $sanitizer ]] && command -v nvidia-smi >/dev/null; then  # out-of-bounds and misaligned device accesses
   step "memcheck: GEMMs, attention (GEMM and fused), layers"
   timeout 150 "$sanitizer" --tool memcheck --error-exitcode 3 --print-limit 10 "$B/bin/rewarm_tests" \
-    --reporter compact "[gemm],[attention],[layers]" 2>&1 | tail -15 || { echo "memcheck: failed"; status=1; }
+    --reporter compact "[gemm],[attention],[layers]" 2>&1 | tail -15 || { echo "memcheck: failed"; fail memcheck; }
 else
   echo "no compute-sanitizer or no GPU: memcheck skipped"
 fi
@@ -64,7 +66,7 @@ fi
 step "20 training steps: GPU against the host"
 compare=()
 compare_runs() {  # name gpu_run reference_run precision
-  python3 bench/gpu/compare.py "$2" "$3" "$4" > "$unpacked/compare-$1.txt" || status=1
+  python3 bench/gpu/compare.py "$2" "$3" "$4" > "$unpacked/compare-$1.txt" || fail "compare $1"
   echo "-- $1"; head -4 "$unpacked/compare-$1.txt"
   compare+=("$(tail -1 "$unpacked/compare-$1.txt")")
 }
@@ -79,7 +81,7 @@ for run in fp32 bf16 bf16-fused; do
     if [[ $attention == fused && $fused_check == optional ]] && grep -q "cannot run here" "$OUT/train-$run.log"; then
       echo "-- $run: $(grep -o "cannot run here.*" "$OUT/train-$run.log" | head -1) (optional here)"
     else
-      echo "train $run $stop failed:"; tail -5 "$OUT/train-$run.log"; status=1
+      echo "train $run $stop failed:"; tail -5 "$OUT/train-$run.log"; fail "train $run"
     fi
     continue 2
   done
@@ -88,15 +90,20 @@ for run in fp32 bf16 bf16-fused; do
   [[ $run == bf16-fused ]] && compare_runs "fused-vs-gemm" "$unpacked/gpu-$run" "$unpacked/gpu-bf16" bf16
 done
 
-# recomputation on the GPU: the same kernels on the same inputs, so the bf16 run again (bitwise
-# on the host: tests/unit/test_model.cpp); compared at fp32's tolerance, the difference printed
-for r in selective full; do
-  if timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-bf16-$r" --set precision.gemm='"bf16"' \
-       --set precision.attention='"gemm"' --set memory.recompute="\"$r\"" --set data.train.0.path="$B/ref/train.h5" \
-       --set data.eval.0.path="$B/ref/val.h5" >> "$OUT/train-bf16-$r.log" 2>&1; then
-    [[ -d $unpacked/gpu-bf16 ]] && compare_runs "recompute-$r" "$unpacked/gpu-bf16-$r" "$unpacked/gpu-bf16" fp32
+# recomputation and ZeRO-3 (parameters gathered unit by unit into two slots) on the GPU: the same
+# kernels on the same inputs, so the bf16 run again (bitwise on the host: tests/unit/test_model.cpp,
+# tests/python/test_mpi.py); compared at fp32's tolerance, the difference printed
+for variant in recompute-selective recompute-full zero3; do
+  case $variant in
+    recompute-*) option=(--set memory.recompute="\"${variant#recompute-}\"") ;;
+    zero3) option=(--set parallel.zero=3) ;;
+  esac
+  if timeout 120 $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-bf16-$variant" --set precision.gemm='"bf16"' \
+       --set precision.attention='"gemm"' "${option[@]}" --set data.train.0.path="$B/ref/train.h5" \
+       --set data.eval.0.path="$B/ref/val.h5" >> "$OUT/train-bf16-$variant.log" 2>&1; then
+    [[ -d $unpacked/gpu-bf16 ]] && compare_runs "$variant" "$unpacked/gpu-bf16-$variant" "$unpacked/gpu-bf16" fp32
   else
-    echo "train bf16 recompute $r failed:"; tail -5 "$OUT/train-bf16-$r.log"; status=1
+    echo "train bf16 $variant failed:"; tail -5 "$OUT/train-bf16-$variant.log"; fail "train bf16 $variant"
   fi
 done
 
@@ -117,9 +124,9 @@ for model in ${REWARM_CHECK_MODELS:-pythia-160m pythia-410m}; do
         break
       fi
       # too big: the memory estimate says "needs about", Kokkos says "Insufficient memory"/"out of memory"
-      grep -q "needs about\|out of memory\|Insufficient\|allocation" "$unpacked/bench.txt" || { cat "$unpacked/bench.txt"; status=1; settled=1; break; }
+      grep -q "needs about\|out of memory\|Insufficient\|allocation" "$unpacked/bench.txt" || { cat "$unpacked/bench.txt"; fail "bench $model $p"; settled=1; break; }
     done
-    ((settled)) || { echo "-- $model $p: no micro_batch fits"; tail -3 "$unpacked/bench.txt"; status=1; }
+    ((settled)) || { echo "-- $model $p: no micro_batch fits"; tail -3 "$unpacked/bench.txt"; fail "bench $model $p (no micro_batch fits)"; }
   done
 done
 
@@ -136,5 +143,6 @@ for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
           f"ops/micro-batch {j['device_ops_per_micro_batch']:.0f}")
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 PY
+if ((status)); then printf 'failed: %s\n' "${failed[@]}"; fi
 echo "status $status"
 exit $status

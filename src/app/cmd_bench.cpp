@@ -80,9 +80,11 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       // on timing), then the timed steps, then the phases (fenced, so timed apart).
       ops.reset_counts();
       const Index gemms0 = trainer->model().gemm().calls();
+      const std::int64_t sent0 = trainer->communication_bytes();
       trainer->step();
       const auto counts = ops.counts();
       const Index gemms = trainer->model().gemm().calls() - gemms0;
+      const double sent = comm.sum(double(trainer->communication_bytes() - sent0)) / comm.size();  // rank mean
       comm.barrier();
       const auto t0 = std::chrono::steady_clock::now();
       double data = 0, allreduce = 0;
@@ -120,8 +122,11 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       std::printf("model flops     %.2f GFLOP/s (%.3g FLOP/token)\n", model_flops / 1e9, fpt);
       std::printf("MFU             %.1f%% of the measured GEMM peak\n", 100 * model_flops / peak);
       std::printf("data loading    %.2f%% of step time\n", 100 * data / secs);
-      std::printf("all-reduce      %.2f%% of step time (gradients and loss over %d ranks%s)\n", 100 * allreduce / secs,
-                  comm.size(), c.parallel.zero ? ", ZeRO-1 reduce-scatter + all-gather" : "");
+      static const char* const stages[] = {"all-reduce", "ZeRO-1: reduce-scatter + all-gather",
+                                           "ZeRO-2: reduce-scatter by layer + all-gather",
+                                           "ZeRO-3: reduce-scatter and parameter gathers by layer"};
+      std::printf("all-reduce      %.2f%% of step time (gradients over %d ranks, %s): %.1f MB per step per rank\n",
+                  100 * allreduce / secs, comm.size(), stages[c.parallel.zero], sent / 1e6);
       std::printf("phases          forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s, data %.3f s "
                   "(one step, fenced)\n",
                   p.forward_seconds, p.backward_seconds, p.allreduce_seconds, p.optimizer_seconds, p.data_seconds);
@@ -162,6 +167,8 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           {"fences_per_step", counts.fences},
           {"device_ops_per_micro_batch", step_ops / micro},
           {"step_seconds", secs / double(*steps)},
+          {"zero", c.parallel.zero},
+          {"communication_bytes_per_step", sent},
           {"phases",
            {{"forward", p.forward_seconds},
             {"backward", p.backward_seconds},

@@ -62,6 +62,10 @@ class Trainer {
   const TrainState& state() const { return state_; }
   // Bytes of AdamW moments this rank holds (all of them, or its ZeRO-1 slice).
   std::size_t optimizer_bytes() const { return 2 * sizeof(float) * std::size_t(own_.count); }
+  // Bytes this rank has handed to the gradient and parameter collectives (MPI and NCCL/RCCL).
+  std::int64_t communication_bytes() const {
+    return comm_.payload_bytes() + (collectives_ ? collectives_->payload_bytes() : 0);
+  }
   // Fence between the phases of step() and time each (benchmarks; off in training).
   void set_profile(bool on) { profile_ = model_->timing.on = on; }
   const Gpt<float>& model() const { return *model_; }

@@ -119,7 +119,9 @@ class Gpt {
   std::function<void(std::size_t)> on_gradients;
   // Sharded (ZeRO-3): unit `unit`'s buffers for `use`; `next` is the unit whose parameters it
   // will ask for after this one (-1: none), to be gathered meanwhile. The buffers stay valid
-  // until the model asks for the unit after next.
+  // until the model asks for the unit after next. The gathers behind it are collective: every
+  // rank must make the same forward() calls, in the same order (the trainer gives each rank the
+  // same number of eval passes: one with fewer windows computes its last batch again, counting none).
   std::function<UnitBuffers<T>(std::size_t unit, UnitUse use, std::ptrdiff_t next)> units;
   // With `on`, forward() fences between its phases and adds their seconds here (benchmarks).
   struct Timing {

@@ -74,6 +74,7 @@ Comm::~Comm() {
 template <class T>
 void Comm::start_allreduce_sum(T* data, Index n) {
   if (size_ == 1) return;
+  payload_bytes_ += n * Index(sizeof(T));
   const Index piece = INT_MAX / 2;
   for (Index first = 0; first < n; first += piece) {
     pending_.emplace_back();
@@ -94,6 +95,7 @@ void Comm::start_allgather(T* data, const Slices& slices) {
       throw Error("a range of more than INT_MAX elements is too large for MPI's int counts");
     counts.push_back(int(slices.count[std::size_t(r)]));
     displs.push_back(int(slices.offset[std::size_t(r)]));
+    payload_bytes_ += slices.count[std::size_t(r)] * Index(sizeof(T));
   }
   pending_counts_.push_back(std::move(counts));
   pending_counts_.push_back(std::move(displs));
@@ -182,6 +184,7 @@ void Comm::barrier() const {
 void Comm::run(Op op, void* data, void* recv, Index n, MPI_Datatype type, const Slices* slices, int root) const {
   int elem = 0;
   MPI_Type_size(type, &elem);
+  payload_bytes_ += n * elem;
   if (op == Op::Allreduce || op == Op::Broadcast) {  // in pieces: MPI counts are int
     const Index piece = INT_MAX / 2;
     for (Index first = 0; first < n; first += piece) {

@@ -88,6 +88,10 @@ class Comm {
   void start_allgather(T* data, const Slices& slices);
   void wait_all();
 
+  // Bytes this rank has handed to the array collectives above (each call's whole buffer: the
+  // sum's, the gather's), the scalar ones left out: what `rewarm bench` reports per step.
+  std::int64_t payload_bytes() const { return payload_bytes_; }
+
  private:
   enum class Op { Allreduce, ReduceScatter, Allgather, Gather, Broadcast };
   // The one place MPI meets memory: host-accessible pointers, after a fence.
@@ -105,6 +109,7 @@ class Comm {
   std::vector<std::vector<int>> pending_counts_;  // a nonblocking gather's counts and displacements, until it completes
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool gpu_aware_ = false;
+  mutable std::int64_t payload_bytes_ = 0;
   std::vector<char> staging_[2];  // host copies of device data (two: reduce-scatter's send and recv)
 };
 

@@ -1,6 +1,7 @@
 #include "parallel/device_collectives.hpp"
 
 #include <cstring>
+#include <numeric>
 
 #include "core/error.hpp"
 
@@ -93,6 +94,10 @@ struct DeviceCollectives::Impl {
   }
 };
 
+namespace {
+Index elements(const Slices& s) { return std::accumulate(s.count.begin(), s.count.end(), Index(0)); }
+}  // namespace
+
 DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DeviceCollectives::~DeviceCollectives() = default;
 
@@ -125,15 +130,24 @@ std::string DeviceCollectives::description() const {
          "." + std::to_string(v % 100);
 }
 
-void DeviceCollectives::start_allreduce_sum(double* data, Index n) { impl_->allreduce(data, n); }
-void DeviceCollectives::start_allreduce_sum(float* data, Index n) { impl_->allreduce(data, n); }
+void DeviceCollectives::start_allreduce_sum(double* data, Index n) {
+  payload_bytes_ += n * Index(sizeof(double));
+  impl_->allreduce(data, n);
+}
+void DeviceCollectives::start_allreduce_sum(float* data, Index n) {
+  payload_bytes_ += n * Index(sizeof(float));
+  impl_->allreduce(data, n);
+}
 void DeviceCollectives::start_reduce_scatter_sum(const double* send, double* recv, const Slices& s) {
+  payload_bytes_ += elements(s) * Index(sizeof(double));
   impl_->reduce_scatter(send, recv, s);
 }
 void DeviceCollectives::start_reduce_scatter_sum(const float* send, float* recv, const Slices& s) {
+  payload_bytes_ += elements(s) * Index(sizeof(float));
   impl_->reduce_scatter(send, recv, s);
 }
 void DeviceCollectives::start_allgather(float* data, const Slices& s) {  // in place: a broadcast from each owner
+  payload_bytes_ += elements(s) * Index(sizeof(float));
   impl_->after_compute();
   check(ncclGroupStart(), "group start");
   for (std::size_t r = 0; r < s.offset.size(); ++r)
@@ -150,6 +164,10 @@ void DeviceCollectives::join() {
 #else
 // Builds without NCCL/RCCL: the gradients go through MPI.
 struct DeviceCollectives::Impl {};
+namespace {
+Index elements(const Slices& s) { return std::accumulate(s.count.begin(), s.count.end(), Index(0)); }
+}  // namespace
+
 DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DeviceCollectives::~DeviceCollectives() = default;
 std::unique_ptr<DeviceCollectives> DeviceCollectives::create(Comm& comm, std::string* why_not) {

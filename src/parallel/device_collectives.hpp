@@ -34,11 +34,14 @@ class DeviceCollectives {
   void start_allgather(float* data, const Slices& slices);
   // The compute stream waits for every collective started so far.
   void join();
+  // Bytes handed to the collectives above (each call's whole buffer), as Comm::payload_bytes.
+  std::int64_t payload_bytes() const { return payload_bytes_; }
 
  private:
   struct Impl;
   explicit DeviceCollectives(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  std::int64_t payload_bytes_ = 0;
 };
 
 // The bootstrap's MPI half, which needs no GPU: rank 0's make_id() on every rank (make_id runs

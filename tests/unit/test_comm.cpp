@@ -59,6 +59,13 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
   const Index n = 1001;
   const Slices s(n, N);
   View1<double> v("v", n);
+  // payload_bytes: each call's whole buffer, none on one rank (no MPI call is made)
+  std::int64_t payload = c.payload_bytes();
+  auto handed = [&] {
+    const std::int64_t now = c.payload_bytes(), d = now - payload;
+    payload = now;
+    return d;
+  };
   auto fill = [&](auto f) {
     auto h = Kokkos::create_mirror_view(v);
     for (Index i = 0; i < n; ++i) h(i) = f(i);
@@ -66,12 +73,14 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
   };
   fill([&](Index i) { return double(r + 1) * double(i) + 0.5; });
   c.allreduce_sum(v);
+  CHECK(handed() == (N > 1 ? 8 * n : 0));
   auto got = to_host(v);
   for (Index i = 0; i < n; ++i) REQUIRE(got[i] == double(N * (N + 1) / 2) * double(i) + 0.5 * N);
 
   fill([&](Index i) { return double(r + 1) * double(i); });
   View1<double> mine("mine", s.count[r]);
   c.reduce_scatter_sum(v, mine, s);
+  CHECK(handed() == (N > 1 ? 8 * n : 0));
   got = to_host(mine);
   for (Index j = 0; j < s.count[r]; ++j) REQUIRE(got[j] == double(N * (N + 1) / 2) * double(s.offset[r] + j));
 
@@ -82,7 +91,9 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
   View1<float> q("q", n);
   Kokkos::deep_copy(q, p);
   c.allgather(p, s);
+  CHECK(handed() == (N > 1 ? 4 * n : 0));
   c.gather_to_root(q, s);
+  CHECK(handed() == (N > 1 ? 4 * n : 0));
   const auto all = to_host(p), root = to_host(q);
   for (int owner = 0; owner < N; ++owner)
     for (Index i = s.offset[owner]; i < s.offset[owner] + s.count[owner]; ++i) {
@@ -92,6 +103,7 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
 
   fill([&](Index i) { return r == N - 1 ? double(i) : -7.0; });
   c.broadcast(v, N - 1);
+  CHECK(handed() == (N > 1 ? 8 * n : 0));
   got = to_host(v);
   for (Index i = 0; i < n; ++i) REQUIRE(got[i] == double(i));
 
@@ -100,6 +112,7 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
   CHECK_FALSE(c.any(false));
   CHECK(c.min(10 - r) == 10 - (N - 1));
   CHECK(c.broadcast_string(r == 0 ? std::string("from root") : std::string(), 0) == "from root");
+  CHECK(handed() == 0);  // the scalar collectives are not counted
 }
 
 TEST_CASE("agree: an error on one rank is every rank's, naming that rank", "[comm]") {
@@ -320,6 +333,7 @@ TEST_CASE("ZeRO-3's units: each gathered whole from every rank's slice, the next
     for (int version : {0, 1}) {  // after changed(), nothing stale is used
       fill(version);
       const Index before = pu.gathered();
+      const std::int64_t handed = c.payload_bytes();
       for (const auto& [u, next] : forward) check_unit(u, pu.use(u, UnitUse::forward, next), version);
       for (const auto& [u, next] : backward) {
         const auto b = pu.use(u, UnitUse::backward, next);
@@ -333,6 +347,7 @@ TEST_CASE("ZeRO-3's units: each gathered whole from every rank's slice, the next
       for (std::size_t u = 0; u < units.size(); ++u)
         for (const auto& [begin, end] : units[u]) (u == 2 ? again : all) += end - begin;
       CHECK(pu.gathered() - before == all + 2 * again);
+      CHECK(c.payload_bytes() - handed == (c.size() > 1 ? 4 * (all + 2 * again) : 0));  // what bench reports
     }
   }
 }
