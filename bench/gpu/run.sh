@@ -13,7 +13,9 @@
 # (one rank) against the bf16 run; 4. rewarm bench of Pythia-160M and Pythia-410M at T = 2048 in fp32, tf32 and
 # bf16 (bf16 twice: the attention "auto" picks, fused on an H100/H200, and the GEMM attention),
 # micro_batch as large as fits, with MFU against the GEMM peak of the same precision measured in
-# the same run. Everything goes under $OUT: run.log, results.json, bench-*.json, train-*.log.
+# the same run; 5. the PyTorch baseline at each benchmark's shape (bench/gpu/torch_baseline.py:
+# transformers' GPTNeoXForCausalLM, bf16 autocast, SDPA, fused AdamW), rewarm's tokens/s over its.
+# Everything goes under $OUT: run.log, results.json, bench-*.json, torch-*.json, train-*.log.
 # cuDNN (and NCCL) are PyTorch's there (its nvidia-cudnn-cu13 package): never in the bundle.
 #
 # A dry run on a CPU (tests/python/test_gpu_check.py) sets REWARM_BUNDLE to the archive that
@@ -130,17 +132,43 @@ for model in ${REWARM_CHECK_MODELS:-pythia-160m pythia-410m}; do
   done
 done
 
+# the baseline a user would pick instead, at each benchmark's shape (model, seq_len, micro_batch):
+# Hugging Face's GPTNeoXForCausalLM with bf16 autocast, SDPA attention and fused AdamW
+step "PyTorch baseline (transformers' GPTNeoXForCausalLM) at the same shapes"
+for f in "$OUT"/bench-*.json; do
+  [[ -f $f ]] || continue
+  name=$(basename "$f" .json); name=${name#bench-}
+  shape=$(python3 -c "import json, sys; j = json.load(open(sys.argv[1])); print(j['model']['hidden_size'], j['model']['num_hidden_layers'], j['seq_len'], j['micro_batch'])" "$f")
+  if [[ -f $unpacked/torch-$shape.json ]]; then cp "$unpacked/torch-$shape.json" "$OUT/torch-$name.json"; continue; fi
+  if timeout 240 python3 bench/gpu/torch_baseline.py "$f" --out "$OUT/torch-$name.json" > "$unpacked/torch.txt" 2>&1; then
+    cp "$OUT/torch-$name.json" "$unpacked/torch-$shape.json"
+    echo "-- $name's shape: $(tail -1 "$unpacked/torch.txt")"
+  else
+    echo "-- $name's shape: the baseline failed:"; tail -5 "$unpacked/torch.txt"; fail "torch baseline $name"
+  fi
+done
+
 step "results"
 python3 - "$OUT" "${compare[@]}" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
-res = {"compare": [json.loads(s) for s in sys.argv[2:]], "bench": {}}
+res = {"compare": [json.loads(s) for s in sys.argv[2:]], "bench": {}, "torch": {}}
 for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
+    name = os.path.basename(f)[6:-5]
     j = json.load(open(f))
-    res["bench"][os.path.basename(f)[6:-5]] = j
-    print(f"{os.path.basename(f)[6:-5]:22s} {j.get('attention', '?'):5s} {j['tokens_per_second']:10.0f} tok/s  MFU {100*j['mfu']:5.1f}%  "
-          f"peak {j['peak_flops']/1e12:6.1f} TFLOP/s  mem {j['peak_memory_bytes']/2**30:5.1f} GiB  "
-          f"ops/micro-batch {j['device_ops_per_micro_batch']:.0f}")
+    res["bench"][name] = j
+    line = (f"{name:22s} {j.get('attention', '?'):5s} {j['tokens_per_second']:10.0f} tok/s  MFU {100*j['mfu']:5.1f}%  "
+            f"peak {j['peak_flops']/1e12:6.1f} TFLOP/s  mem {j['peak_memory_bytes']/2**30:5.1f} GiB  "
+            f"ops/micro-batch {j['device_ops_per_micro_batch']:.0f}")
+    t = os.path.join(out, f"torch-{name}.json")
+    if os.path.exists(t):
+        b = res["torch"][name] = json.load(open(t))
+        if b.get("out_of_memory"):
+            line += "  torch: out of memory"
+        else:
+            mem = f"{b['peak_memory_bytes']/2**30:.1f} GiB" if b.get("peak_memory_bytes") else "?"
+            line += f"  torch {b['tokens_per_second']:8.0f} tok/s, {mem}: rewarm/torch {j['tokens_per_second']/b['tokens_per_second']:.2f}"
+    print(line)
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 PY
 if ((status)); then printf 'failed: %s\n' "${failed[@]}"; fi

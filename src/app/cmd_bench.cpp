@@ -149,6 +149,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           {"attention", trainer->attention().name()},
           {"attention_why", trainer->attention().why},
           {"model", c.model.to_hf_json()},
+          {"parameters", ParamLayout(c.model).parameters()},
           {"seq_len", c.data.seq_len},
           {"micro_batch", c.data.micro_batch},
           {"global_batch", c.data.global_batch},

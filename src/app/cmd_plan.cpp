@@ -45,8 +45,7 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
   // cuDNN; it needs less.
   const GptOptions o = model_options(cfg, nullptr);
   const Index P = ParamLayout(cfg.model).total;
-  Index params = 0;
-  for (const auto& e : ParamLayout(cfg.model).entries) params += e.size();
+  const Index params = ParamLayout(cfg.model).parameters();
   const auto mine = rank_memory(cfg, ranks, 0, o);
 
   std::printf(

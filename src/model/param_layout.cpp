@@ -74,6 +74,12 @@ Index ParamLayout::largest_bucket_range() const {
   return n;
 }
 
+Index ParamLayout::parameters() const {
+  Index n = 0;
+  for (const auto& e : entries) n += e.size();
+  return n;
+}
+
 Index ParamLayout::largest_bucket() const {
   Index n = 0;
   for (const auto& bucket : gradient_buckets()) {

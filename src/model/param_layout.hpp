@@ -35,6 +35,8 @@ struct ParamLayout {
   Index largest_bucket_range() const;
   // The most elements of any bucket, its ranges together (a ZeRO-3 unit's gathered buffer).
   Index largest_bucket() const;
+  // The model's parameter count: every tensor's elements, no padding (what HF counts).
+  Index parameters() const;
   const ParamEntry& at(const std::string& name) const;
   const ParamEntry* find(const std::string& name) const;
 

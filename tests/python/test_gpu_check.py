@@ -95,7 +95,8 @@ def dry_run(tmp_path, bundle_tar, models="pythia-14m", fused="optional"):
         os.symlink(sys.executable, tmp_path / "bin" / "python3")
     env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle_tar),
                REWARM_CHECK_MODELS=models, REWARM_CHECK_PRECISIONS="fp32 bf16",
-               REWARM_CHECK_SET="data.seq_len=32", REWARM_CHECK_FUSED=fused, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+               REWARM_CHECK_SET="data.seq_len=32", REWARM_CHECK_FUSED=fused, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+               PYTHONPATH=os.path.join(ROOT, "tests", "python", "stubs"))  # transformers' GPT-NeoX: a stand-in
     return subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -120,6 +121,16 @@ def test_dry_run_of_the_device_script(bundle, tmp_path):
     for b in res["bench"].values():
         assert b["tokens_per_second"] > 0 and 0 < b["mfu"] < 1 and b["micro_batch"] == 16, b
         assert set(b["phases"]) >= {"forward", "backward", "optimizer", "allreduce", "data"}, b["phases"]
+    # the PyTorch baseline at each benchmark's shape, measured once per shape, its ratio printed
+    assert sorted(res["torch"]) == sorted(res["bench"])
+    for name, t in res["torch"].items():
+        b = res["bench"][name]
+        assert (t["micro_batch"], t["seq_len"]) == (b["micro_batch"], b["seq_len"]) == (16, 32), t
+        assert t["tokens_per_second"] > 0 and not t["out_of_memory"] and 2 < t["loss"] < 20, t
+        # the same model: the stand-in's parameter count is rewarm's (no tied or extra weights)
+        assert t["parameters"] == b["parameters"], (t, b)
+    assert log.count("PyTorch baseline") == 1 and log.count("rewarm/torch") == 3
+    assert res["torch"]["pythia-14m-bf16"] == res["torch"]["pythia-14m-fp32"]  # one shape, one run
 
 
 def test_dry_run_fails_when_the_runs_disagree(bundle, tmp_path):
