@@ -140,7 +140,7 @@ for f in "$OUT"/bench-*.json; do
   name=$(basename "$f" .json); name=${name#bench-}
   shape=$(python3 -c "import json, sys; j = json.load(open(sys.argv[1])); print(j['model']['hidden_size'], j['model']['num_hidden_layers'], j['seq_len'], j['micro_batch'])" "$f")
   if [[ -f $unpacked/torch-$shape.json ]]; then cp "$unpacked/torch-$shape.json" "$OUT/torch-$name.json"; continue; fi
-  if timeout 240 python3 bench/gpu/torch_baseline.py "$f" --out "$OUT/torch-$name.json" > "$unpacked/torch.txt" 2>&1; then
+  if timeout 150 python3 bench/gpu/torch_baseline.py "$f" --out "$OUT/torch-$name.json" > "$unpacked/torch.txt" 2>&1; then
     cp "$OUT/torch-$name.json" "$unpacked/torch-$shape.json"
     echo "-- $name's shape: $(tail -1 "$unpacked/torch.txt")"
   else

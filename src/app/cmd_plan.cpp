@@ -8,6 +8,7 @@
 #include "app/memory_plan.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
+#include "core/gemm.hpp"
 #include "core/json.hpp"
 #include "io/checkpoint.hpp"
 
@@ -106,6 +107,7 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
   const nlohmann::json out = {{"config", path},
                               {"parameters", params},
                               {"flat_parameters", P},
+                              {"bf16_bytes", sizeof(Bf16Storage)},  // 2 in GPU builds, 4 in the CPU emulation
                               {"ranks", ranks},
                               {"device_memory_bytes", budget},
                               {"parts", parts},

@@ -164,10 +164,6 @@ void DeviceCollectives::join() {
 #else
 // Builds without NCCL/RCCL: the gradients go through MPI.
 struct DeviceCollectives::Impl {};
-namespace {
-Index elements(const Slices& s) { return std::accumulate(s.count.begin(), s.count.end(), Index(0)); }
-}  // namespace
-
 DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DeviceCollectives::~DeviceCollectives() = default;
 std::unique_ptr<DeviceCollectives> DeviceCollectives::create(Comm& comm, std::string* why_not) {

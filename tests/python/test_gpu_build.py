@@ -75,6 +75,14 @@ def test_file_commands_need_no_gpu(gpu_build, tmp_path):
     p = run(binary, env, "tokenize", "--tokenizer", tmp_path / "tokenizer.json", "--jsonl", tmp_path / "in.jsonl",
             "--out", tmp_path / "t.h5")
     assert p.returncode == 0, p.stderr
+    # plan starts no device: a GPU build plans on a login node, bf16 in 2 bytes where cuBLAS stores
+    # it (the HIP build here has no rocBLAS: Kokkos Kernels' GEMM on the float emulation, 4)
+    cfg = tiny_config(tmp_path / "run", tmp_path / "s.h5", [tmp_path / "s.h5"])
+    cfg["precision"] = {"gemm": "bf16"}
+    cfg = write_config(tmp_path / "plan.toml", cfg)
+    p = run(binary, env, "plan", cfg, "--ranks", 2, "--json", tmp_path / "plan.json")
+    assert p.returncode == 0 and "zero 3" in p.stdout, p.stderr
+    assert json.loads((tmp_path / "plan.json").read_text())["bf16_bytes"] == (2 if kind.startswith("cuda") else 4)
 
 
 def byte_level_tokenizer(path):
