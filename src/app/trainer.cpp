@@ -304,7 +304,7 @@ void Trainer::save_checkpoint() {
   h.state = state_;
   h.world_size = comm_.size();
   if (comm_.size() > 1 && parallel_checkpoints_available()) {
-    const Slices parts(slices_.offset.back() + slices_.count.back(), comm_.size());
+    const Slices parts(slices_.total(), comm_.size());
     FlatPart mine;
     mine.offset = parts.offset[comm_.rank()], mine.count = parts.count[comm_.rank()];
     mine.state = comm_.root();
@@ -319,7 +319,7 @@ void Trainer::save_checkpoint() {
     static_cast<CheckpointHeader&>(c) = h;
     // every rank's slice of a sharded part (ZeRO: the moments; zero 3: the parameters too)
     auto gathered = [&](const View1<float>& part) {
-      std::vector<float> full(std::size_t(slices_.offset.back() + slices_.count.back()));
+      std::vector<float> full(std::size_t(slices_.total()));
       const auto mine = host_copy(part);
       std::copy(mine.data(), mine.data() + own_.count, full.begin() + own_.offset);
       if (cfg_.parallel.zero)  // every rank holds a slice

@@ -95,8 +95,8 @@ void Comm::start_allgather(T* data, const Slices& slices) {
       throw Error("a range of more than INT_MAX elements is too large for MPI's int counts");
     counts.push_back(int(slices.count[std::size_t(r)]));
     displs.push_back(int(slices.offset[std::size_t(r)]));
-    payload_bytes_ += slices.count[std::size_t(r)] * Index(sizeof(T));
   }
+  payload_bytes_ += slices.total() * Index(sizeof(T));
   pending_counts_.push_back(std::move(counts));
   pending_counts_.push_back(std::move(displs));
   const auto& c = pending_counts_[pending_counts_.size() - 2];

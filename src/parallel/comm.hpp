@@ -23,6 +23,7 @@ struct Slices {
   Slices(Index n, int ranks);  // equal parts, each but the last a multiple of 16 elements
   // The parts of [begin, end) in each rank's slice, as offsets from begin (empty parts too).
   Slices within(Index begin, Index end) const;
+  Index total() const { return offset.back() + count.back(); }  // the n split
 
  private:
   Slices() = default;

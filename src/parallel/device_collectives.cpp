@@ -1,7 +1,6 @@
 #include "parallel/device_collectives.hpp"
 
 #include <cstring>
-#include <numeric>
 
 #include "core/error.hpp"
 
@@ -94,10 +93,6 @@ struct DeviceCollectives::Impl {
   }
 };
 
-namespace {
-Index elements(const Slices& s) { return std::accumulate(s.count.begin(), s.count.end(), Index(0)); }
-}  // namespace
-
 DeviceCollectives::DeviceCollectives(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DeviceCollectives::~DeviceCollectives() = default;
 
@@ -139,15 +134,15 @@ void DeviceCollectives::start_allreduce_sum(float* data, Index n) {
   impl_->allreduce(data, n);
 }
 void DeviceCollectives::start_reduce_scatter_sum(const double* send, double* recv, const Slices& s) {
-  payload_bytes_ += elements(s) * Index(sizeof(double));
+  payload_bytes_ += s.total() * Index(sizeof(double));
   impl_->reduce_scatter(send, recv, s);
 }
 void DeviceCollectives::start_reduce_scatter_sum(const float* send, float* recv, const Slices& s) {
-  payload_bytes_ += elements(s) * Index(sizeof(float));
+  payload_bytes_ += s.total() * Index(sizeof(float));
   impl_->reduce_scatter(send, recv, s);
 }
 void DeviceCollectives::start_allgather(float* data, const Slices& s) {  // in place: a broadcast from each owner
-  payload_bytes_ += elements(s) * Index(sizeof(float));
+  payload_bytes_ += s.total() * Index(sizeof(float));
   impl_->after_compute();
   check(ncclGroupStart(), "group start");
   for (std::size_t r = 0; r < s.offset.size(); ++r)
