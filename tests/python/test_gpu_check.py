@@ -88,17 +88,20 @@ def test_compare_passes_rounding_and_fails_real_differences(bundle, tmp_path):
     assert rc == 1 and r["train_loss"] > 1e-5, r
 
 
-def dry_run(tmp_path, bundle_tar, models="pythia-14m", fused="optional"):
+def dry_run(tmp_path, bundle_tar, models="pythia-14m", fused="optional", stages=(), budget=None,
+            precisions="fp32 bf16", sets="data.seq_len=32"):
     # the device's python3 has h5py; here only the system one does
     (tmp_path / "bin").mkdir(exist_ok=True)
     if not (tmp_path / "bin" / "python3").exists():
         os.symlink(sys.executable, tmp_path / "bin" / "python3")
     env = dict(os.environ, OUT=str(tmp_path / "out"), REWARM_BUNDLE=str(bundle_tar),
-               REWARM_CHECK_MODELS=models, REWARM_CHECK_PRECISIONS="fp32 bf16",
-               REWARM_CHECK_SET="data.seq_len=32", REWARM_CHECK_FUSED=fused, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+               REWARM_CHECK_MODELS=models, REWARM_CHECK_PRECISIONS=precisions,
+               REWARM_CHECK_SET=sets, REWARM_CHECK_FUSED=fused, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
                PYTHONPATH=os.path.join(ROOT, "tests", "python", "stubs"))  # transformers' GPT-NeoX: a stand-in
-    return subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+    if budget is not None:
+        env["REWARM_CHECK_BUDGET"] = str(budget)
+    return subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu", "run.sh"), *stages], env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_dry_run_of_the_device_script(bundle, tmp_path):
@@ -129,7 +132,8 @@ def test_dry_run_of_the_device_script(bundle, tmp_path):
         assert t["tokens_per_second"] > 0 and not t["out_of_memory"] and 2 < t["loss"] < 20, t
         # the same model: the stand-in's parameter count is rewarm's (no tied or extra weights)
         assert t["parameters"] == b["parameters"], (t, b)
-    assert log.count("PyTorch baseline") == 1 and log.count("rewarm/torch") == 3
+    assert log.count("-- PyTorch baseline at") == 1 and log.count("rewarm/torch") == 3
+    assert "skipped:" not in log and "rerun:" not in log
     assert res["torch"]["pythia-14m-bf16"] == res["torch"]["pythia-14m-fp32"]  # one shape, one run
 
 
@@ -150,4 +154,30 @@ def test_dry_run_fails_when_the_runs_disagree(bundle, tmp_path):
     # the last lines name every check that failed
     assert p.stdout.rstrip().endswith("failed: compare fp32\nfailed: train bf16-fused\nstatus 1"), p.stdout[-500:]
     # where the fused attention is required (on a GPU), its failing run fails the check
-    assert "train bf16-fused  failed:" in p.stdout and "cannot run here" in p.stdout
+    assert "train bf16-fused failed:" in p.stdout and "cannot run here" in p.stdout
+
+
+def test_dry_run_of_chosen_stages(bundle, tmp_path):
+    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar", stages=["units", "bogus"])
+    assert p.returncode == 2 and "no stage 'bogus' (stages: units train bench variants memcheck)" in p.stderr, p.stderr
+    # variants alone (a rerun): the bf16 run they are compared with is made first
+    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar", stages=["variants"])
+    assert p.returncode == 0 and p.stdout.rstrip().endswith("status 0"), p.stdout[-3000:]
+    assert "stages: variants;" in p.stdout and "unit tests" not in p.stdout and "benchmarks" not in p.stdout
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [c["precision"] for c in res["compare"]] == ["fp32"] * 3 and res["bench"] == {}, res
+    assert all(c["pass"] and c["weights"] == 0 for c in res["compare"]), res
+
+
+def test_dry_run_keeps_to_its_budget(bundle, tmp_path):
+    # a benchmark far too long for the budget (T = 2048 on a CPU) is cut when the budget runs out,
+    # the next is not started: both named as skipped, with the command that reruns their stage
+    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar", stages=["bench"], budget=35, precisions="bf16",
+                sets="data.seq_len=2048")
+    assert p.returncode == 0, p.stdout[-3000:]
+    tail = p.stdout.rstrip().splitlines()[-4:]
+    assert tail[0].startswith("skipped: bench pythia-14m-bf16 (cut at ") and tail[0].endswith(" s)"), tail
+    assert tail[1:] == ["skipped: bench pythia-14m-bf16-gemm", "rerun: bench/gpu/run.sh bench", "status 0"], tail
+    assert "-- PyTorch baseline" not in p.stdout  # no benchmark ran: no baseline to match it
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res == {"compare": [], "bench": {}, "torch": {}}, res
