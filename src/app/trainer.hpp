@@ -74,8 +74,11 @@ class Trainer {
   // The attention this run computes with, and why ([precision] attention).
   const AttentionChoice& attention() const { return attention_; }
   Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
-  // One micro-batch per step on one rank: the gradient needs no sum (and no double buffer).
-  bool direct_steps() const { return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1; }
+  // One micro-batch per step on one rank: its gradient is the step's, no sum (and no double
+  // buffer) kept. Not with ZeRO-3, which steps from its gradient shard (the sliced sum writes it).
+  bool direct_steps() const {
+    return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1 && cfg_.parallel.zero < 3;
+  }
   // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps); ZeRO-3: always (there
   // is no whole gradient to step with)
   bool sliced_sum() const { return cfg_.parallel.zero >= 3 || (cfg_.parallel.zero >= 2 && !direct_steps()); }

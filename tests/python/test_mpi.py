@@ -125,6 +125,17 @@ def test_one_run_whatever_zero_stage_recompute_mode_and_rank_count(d):
             np.testing.assert_allclose(metrics(d, run)["train/loss"], metrics(d, "ref")["train/loss"], rtol=1e-12)
 
 
+def test_one_micro_batch_per_step_on_one_rank_whatever_zero_stage(d):
+    # global_batch = micro_batch on one rank: the micro-batch's gradient is the step's (no sum is
+    # kept); ZeRO-3 steps from its gradient shard all the same (it once stepped from an unwritten one)
+    data = {"micro_batch": 2, "global_batch": 2}
+    rewarm("train", config(d, "ref", data=data))
+    for zero in (1, 2, 3):
+        rewarm("train", config(d, f"z{zero}", data=data, parallel={"zero": zero}))
+        assert max_rel_diff(checkpoint(d, f"z{zero}"), checkpoint(d, "ref")) == 0, f"zero {zero}"
+        np.testing.assert_array_equal(metrics(d, f"z{zero}")["train/grad_norm"], metrics(d, "ref")["train/grad_norm"])
+
+
 def test_resume_across_zero_stages_recompute_modes_and_rank_counts(d):
     rewarm("train", config(d, "ref", layers=3, schedule={"total_steps": 7}))
     cfg = config(d, "run", layers=3, parallel={"zero": 2}, memory={"recompute": "full"}, schedule={"total_steps": 7})
