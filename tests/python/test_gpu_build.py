@@ -46,6 +46,9 @@ def test_file_commands_need_no_gpu(gpu_build, tmp_path):
     for args in (["--version"], ["--help"], ["train", "--help"]):
         p = run(binary, env, *args)
         assert p.returncode == 0 and "Kokkos" not in p.stderr, (args, p.stderr)
+    # a GPU's peak GEMM is measured at n = 8192 (2048 is some 20 µs there, short of its rate)
+    p = run(binary, env, "bench", "--help")
+    assert p.returncode == 0 and "--gemm-size INT=8192 " in p.stdout, p.stdout
     assert run(binary, env, "synth", "--out", tmp_path / "s.h5", "--vocab", 13, "--tokens", 3000).returncode == 0
     p = run(binary, env, "info", tmp_path / "s.h5")
     assert p.returncode == 0 and "token shard, 3000 tokens" in p.stdout
