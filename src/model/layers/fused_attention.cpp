@@ -176,7 +176,9 @@ FusedAttentionSupport fused_attention_support() {
   return s;
 }
 
-FusedAttention::FusedAttention(AttentionShape s) : impl_(std::make_unique<Impl>()) {
+// cudnn-frontend also throws std::runtime_error (a libcudart it cannot load, no implementation for
+// the attributes): as an Error, so that "auto" takes the GEMM attention and says why.
+FusedAttention::FusedAttention(AttentionShape s) try : impl_(std::make_unique<Impl>()) {
   const auto support = fused_attention_support();
   if (!support.why_not.empty()) throw Error(support.why_not);
   impl_->shape = s;
@@ -225,6 +227,10 @@ FusedAttention::FusedAttention(AttentionShape s) : impl_(std::make_unique<Impl>(
   check(f->get_workspace_size(wf), "forward workspace");
   check(b->get_workspace_size(wb), "backward workspace");
   impl_->workspace = std::size_t(std::max(wf, wb));
+} catch (const Error&) {
+  throw;
+} catch (const std::exception& e) {
+  throw Error(std::string("cuDNN fused attention: ") + e.what());
 }
 
 void FusedAttention::forward(const Bf16Storage* qkv, Bf16Storage* out, float* lse, void* workspace) const {
