@@ -1,5 +1,7 @@
 #include "core/env.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -14,6 +16,12 @@ double env_seconds(const char* name, double fallback) {
   const double s = std::strtod(v, &end);
   if (end == v || *end != '\0' || !(s > 0)) fail(std::string(name) + "=" + v, "must be a positive number of seconds");
   return s;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
 }
 
 }  // namespace rewarm

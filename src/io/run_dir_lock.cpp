@@ -25,12 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
-
 std::string first_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;

@@ -140,6 +140,21 @@ std::string Comm::broadcast_string(const std::string& s, int from) const {
   return out;
 }
 
+std::vector<std::string> Comm::allgather_strings(const std::string& s) const {
+  if (size_ == 1) return {s};
+  const int n = int(s.size());
+  const auto ranks = std::size_t(size_);
+  std::vector<int> counts(ranks), offsets(ranks);
+  check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), "Allgather");
+  for (std::size_t r = 1; r < counts.size(); ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
+  std::string all(std::size_t(offsets.back() + counts.back()), '\0');
+  check(MPI_Allgatherv(s.data(), n, MPI_CHAR, all.data(), counts.data(), offsets.data(), MPI_CHAR, comm_),
+        "Allgatherv");
+  std::vector<std::string> out;
+  for (std::size_t r = 0; r < counts.size(); ++r) out.push_back(all.substr(std::size_t(offsets[r]), std::size_t(counts[r])));
+  return out;
+}
+
 void Comm::agree(const std::function<void()>& work) const { agree_within(work, -1, nullptr); }
 
 void Comm::agree_within(const std::function<void()>& work, double seconds,

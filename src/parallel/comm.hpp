@@ -51,6 +51,7 @@ class Comm {
   bool any(bool flag) const;
   int min(int x) const;
   std::string broadcast_string(const std::string& s, int from) const;
+  std::vector<std::string> allgather_strings(const std::string& s) const;  // every rank's s, by rank
   void barrier() const;
 
   // Runs `work` on every rank. If it throws on any rank, every rank throws the same

@@ -1,7 +1,9 @@
 #include "parallel/device_collectives.hpp"
 
 #include <cstring>
+#include <map>
 
+#include "core/env.hpp"
 #include "core/error.hpp"
 
 // NCCL with CUDA, RCCL with HIP (where the build found it, or for scripts/gpu_builds.sh's
@@ -49,6 +51,20 @@ std::string broadcast_unique_id(const Comm& comm, const std::function<std::strin
     if (comm.root()) id = make_id();
   });
   return comm.broadcast_string(id, 0);
+}
+
+std::string ranks_sharing_a_gpu(const Comm& comm, const std::string& gpu) {
+  const std::string host = host_name();
+  const auto where = comm.allgather_strings(host + '\n' + gpu);
+  std::map<std::string, std::size_t> first;  // each (host, GPU) and the first rank on it
+  for (std::size_t r = 0; r < where.size(); ++r) {
+    const auto [seen, fresh] = first.emplace(where[r], r);
+    if (fresh) continue;
+    const auto cut = where[r].find('\n');
+    return "ranks " + std::to_string(seen->second) + " and " + std::to_string(r) + " share GPU " +
+           where[r].substr(cut + 1) + " on " + where[r].substr(0, cut);
+  }
+  return "";
 }
 
 #if defined(REWARM_DEVICE_COLLECTIVES)
@@ -99,6 +115,18 @@ DeviceCollectives::~DeviceCollectives() = default;
 std::unique_ptr<DeviceCollectives> DeviceCollectives::create(Comm& comm, std::string* why_not) {
   if (comm.size() == 1) {
     *why_not = "one rank";
+    return nullptr;
+  }
+  std::string bus(64, '\0');  // this rank's GPU (Kokkos made it current), unique on its node
+  comm.agree([&] {
+    int device = 0;
+    check(REWARM_GPU(GetDevice)(&device), "querying the GPU");
+    check(REWARM_GPU(DeviceGetPCIBusId)(bus.data(), int(bus.size()), device), "querying the GPU's PCI bus id");
+  });
+  bus.resize(std::strlen(bus.c_str()));
+  const std::string shared = ranks_sharing_a_gpu(comm, bus);
+  if (!shared.empty()) {  // NCCL would refuse ("duplicate GPU"); MPI sums them, staged through the host
+    *why_not = shared;
     return nullptr;
   }
   const std::string id = broadcast_unique_id(comm, [] {

@@ -48,4 +48,9 @@ class DeviceCollectives {
 // on rank 0 only; a failure there is every rank's, as Comm::agree makes it).
 std::string broadcast_unique_id(const Comm& comm, const std::function<std::string()>& make_id);
 
+// NCCL/RCCL refuse two ranks on one GPU (a job of more tasks per node than GPUs): the first two
+// ranks whose `gpu` (this rank's, unique on its node: its PCI bus id) is the same on the same
+// host, as "ranks 0 and 1 share GPU 0000:19:00.0 on node7"; "" if none do. Every rank calls it.
+std::string ranks_sharing_a_gpu(const Comm& comm, const std::string& gpu);
+
 }  // namespace rewarm

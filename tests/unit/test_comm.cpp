@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/env.hpp"
 #include "core/error.hpp"
 #include "io/hdf5.hpp"
 #include "model/param_layout.hpp"
@@ -151,6 +152,17 @@ TEST_CASE("NCCL's bootstrap: rank 0's unique id reaches every rank, byte for byt
     CHECK(DeviceCollectives::create(c, &why) == nullptr);
     CHECK(why == (c.size() == 1 ? "one rank" : "host memory: MPI"));
   }
+}
+
+TEST_CASE("every rank's string, by rank; ranks that share a GPU are found (NCCL refuses them)", "[comm]") {
+  Comm& c = *world;
+  const auto all = c.allgather_strings(std::string(std::size_t(c.rank()), char('a' + c.rank())));  // "", "b", "cc"
+  REQUIRE(all.size() == std::size_t(c.size()));
+  for (int r = 0; r < c.size(); ++r) CHECK(all[std::size_t(r)] == std::string(std::size_t(r), char('a' + r)));
+  CHECK(ranks_sharing_a_gpu(c, "0000:" + std::to_string(c.rank()) + "9:00.0").empty());
+  // ranks 0 and 1 on one GPU, any others on their own (all on this host)
+  const auto shared = ranks_sharing_a_gpu(c, c.rank() < 2 ? "0000:19:00.0" : "0000:" + std::to_string(c.rank()) + ":00.0");
+  CHECK(shared == (c.size() > 1 ? "ranks 0 and 1 share GPU 0000:19:00.0 on " + host_name() : ""));
 }
 
 // ---- checkpoints written in slices ---------------------------------------------------------
