@@ -19,7 +19,8 @@
 #             fused AdamW) and rewarm's tokens/s over its
 #   variants  the bf16 run with selective and with full recomputation and with ZeRO-3 (one rank),
 #             against the bf16 run (the same kernels on the same inputs)
-#   memcheck  the GEMM, attention and layer tests under compute-sanitizer's memcheck
+#   memcheck  the GEMM, attention and layer tests under compute-sanitizer's memcheck (but the [slow]
+#             one: its finite differences are millions of launches)
 # Everything goes under $OUT: run.log, results.json (rewritten after every step), bench-*.json,
 # torch-*.json, train-*.log. cuDNN (and NCCL) are PyTorch's there (its nvidia-cudnn-cu13 package):
 # never in the bundle.
@@ -238,7 +239,7 @@ if want memcheck; then
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [[ -n $sanitizer ]] && command -v nvidia-smi >/dev/null; then  # out-of-bounds and misaligned device accesses
     timed memcheck 150 memcheck "$sanitizer" --tool memcheck --error-exitcode 3 --print-limit 10 "$B/bin/rewarm_tests" \
-      --reporter compact "[gemm],[attention],[layers]" > "$unpacked/memcheck.txt" 2>&1
+      --reporter compact "[gemm] ~[slow],[attention] ~[slow],[layers] ~[slow]" > "$unpacked/memcheck.txt" 2>&1
     rc=$?; tail -15 "$unpacked/memcheck.txt"; ((rc == 0 || rc == 125)) || fail memcheck
   else
     echo "no compute-sanitizer or no GPU: memcheck skipped"

@@ -161,8 +161,9 @@ std::vector<double> causal_row(const std::vector<X>& x, AttentionShape a, Index 
 }
 }  // namespace
 
+// [slow]: some 4 million launches on a GPU, too many for compute-sanitizer (bench/gpu/run.sh leaves it out)
 TEST_CASE("batched causal attention matches a naive softmax and finite differences, for any group and tile size",
-          "[layers]") {
+          "[layers][slow]") {
   std::mt19937 rng(2024);
   Gemm<double> gemm;
   for (int trial = 0; trial < 6; ++trial) {  // random shapes, odd sizes included, T = 1 once
@@ -203,9 +204,11 @@ TEST_CASE("batched causal attention matches a naive softmax and finite differenc
           CHECK(same_up_to_grouping(to_vec(dqkv), dqkv1, 1e-13));
         } else {  // tiles: the same scores and softmax; P·V and the gradients' products leave
           // out the masked (zero) terms, which regroups BLAS's sums, and dV, dK are summed tile by tile
+          // (3.6e-16 on the host; cuBLAS may also pick another kernel for another shape)
+          const double regrouped = kHostMemory ? 1e-15 : 1e-13;
           CHECK(same_up_to_grouping(to_vec(lse), lse1, 1e-13));
-          CHECK(max_relative_difference(to_vec(out), out1) < 1e-15);
-          CHECK(max_relative_difference(to_vec(dqkv), dqkv1) < 1e-15);
+          CHECK(max_relative_difference(to_vec(out), out1) < regrouped);
+          CHECK(max_relative_difference(to_vec(dqkv), dqkv1) < regrouped);
           CHECK(max_fd_error(loss, {{qkv, dqkv}}) < 1e-7);
         }
       }
