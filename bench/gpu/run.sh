@@ -51,6 +51,11 @@ exec > >(tee -a "$OUT/run.log") 2>&1
 step() { echo; echo "== $(date -u +%T) +${SECONDS}s $*"; }
 status=0 failed=() skipped=() rerun=()  # the checks that failed, the steps skipped and their stages
 fail() { status=1; failed+=("$1"); }
+skip() {  # STAGE STEP WHY: STEP named in the last lines, its STAGE in the rerun command
+  skipped+=("$2")
+  [[ " ${rerun[*]} " == *" $1 "* ]] || rerun+=("$1")
+  echo "-- $3"
+}
 budget=${REWARM_CHECK_BUDGET:-360}
 # timed STAGE N NAME CMD...: CMD under a timeout of N seconds, or of what the budget leaves (less a
 # reserve for the results) if that is less. Returns 125, the step named as skipped, when under
@@ -59,15 +64,13 @@ timed() {
   local stage=$1 n=$2 name=$3 t=$((budget - SECONDS - 10)); shift 3
   ((t > n)) && t=$n
   if ((t < 20)); then
-    skipped+=("$name") && [[ " ${rerun[*]} " != *" $stage "* ]] && rerun+=("$stage")
-    echo "-- $name: skipped, ${t} s left of the budget"
+    skip "$stage" "$name" "$name: skipped, ${t} s left of the budget"
     return 125
   fi
   timeout "$t" "$@"
   local rc=$?
   if ((rc == 124 && t < n)); then
-    skipped+=("$name (cut at $t s)") && [[ " ${rerun[*]} " != *" $stage "* ]] && rerun+=("$stage")
-    echo "-- $name: cut at $t s by the budget"
+    skip "$stage" "$name (cut at $t s)" "$name: cut at $t s by the budget"
     return 125
   fi
   return $rc
