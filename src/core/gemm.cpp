@@ -25,13 +25,30 @@ GemmPrecision gemm_precision(const std::string& name, const std::string& where) 
 namespace {
 
 // Rows and columns of op(X).
-template <class T>
-Index op_rows(char t, const Matrix<T>& X) {
-  return t == 'N' ? Index(X.extent(0)) : Index(X.extent(1));
+template <class X>
+Index op_rows(char t, const X& x) {
+  return t == 'N' ? Index(x.extent(0)) : Index(x.extent(1));
 }
-template <class T>
-Index op_cols(char t, const Matrix<T>& X) {
-  return t == 'N' ? Index(X.extent(1)) : Index(X.extent(0));
+template <class X>
+Index op_cols(char t, const X& x) {
+  return t == 'N' ? Index(x.extent(1)) : Index(x.extent(0));
+}
+
+// Every operand is a whole row-major matrix. A LayoutLeft view does not convert to a Matrix at
+// all (a compile error); a strided sub-matrix (a column block of a larger matrix, which Kokkos 4
+// types as LayoutRight too) would have its gaps read as elements by the batch strides, the
+// leading dimensions and the bf16 copies below, so it is refused here.
+template <class X>
+void check_contiguous(const X& x) {
+  if (x.extent(0) > 1 && Index(x.stride(0)) != Index(x.extent(1)))
+    throw Error("gemm: '" + x.label() + "' is a strided sub-matrix (row stride " + std::to_string(x.stride(0)) +
+                " for " + std::to_string(x.extent(1)) + " columns); pass a contiguous row-major matrix");
+}
+template <class A, class B, class C>
+void check_shapes(char ta, const A& a, char tb, const B& b, const C& c) {
+  check_contiguous(a), check_contiguous(b), check_contiguous(c);
+  if (op_rows(ta, a) != Index(c.extent(0)) || op_rows(tb, b) != op_cols(ta, a) || op_cols(tb, b) != Index(c.extent(1)))
+    throw Error("gemm: shapes do not agree");
 }
 
 template <class T>
@@ -109,6 +126,7 @@ template <class T>
 void Gemm<T>::operator()(char ta, char tb, T alpha, const Matrix<T>& A, const Matrix<T>& B, T beta,
                          const Matrix<T>& C) {
   if (!kVendorGemm && precision_ == GemmPrecision::fp32) {
+    check_shapes(ta, A, tb, B, C);
     const char sa[2] = {ta, '\0'}, sb[2] = {tb, '\0'};
     KokkosBlas::gemm(sa, sb, alpha, A, B, beta, C);  // the 7-argument form: Kokkos Kernels 3.4 and 4.x
     ++calls_;
@@ -120,8 +138,8 @@ void Gemm<T>::operator()(char ta, char tb, T alpha, const Matrix<T>& A, const Ma
 template <class T>
 void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, const Matrix<T>& B, Index sB, T beta,
                       const Matrix<T>& C, Index sC, Index count) {
-  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A);
-  if (op_rows(ta, A) != m || op_rows(tb, B) != k || op_cols(tb, B) != n) throw Error("gemm: shapes do not agree");
+  check_shapes(ta, A, tb, B, C);
+  const Index m = C.extent(0), n = C.extent(1);
   if (count == 0) return;
   // Elements from the first item's first to the last item's last: what bf16 converts.
   const Index span_a = sA * (count - 1) + Index(A.size()), span_b = sB * (count - 1) + Index(B.size());
@@ -136,7 +154,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
 #if defined(REWARM_CUBLAS)
   // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: the operands swap.
   const auto h = static_cast<cublasHandle_t>(handle_);
-  const int M = int(n), N = int(m), K = int(k), lda = int(A.extent(1)), ldb = int(B.extent(1)), ldc = int(n);
+  const int M = int(n), N = int(m), K = int(op_cols(ta, A)), lda = int(A.extent(1)), ldb = int(B.extent(1)), ldc = int(n);
   if constexpr (std::is_same_v<T, double>) {
     check(cublasDgemmStridedBatched(h, op(tb), op(ta), M, N, K, &alpha, B.data(), ldb, sB, A.data(), lda, sA, &beta,
                                     C.data(), ldc, sC, int(count)),
@@ -151,7 +169,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
 #elif defined(REWARM_ROCBLAS)
   // The same operand swap as for cuBLAS.
   const auto h = static_cast<rocblas_handle>(handle_);
-  const rocblas_int M = rocblas_int(n), N = rocblas_int(m), K = rocblas_int(k), lda = rocblas_int(A.extent(1)),
+  const rocblas_int M = rocblas_int(n), N = rocblas_int(m), K = rocblas_int(op_cols(ta, A)), lda = rocblas_int(A.extent(1)),
                     ldb = rocblas_int(B.extent(1)), ldc = rocblas_int(n), batches = rocblas_int(count);
   if constexpr (std::is_same_v<T, double>) {
     check(rocblas_dgemm_strided_batched(h, op(tb), op(ta), M, N, K, &alpha, B.data(), ldb, sB, A.data(), lda, sA, &beta,
@@ -175,8 +193,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
 template <class T>
 void Gemm<T>::batched(char ta, char tb, T alpha, const Bf16Matrix& A, Index sA, const Matrix<T>& B, Index sB, T beta,
                       const Matrix<T>& C, Index sC, Index count) {
-  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A.m);
-  if (op_rows(ta, A.m) != m || op_rows(tb, B) != k || op_cols(tb, B) != n) throw Error("gemm: shapes do not agree");
+  check_shapes(ta, A.m, tb, B, C);
   if (precision_ != GemmPrecision::bf16) throw Error("gemm: an operand stored in bf16 needs precision bf16");
   if (count == 0) return;
   if constexpr (std::is_same_v<T, float>) {
@@ -189,8 +206,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Bf16Matrix& A, Index sA, 
 template <class T>
 void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, const Bf16Matrix& B, Index sB, T beta,
                       const Matrix<T>& C, Index sC, Index count) {
-  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A);
-  if (op_rows(ta, A) != m || op_rows(tb, B.m) != k || op_cols(tb, B.m) != n) throw Error("gemm: shapes do not agree");
+  check_shapes(ta, A, tb, B.m, C);
   if (precision_ != GemmPrecision::bf16) throw Error("gemm: an operand stored in bf16 needs precision bf16");
   if (count == 0) return;
   if constexpr (std::is_same_v<T, float>) {
@@ -203,8 +219,7 @@ void Gemm<T>::batched(char ta, char tb, T alpha, const Matrix<T>& A, Index sA, c
 template <class T>
 void Gemm<T>::batched(char ta, char tb, T alpha, const Bf16Matrix& A, Index sA, const Bf16Matrix& B, Index sB, T beta,
                       const Matrix<T>& C, Index sC, Index count) {
-  const Index m = C.extent(0), n = C.extent(1), k = op_cols(ta, A.m);
-  if (op_rows(ta, A.m) != m || op_rows(tb, B.m) != k || op_cols(tb, B.m) != n) throw Error("gemm: shapes do not agree");
+  check_shapes(ta, A.m, tb, B.m, C);
   if (precision_ != GemmPrecision::bf16) throw Error("gemm: an operand stored in bf16 needs precision bf16");
   if (count == 0) return;
   bf16_batched(ta, tb, alpha, A.m.data(), A.m.extent(0), A.m.extent(1), sA, B.m.data(), B.m.extent(0), B.m.extent(1),

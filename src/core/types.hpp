@@ -1,7 +1,10 @@
 // Scalar and View aliases used across rewarm.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
+#include "core/error.hpp"
 #include "core/index.hpp"
 #include "core/kokkos_compat.hpp"
 
@@ -32,17 +35,29 @@ template <class T>
 Vector<T> as_vector(T* p, Index n) {
   return Vector<T>(p, n);
 }
+// Views of rewarm's own row-major buffers only: a LayoutLeft view would come out transposed,
+// so it does not compile; a strided LayoutRight one (a column block of a larger matrix, which
+// Kokkos 4 types as LayoutRight) has gaps that neither form can describe, so it is refused.
+template <class V>
+void check_row_major_contiguous(const V& v, const char* what) {
+  static_assert(std::is_same_v<typename V::array_layout, Kokkos::LayoutRight>,
+                "rewarm: as_matrix/flat take row-major (LayoutRight) views only");
+  if (v.span() != v.size())
+    throw Error(std::string(what) + ": view '" + v.label() + "' is strided, not contiguous");
+}
 template <class V>  // a rank-2 view as a Matrix
 auto as_matrix(const V& v) {
+  static_assert(V::rank == 2, "rewarm: as_matrix(view) takes a rank-2 view");
+  check_row_major_contiguous(v, "as_matrix");
   return as_matrix(v.data(), Index(v.extent(0)), Index(v.extent(1)));
 }
-template <class V>  // any view, all its elements in order
+template <class V>  // any view, all its elements in row-major order
 auto flat(const V& v) {
+  check_row_major_contiguous(v, "flat");
   return as_vector(v.data(), Index(v.size()));
 }
 
 using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<Index>>;
-using Range2 = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>, Kokkos::IndexType<Index>>;
 
 // Host copy of a device view, uninitialised (spelt so that 3.4 and 4.x both accept it).
 template <class V>

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/device.hpp"
+#include "core/launch.hpp"
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -107,6 +108,7 @@ void run_on_device(const std::vector<std::string>& kokkos_args, const std::funct
                       std::to_string(comm->size()) + " (srun: pass --mpi=pmix or your site's PMI)");
       });
       KokkosSession kokkos(kokkos_args, *comm);
+      comm->agree([] { check_team_size(); });
       try {
         body(*comm);
       } catch (const CollectiveError& e) {

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "core/gemm.hpp"
+#include "core/launch.hpp"
 
 namespace rewarm::layers {
 
@@ -101,48 +102,37 @@ struct AttentionWorkspace {
 
 namespace detail {
 
-using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
-
-// Moves between qkv[N, 3d] (per head [q|k|v]) and head-major [B·H, T, hd] buffers, one team per
-// token row. to_heads: qkv → (q, k, v); otherwise (q, k, v) → qkv (their gradients).
+// Moves between qkv[N, 3d] (per head [q|k|v]) and head-major [B·H, T, hd] buffers: a thread per
+// (token row, head column), adjacent threads on adjacent columns of one head on both sides.
+// to_heads: qkv → (q, k, v); otherwise (q, k, v) → qkv (their gradients).
 template <class T>
 void move_heads(const Matrix<T>& qkv, const View1<T>& q, const View1<T>& k, const View1<T>& v, AttentionShape s,
                 bool to_heads) {
   const Index Tn = s.seq, H = s.heads, hd = s.hd;
-  Kokkos::parallel_for(
-      "rewarm::attn_move_heads", Kokkos::TeamPolicy<ExecSpace>(qkv.extent(0), Kokkos::AUTO),
-      KOKKOS_LAMBDA(const Team& m) {
-        const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
-          const Index x = ((b * H + h) * Tn + t) * hd, c = h * 3 * hd;
-          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, hd), [&](Index j) {
-            if (to_heads) {
-              q(x + j) = qkv(n, c + j), k(x + j) = qkv(n, c + hd + j), v(x + j) = qkv(n, c + 2 * hd + j);
-            } else {
-              qkv(n, c + j) = q(x + j), qkv(n, c + hd + j) = k(x + j), qkv(n, c + 2 * hd + j) = v(x + j);
-            }
-          });
-        });
+  for_each_element(
+      "rewarm::attn_move_heads", rows_cols(qkv.extent(0), H * hd), KOKKOS_LAMBDA(Index n, Index col) {
+        const Index h = col / hd, j = col - h * hd, b = n / Tn, t = n - b * Tn;
+        const Index x = ((b * H + h) * Tn + t) * hd + j, c = h * 3 * hd + j;
+        if (to_heads) {
+          q(x) = qkv(n, c), k(x) = qkv(n, c + hd), v(x) = qkv(n, c + 2 * hd);
+        } else {
+          qkv(n, c) = q(x), qkv(n, c + hd) = k(x), qkv(n, c + 2 * hd) = v(x);
+        }
       });
 }
 
-// out[N, d] ↔ o [B·H, T, hd]; to_heads moves out into o.
+// out[N, d] ↔ o [B·H, T, hd], a thread per element; to_heads moves out into o.
 template <class T>
 void move_merged(const Matrix<T>& out, const View1<T>& o, AttentionShape s, bool to_heads) {
   const Index Tn = s.seq, H = s.heads, hd = s.hd;
-  Kokkos::parallel_for(
-      "rewarm::attn_move_merged", Kokkos::TeamPolicy<ExecSpace>(out.extent(0), Kokkos::AUTO),
-      KOKKOS_LAMBDA(const Team& m) {
-        const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
-          const Index x = ((b * H + h) * Tn + t) * hd;
-          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, hd), [&](Index j) {
-            if (to_heads)
-              o(x + j) = out(n, h * hd + j);
-            else
-              out(n, h * hd + j) = o(x + j);
-          });
-        });
+  for_each_element(
+      "rewarm::attn_move_merged", rows_cols(out.extent(0), H * hd), KOKKOS_LAMBDA(Index n, Index col) {
+        const Index h = col / hd, j = col - h * hd, b = n / Tn, t = n - b * Tn;
+        const Index x = ((b * H + h) * Tn + t) * hd + j;
+        if (to_heads)
+          o(x) = out(n, col);
+        else
+          out(n, col) = o(x);
       });
 }
 
@@ -161,7 +151,7 @@ void softmax_rows(const AttentionWorkspace<T>& w, const Vector<T>& lse, Index fi
   const Index Tn = tiles.seq, pp = tiles.per_pair();
   Kokkos::parallel_for(
       backward ? "rewarm::attn_softmax_bwd" : "rewarm::attn_softmax_fwd",
-      Kokkos::TeamPolicy<ExecSpace>(count * Tn, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+      team_policy(count * Tn), KOKKOS_LAMBDA(const Team& m) {
         const Index r = m.league_rank(), t = r % Tn, stat = first * Tn + r;
         const Index row = (r / Tn) * pp + tiles.row_start(t), len = tiles.row_length(t);
         if (backward) {  // one exponential per score: P from the saved log-sum-exp, then dS
@@ -262,10 +252,9 @@ void attention_backward(Gemm<T>& gemm, const Matrix<T>& dqkv, const Matrix<T>& d
   const T scale = T(1.0 / std::sqrt(double(hd)));
   detail::move_heads(qkv, w.q, w.k, w.v, s, true);  // q, k, v of this layer
   detail::move_merged(dout, w.o, s, true);          // o holds dO by heads
-  auto delta = w.delta;                             // δ per (b, h, t): one team per token row
+  auto delta = w.delta;  // δ per (b, h, t): a team per token row, a thread (a warp on GPUs) per head
   Kokkos::parallel_for(
-      "rewarm::attn_delta", Kokkos::TeamPolicy<ExecSpace>(out.extent(0), Kokkos::AUTO),
-      KOKKOS_LAMBDA(const detail::Team& m) {
+      "rewarm::attn_delta", team_policy(out.extent(0), 32), KOKKOS_LAMBDA(const Team& m) {
         const Index n = m.league_rank(), b = n / Tn, t = n % Tn;
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, H), [&](Index h) {
           T dl = 0;

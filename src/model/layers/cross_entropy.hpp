@@ -11,7 +11,7 @@ void cross_entropy(const View1<double>& losses, const Matrix<T>& logits, const V
                    double grad_scale) {
   const Index V = logits.extent(1);
   Kokkos::parallel_for(
-      "rewarm::cross_entropy", TeamPolicy(logits.extent(0), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+      "rewarm::cross_entropy", team_policy(logits.extent(0)), KOKKOS_LAMBDA(const Team& m) {
         const Index n = m.league_rank(), y = targets(n);
         T mx;
         Kokkos::parallel_reduce(

@@ -1,11 +1,8 @@
 // Element-wise kernels and the deterministic column reduction shared by the layers.
 #pragma once
-#include "core/types.hpp"
+#include "core/launch.hpp"
 
 namespace rewarm::layers {
-
-using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
-using TeamPolicy = Kokkos::TeamPolicy<ExecSpace>;
 
 // out[i] = a[i] + b[i]
 template <class T>
@@ -17,8 +14,8 @@ void add(const Vector<T>& out, const Vector<T>& a, const Vector<T>& b) {
 // y[N,C] += bias[C] broadcast over rows
 template <class T>
 void add_bias(const Matrix<T>& y, const Vector<T>& bias) {
-  Kokkos::parallel_for(
-      "rewarm::add_bias", Range2({0, 0}, {Index(y.extent(0)), Index(y.extent(1))}),
+  for_each_element(
+      "rewarm::add_bias", rows_cols(y.extent(0), y.extent(1)),
       KOKKOS_LAMBDA(Index n, Index j) { y(n, j) += bias(j); });
 }
 
@@ -28,8 +25,8 @@ template <class T>
 void residual_add(const Matrix<T>& out, const Matrix<T>& a, const Matrix<T>& x, const Vector<T>& bx,
                   const Matrix<T>& y, const Vector<T>& by) {
   const bool two = y.data() != nullptr;
-  Kokkos::parallel_for(
-      "rewarm::residual_add", Range2({0, 0}, {Index(out.extent(0)), Index(out.extent(1))}),
+  for_each_element(
+      "rewarm::residual_add", rows_cols(out.extent(0), out.extent(1)),
       KOKKOS_LAMBDA(Index n, Index j) {
         T v = a(n, j) + (x(n, j) + bx(j));
         if (two) v += y(n, j) + by(j);
@@ -49,12 +46,12 @@ View1<T> column_scratch(Index rows, Index max_cols) {
 // out[j] += Σ_n f(n, j) over the rows of an N×C array, deterministically and without atomics:
 // partial sums over blocks of kColumnBlock rows (a thread per (block, column), adjacent threads
 // on adjacent columns), then the partials of each column in order. The sum order depends only on
-// N, so a result never changes from run to run.
+// N, not on the backend or its thread count, so a result never changes from run to run.
 template <class T, class F>
 void add_column_reduction(const char* label, const Vector<T>& out, Index N, Index C, const View1<T>& partials, F f) {
   const Index blocks = (N + kColumnBlock - 1) / kColumnBlock;
-  Kokkos::parallel_for(
-      label, Range2({0, 0}, {blocks, C}), KOKKOS_LAMBDA(Index b, Index j) {
+  for_each_element(
+      label, rows_cols(blocks, C), KOKKOS_LAMBDA(Index b, Index j) {
         const Index end = (b + 1) * kColumnBlock < N ? (b + 1) * kColumnBlock : N;
         T s = 0;
         for (Index n = b * kColumnBlock; n < end; ++n) s += f(n, j);

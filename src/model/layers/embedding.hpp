@@ -50,8 +50,8 @@ struct TokenRows {
 // out[N,d] = E[ids[n], :]
 template <class T>
 void embedding_forward(const Matrix<T>& out, const View1<int32_t>& ids, const Matrix<T>& E) {
-  Kokkos::parallel_for(
-      "rewarm::embedding_fwd", Range2({0, 0}, {Index(out.extent(0)), Index(E.extent(1))}),
+  for_each_element(
+      "rewarm::embedding_fwd", rows_cols(out.extent(0), E.extent(1)),
       KOKKOS_LAMBDA(Index n, Index j) { out(n, j) = E(ids(n), j); });
 }
 
@@ -61,7 +61,7 @@ void embedding_backward(const Matrix<T>& dE, const TokenRows& rows, const Matrix
   const Index d = dE.extent(1);
   const auto ids = rows.ids, start = rows.start, order = rows.order;
   Kokkos::parallel_for(
-      "rewarm::embedding_bwd", TeamPolicy(rows.count, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+      "rewarm::embedding_bwd", team_policy(rows.count), KOKKOS_LAMBDA(const Team& m) {
         const Index k = m.league_rank(), id = ids(k), a = start(k), b = start(k + 1);
         Kokkos::parallel_for(Kokkos::TeamVectorRange(m, d), [&](Index j) {
           T s = 0;

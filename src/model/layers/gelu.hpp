@@ -43,8 +43,8 @@ void gelu_backward(const Vector<T>& dx, const Vector<T>& dy, const Vector<T>& x,
 // pre-activation), act = gelu(fc1) (a Matrix<T>, or a Stored<T>: in bf16 for bf16 GEMMs).
 template <class T, class Out>
 void bias_gelu_forward(const Matrix<T>& fc1, const Out& act, const Vector<T>& b, bool tanh_approx) {
-  Kokkos::parallel_for(
-      "rewarm::bias_gelu_fwd", Range2({0, 0}, {Index(fc1.extent(0)), Index(fc1.extent(1))}),
+  for_each_element(
+      "rewarm::bias_gelu_fwd", rows_cols(fc1.extent(0), fc1.extent(1)),
       KOKKOS_LAMBDA(Index n, Index j) {
         const T x = fc1(n, j) + b(j);
         fc1(n, j) = x;
@@ -56,8 +56,8 @@ void bias_gelu_forward(const Matrix<T>& fc1, const Out& act, const Vector<T>& b,
 // stored, bit for bit (activation recomputation).
 template <class T, class Out>
 void gelu_store(const Matrix<T>& fc1, const Out& act, bool tanh_approx) {
-  Kokkos::parallel_for(
-      "rewarm::gelu_recompute", Range2({0, 0}, {Index(fc1.extent(0)), Index(fc1.extent(1))}),
+  for_each_element(
+      "rewarm::gelu_recompute", rows_cols(fc1.extent(0), fc1.extent(1)),
       KOKKOS_LAMBDA(Index n, Index j) { store(act, n, j, gelu(fc1(n, j), tanh_approx)); });
 }
 

@@ -14,7 +14,7 @@ void layernorm_forward(const Out& out, const Vector<T>& mean, const Vector<T>& r
                        const Vector<T>& w, const Vector<T>& b, double eps) {
   const Index d = x.extent(1);
   Kokkos::parallel_for(
-      "rewarm::layernorm_fwd", TeamPolicy(x.extent(0), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+      "rewarm::layernorm_fwd", team_policy(x.extent(0)), KOKKOS_LAMBDA(const Team& m) {
         const Index n = m.league_rank();
         double s = 0, s2 = 0;
         Kokkos::parallel_reduce(Kokkos::TeamVectorRange(m, d), [&](Index j, double& acc) { acc += x(n, j); }, s);
@@ -38,7 +38,7 @@ void layernorm_backward(const Matrix<T>& dx, const Vector<T>& dw, const Vector<T
                         const View1<T>& partials) {
   const Index N = x.extent(0), d = x.extent(1);
   Kokkos::parallel_for(
-      "rewarm::layernorm_bwd_x", TeamPolicy(N, Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
+      "rewarm::layernorm_bwd_x", team_policy(N), KOKKOS_LAMBDA(const Team& m) {
         // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w
         const Index n = m.league_rank();
         const T mu = mean(n), r = rstd(n);

@@ -3,7 +3,7 @@
 #pragma once
 #include <cmath>
 
-#include "core/types.hpp"
+#include "core/launch.hpp"
 
 namespace rewarm::layers {
 
@@ -32,7 +32,8 @@ inline RotaryTables make_rotary_tables(Index max_pos, Index rd, double base) {
   return t;
 }
 
-// qkv[N,3d] (rows n = b·T + t, per head [q|k|v] of hd each), rotated in place, one team per row.
+// qkv[N,3d] (rows n = b·T + t, per head [q|k|v] of hd each), rotated in place: a thread per
+// (row, pair of rotated columns), adjacent threads on adjacent columns of q or k of one head.
 // inverse = true applies the transpose rotation: the backward pass of the forward one.
 template <class T>
 void rotary_apply(const Matrix<T>& qkv, const RotaryTables& tab, Index seq_len, Index heads, Index hd, Index rd,
@@ -41,19 +42,14 @@ void rotary_apply(const Matrix<T>& qkv, const RotaryTables& tab, Index seq_len, 
   if (half == 0) return;
   auto cosv = tab.cos;
   auto sinv = tab.sin;
-  using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
-  Kokkos::parallel_for(
-      "rewarm::rotary", Kokkos::TeamPolicy<ExecSpace>(qkv.extent(0), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& m) {
-        const Index n = m.league_rank(), pos = n % seq_len;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, 2 * heads), [&](Index r) {  // q and k of each head
-          const Index c0 = (r >> 1) * 3 * hd + (r & 1) * hd;
-          Kokkos::parallel_for(Kokkos::ThreadVectorRange(m, half), [&](Index j) {
-            const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
-            const T x1 = qkv(n, c0 + j), x2 = qkv(n, c0 + j + half);
-            qkv(n, c0 + j) = x1 * c - x2 * s;
-            qkv(n, c0 + j + half) = x2 * c + x1 * s;
-          });
-        });
+  for_each_element(
+      "rewarm::rotary", rows_cols(qkv.extent(0), 2 * heads * half), KOKKOS_LAMBDA(Index n, Index col) {
+        const Index r = col / half, j = col - r * half;  // r: q (even) or k (odd) of head r / 2
+        const Index c0 = (r >> 1) * 3 * hd + (r & 1) * hd, pos = n % seq_len;
+        const T c = cosv(pos, j), s = inverse ? -T(sinv(pos, j)) : T(sinv(pos, j));
+        const T x1 = qkv(n, c0 + j), x2 = qkv(n, c0 + j + half);
+        qkv(n, c0 + j) = x1 * c - x2 * s;
+        qkv(n, c0 + j + half) = x2 * c + x1 * s;
       });
 }
 
