@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app/commands.hpp"
+#include "app/stop_signals.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
 #include "io/hdf5.hpp"
@@ -47,6 +48,7 @@ static int command_line_error(const CLI::App& app, const CLI::ParseError& e, con
 }
 
 int main(int argc, char** argv) {
+  if (rewarm::command_trains({argv + 1, argv + argc})) rewarm::install_stop_signals();  // before anything slow
   rewarm::h5::init_library();  // before MPI, so that a failed write cannot crash the exit
   // --kokkos-* options go to Kokkos, which only the computing commands start (after parsing,
   // so that --help, --version and the file commands never touch MPI or a device).

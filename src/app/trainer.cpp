@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +10,7 @@
 
 #include "app/memory_plan.hpp"
 #include "app/progress.hpp"
+#include "app/stop_signals.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/host_memory.hpp"
@@ -535,30 +535,6 @@ StepResult Trainer::step() {
   return r;
 }
 
-namespace {
-// Set by SIGUSR1/SIGTERM; read after every step. A signal handler can only set a flag of this type.
-volatile std::sig_atomic_t stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { stop_signal = sig; }
-
-// Installs the handlers for the life of a training loop, then restores the previous ones.
-struct StopSignals {
-  struct sigaction usr1 {
-  }, term{};
-  StopSignals() {
-    stop_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, &usr1);
-    sigaction(SIGTERM, &sa, &term);
-  }
-  ~StopSignals() {
-    sigaction(SIGUSR1, &usr1, nullptr);
-    sigaction(SIGTERM, &term, nullptr);
-  }
-};
-}  // namespace
-
 Trainer::Stop Trainer::train(Index stop_at) {
   comm_.agree([&] {
     if (stop_at != -1 && stop_at <= state_.step)
@@ -616,14 +592,20 @@ Trainer::Stop Trainer::train(Index stop_at) {
   };
   if (!resumed && cfg_.train.eval_at_start) run_eval();
 
-  StopSignals signals;
+  if (comm_.any(stop_requested())) {  // a signal while the run started: nothing new to save
+    if (root)
+      std::printf("stopped before step %lld (signal: time limit near); rerun the same command to resume\n",
+                  static_cast<long long>(state_.step + 1));
+    std::fflush(stdout);
+    return Stop::signal;
+  }
   while (state_.step < cfg_.schedule.total_steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const StepResult r = step();
     const Index t = state_.step;
     const double secs = since(t0);
     progress.step_done(secs);
-    const bool signalled = comm_.any(stop_signal != 0);                             // every rank stops at the same step
+    const bool signalled = comm_.any(stop_requested());                             // every rank stops at the same step
     const bool last = t == cfg_.schedule.total_steps || t == stop_at || signalled;  // logged wherever it falls
     if (t % cfg_.train.log_interval == 0 || last) {
       const double tokens = double(cfg_.tokens_per_step()), elapsed = since(t_start);

@@ -52,6 +52,7 @@ class Trainer {
   // checkpoint.
   // SIGUSR1 or SIGTERM (a job near its time limit) on any rank: every rank finishes the step,
   // the checkpoint is written, and train() returns Stop::signal (exit status 75: requeue me).
+  // One that came while the run started (app/stop_signals) stops it before its first step.
   enum class Stop { finished, stop_at, signal };
   Stop train(Index stop_at = -1);
   // One optimizer step (benchmarks time it).

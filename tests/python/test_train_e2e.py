@@ -252,7 +252,6 @@ def test_sigusr1_checkpoints_exits_75_and_resumes_exactly(tmp_path):
     written, the exit status is 75 (requeue), and the rerun ends bit-identical to an unbroken run."""
     import signal
     import subprocess
-    import time
 
     from helpers import REWARM
 
@@ -263,11 +262,13 @@ def test_sigusr1_checkpoints_exits_75_and_resumes_exactly(tmp_path):
     rewarm("train", tmp_path / "a.toml")
     for sig in (signal.SIGUSR1, signal.SIGTERM):
         proc = subprocess.Popen([REWARM, "train", tmp_path / "b.toml"], stdout=subprocess.PIPE, text=True)
-        while not (tmp_path / "b" / "metrics.h5").exists():
-            time.sleep(0.05)
-        time.sleep(0.3)
+        out = ""
+        while not out.endswith("\n") or not out.splitlines()[-1].startswith("train step"):  # it is training
+            line = proc.stdout.readline()
+            assert line, out
+            out += line
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
+        out += proc.communicate(timeout=60)[0]
         if proc.returncode == 0:  # the run was faster than the signal: nothing to check
             continue
         assert proc.returncode == 75, out
@@ -280,6 +281,53 @@ def test_sigusr1_checkpoints_exits_75_and_resumes_exactly(tmp_path):
     with h5py.File(tmp_path / "a" / "metrics.h5", "r") as a, h5py.File(tmp_path / "b" / "metrics.h5", "r") as b:
         np.testing.assert_array_equal(b["train/step"][:], np.arange(1, 301))
         np.testing.assert_array_equal(a["train/loss"][:], b["train/loss"][:])
+
+
+def catches(pid, *signals):
+    """Whether process pid has handlers installed for all these signals (/proc's SigCgt mask)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(l for l in f if l.startswith("SigCgt:")).split()[1], 16)
+    return all(mask >> (s - 1) & 1 for s in signals)
+
+
+def test_a_signal_while_the_run_starts_exits_75_without_a_checkpoint(tmp_path):
+    """SLURM may signal a job at any instant, even while it reads its config or loads a
+    checkpoint: the run takes the signals first thing, stops before its first step with one line
+    and exit status 75 (requeue), and the requeued run goes on as if nothing happened."""
+    import signal
+    import subprocess
+    import time
+
+    from helpers import REWARM
+
+    make_data(tmp_path)
+    for run in ("a", "b"):
+        write_tiny(tmp_path, run, schedule={"total_steps": 6})
+    rewarm("train", tmp_path / "a.toml")
+    for sig, resumed in ((signal.SIGTERM, 0), (signal.SIGUSR1, 4)):
+        proc = subprocess.Popen([REWARM, "train", tmp_path / "b.toml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        while not catches(proc.pid, signal.SIGUSR1, signal.SIGTERM):  # main's first statement has run
+            assert proc.poll() is None
+            time.sleep(0.001)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 75, out + err
+        assert out.splitlines()[-1] == f"stopped before step {resumed + 1} (signal: time limit near); " \
+                                       "rerun the same command to resume", out
+        assert "train step" not in out and err == ("" if not resumed else f"rewarm: resuming from "
+                                                   f"{tmp_path}/b/checkpoints/step_{resumed:08d}.h5 (step {resumed})\n")
+        steps = sorted(os.listdir(tmp_path / "b" / "checkpoints")) if resumed else []
+        assert steps == ([f"step_{resumed:08d}.h5"] if resumed else []), "no new checkpoint"
+        if not resumed:
+            assert not (tmp_path / "b" / "checkpoints").exists() or not os.listdir(tmp_path / "b" / "checkpoints")
+            rewarm("train", tmp_path / "b.toml", "--stop-at", 4)  # a checkpoint to resume from next time
+    rewarm("train", tmp_path / "b.toml")
+    final = "checkpoints/step_00000006.h5"
+    assert_identical(read_all(tmp_path / "a" / final), read_all(tmp_path / "b" / final))
+    with h5py.File(tmp_path / "a" / "metrics.h5", "r") as a, h5py.File(tmp_path / "b" / "metrics.h5", "r") as b:
+        for k in ("train/step", "train/loss", "eval/val/step", "eval/val/loss"):
+            np.testing.assert_array_equal(a[k][:], b[k][:])
 
 
 def test_log_lines_say_where_the_run_is_and_the_stop_step_is_logged(tmp_path):

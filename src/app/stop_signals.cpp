@@ -1,0 +1,34 @@
+#include "app/stop_signals.hpp"
+
+#include <csignal>
+
+namespace rewarm {
+namespace {
+
+// A signal handler can only set a flag of this type: the one global of its kind in rewarm.
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { stop_signal = sig; }
+
+}  // namespace
+
+bool command_trains(const std::vector<std::string>& args) {
+  std::string command;
+  bool runs_one = false;
+  for (const auto& a : args) {
+    if (command.empty() && a.rfind("-", 0) != 0) command = a;
+    if (a.rfind("--run", 0) == 0 || a.rfind("--task", 0) == 0) runs_one = true;
+  }
+  return command == "train" || (command == "sweep" && runs_one);
+}
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool stop_requested() { return stop_signal != 0; }
+
+}  // namespace rewarm
