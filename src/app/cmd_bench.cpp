@@ -8,6 +8,7 @@
 #include "app/commands.hpp"
 #include "app/trainer.hpp"
 #include "core/gemm.hpp"
+#include "core/host_threads.hpp"
 #include "core/op_counter.hpp"
 #include "io/atomic_file.hpp"
 #include "model/traffic.hpp"
@@ -125,6 +126,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       const double step_ops = double(counts.kernels + counts.copies + gemms);
       std::printf("device          %s, %d rank%s, GEMMs in %s\n", device_description().c_str(), comm.size(),
                   comm.size() > 1 ? "s" : "", to_string(precision).c_str());
+      std::printf("compute         %s\n", compute_description().c_str());
       std::printf("attention       %s\n", trainer->attention().line().c_str());
       std::printf("gemm peak       %.1f GFLOP/s (%s, n = %lld, summed over ranks)\n", peak / 1e9,
                   to_string(precision).c_str(), static_cast<long long>(*gemm_n));
@@ -162,6 +164,7 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       if (json_path->empty()) return;
       const nlohmann::json j = {
           {"device", device_description()},
+          {"compute", compute_description()},
           {"ranks", comm.size()},
           {"precision", to_string(precision)},
           {"attention", trainer->attention().name()},

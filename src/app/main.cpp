@@ -5,6 +5,7 @@
 #include "app/commands.hpp"
 #include "app/stop_signals.hpp"
 #include "core/error.hpp"
+#include "core/host_threads.hpp"
 #include "core/version.hpp"
 #include "io/hdf5.hpp"
 #include "parallel/runtime.hpp"
@@ -47,8 +48,25 @@ static int command_line_error(const CLI::App& app, const CLI::ParseError& e, con
   return 1;
 }
 
+// What a command line asks for, read before anything starts: a run that trains takes the stop
+// signals (app/stop_signals.hpp); one that computes gets its OpenMP settings (core/host_threads.hpp).
+enum class Kind { trains, computes, other };
+static Kind command_kind(int argc, char** argv) {
+  std::string command;
+  bool runs_one = false;  // sweep --run NAME / --task N
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (command.empty() && a.rfind("-", 0) != 0) command = a;
+    if (a.rfind("--run", 0) == 0 || a.rfind("--task", 0) == 0) runs_one = true;
+  }
+  if (command == "train" || (command == "sweep" && runs_one)) return Kind::trains;
+  return command == "eval" || command == "bench" ? Kind::computes : Kind::other;
+}
+
 int main(int argc, char** argv) {
-  if (rewarm::command_trains({argv + 1, argv + argc})) rewarm::install_stop_signals();  // before anything slow
+  const Kind kind = command_kind(argc, argv);
+  if (kind != Kind::other) rewarm::settle_openmp_environment(argv);  // may start this program again
+  if (kind == Kind::trains) rewarm::install_stop_signals();            // before anything slow
   rewarm::h5::init_library();  // before MPI, so that a failed write cannot crash the exit
   // --kokkos-* options go to Kokkos, which only the computing commands start (after parsing,
   // so that --help, --version and the file commands never touch MPI or a device).

@@ -11,16 +11,6 @@ extern "C" void on_stop_signal(int sig) { stop_signal = sig; }
 
 }  // namespace
 
-bool command_trains(const std::vector<std::string>& args) {
-  std::string command;
-  bool runs_one = false;
-  for (const auto& a : args) {
-    if (command.empty() && a.rfind("-", 0) != 0) command = a;
-    if (a.rfind("--run", 0) == 0 || a.rfind("--task", 0) == 0) runs_one = true;
-  }
-  return command == "train" || (command == "sweep" && runs_one);
-}
-
 void install_stop_signals() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;

@@ -3,13 +3,9 @@
 // The handlers are installed first thing in main, so that a signal that comes while the run
 // starts (reading its config, loading a checkpoint) stops it the same way instead of killing it.
 #pragma once
-#include <string>
-#include <vector>
 
 namespace rewarm {
 
-// Whether the command line trains (train; sweep --run/--task): only those take the signals.
-bool command_trains(const std::vector<std::string>& args);
 void install_stop_signals();
 // A stop signal has come since the handlers were installed.
 bool stop_requested();

@@ -14,6 +14,7 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/host_memory.hpp"
+#include "core/host_threads.hpp"
 #include "io/metrics.hpp"
 #include "io/run_dir_lock.hpp"
 #include "optim/adamw.hpp"
@@ -545,6 +546,7 @@ Trainer::Stop Trainer::train(Index stop_at) {
   const bool root = comm_.root(), resumed = state_.step > 0;
   std::unique_ptr<Metrics> metrics;  // rank 0 logs and prints
   if (root) {
+    std::printf("compute: %s\n", compute_description().c_str());
     if (!origin_.empty()) std::fprintf(stderr, "rewarm: %s\n", origin_.c_str());
     // where the choice means something: a GPU, bf16 GEMMs, or an attention asked for by name
     if (!kHostMemory || cfg_.precision.gemm == "bf16" || cfg_.precision.attention != "auto")

@@ -30,7 +30,7 @@ static void set_tokens(View1<int32_t>& ids, View1<int32_t>& tg, Index V) {
   Kokkos::deep_copy(tg, ht);
 }
 
-TEST_CASE("GPT-NeoX gradient matches finite differences", "[model]") {
+TEST_CASE("GPT-NeoX gradient matches finite differences", "[model][fd]") {
   const Index B = 2, T = 5;
   for (bool parallel : {true, false})
     for (const char* act : {"gelu", "gelu_fast"})

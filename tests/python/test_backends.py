@@ -1,0 +1,117 @@
+"""The same numbers whatever runs them: a run repeats itself bit for bit on the same threads,
+team size and ranks; another thread count, team size or backend changes only the order of some
+sums (docs/numerics.md), which moves the results by rounding alone: within the tolerances the
+tests hold against PyTorch. The OpenMP build is compared with the Debian (Serial) build at
+REWARM_SERIAL_BIN (default build/src/rewarm), where the OpenMP tests run beside it."""
+import os
+import re
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REWARM, ROOT, rewarm, tiny_config, write_config, write_shard
+
+SERIAL = os.environ.get("REWARM_SERIAL_BIN", os.path.join(ROOT, "build", "src", "rewarm"))
+MPI_ENV = dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+@pytest.fixture
+def d(tmp_path):
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "train.h5", rng.integers(0, 37, 6000), 37)
+    write_shard(tmp_path / "val.h5", rng.integers(0, 37, 800), 37)
+    return tmp_path
+
+
+def config(d, run, **sections):
+    """Two layers wide enough for several threads per row (hidden 48, 4 heads), clipping active,
+    8 sequences per step in micro-batches of 2, an eval set."""
+    sections.setdefault("optimizer", {"lr": 1e-2, "grad_clip": 0.3})
+    cfg = tiny_config(d / run, d / "train.h5", [{"name": "val", "path": str(d / "val.h5"), "max_sequences": 6}],
+                      model={"vocab_size": 37, "hidden_size": 48, "num_attention_heads": 4, "intermediate_size": 96,
+                             "num_hidden_layers": 2, "max_position_embeddings": 32},
+                      data={"seq_len": 32, "micro_batch": 2, "global_batch": 8},
+                      schedule={"kind": "cosine", "warmup_steps": 2, "total_steps": 6},
+                      train={"eval_interval": 3, "checkpoint_interval": 6}, **sections)
+    return write_config(d / f"{run}.toml", cfg)
+
+
+def train(d, run, binary=REWARM, ranks=1, env=None):
+    """Trains run; returns its compute line ("OpenMP, 2 threads per rank ...")."""
+    cmd = [binary, "train", config(d, run)]
+    if ranks > 1:
+        cmd = ["mpirun", "-n", str(ranks), "--oversubscribe"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **MPI_ENV, **(env or {})))
+    assert p.returncode == 0, p.stdout + p.stderr
+    return re.search(r"^compute: (.*)$", p.stdout, re.M).group(1)
+
+
+def results(d, run):
+    with h5py.File(d / run / "checkpoints" / "step_00000006.h5", "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and
+                     n.startswith(("model/", "optimizer/")) else None)
+    with h5py.File(d / run / "metrics.h5", "r") as m:
+        for k in ("train/loss", "train/grad_norm", "eval/val/loss"):
+            out[k] = m[k][:]
+    return out
+
+
+def assert_bitwise(a, b, what):
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{what}: {k} differs"
+
+
+def assert_within_rounding(a, b, what):
+    """The tolerances test_torch_reference.py holds against PyTorch: losses 3e-7 and norms 6e-7
+    relative, weights 1e-5 absolute, moments 2e-5 of their largest value."""
+    for k in a:
+        if k.startswith("model/"):
+            np.testing.assert_allclose(a[k], b[k], atol=1e-5, rtol=0, err_msg=f"{what}: {k}")
+        elif k.startswith("optimizer/"):
+            np.testing.assert_allclose(a[k], b[k], atol=2e-5 * float(np.abs(b[k]).max()), rtol=0, err_msg=f"{what}: {k}")
+        else:
+            np.testing.assert_allclose(a[k], b[k], rtol=6e-7 if "grad_norm" in k else 3e-7, err_msg=f"{what}: {k}")
+
+
+def test_a_run_repeats_itself_bit_for_bit(d):
+    """No floating-point atomics, no sum whose order depends on scheduling: the same run twice
+    on the same threads (and ranks) is the same to the bit."""
+    for run in ("a", "b"):
+        compute = train(d, run)
+    assert_bitwise(results(d, "a"), results(d, "b"), compute)
+    if shutil.which("mpirun"):
+        for run in ("m2a", "m2b"):
+            train(d, run, ranks=2)
+        assert_bitwise(results(d, "m2a"), results(d, "m2b"), "2 ranks")
+        # and 2 ranks end as 1 does (sums over ranks in double: test_mpi.py's matrices hold them all)
+        assert_bitwise(results(d, "a"), results(d, "m2a"), "2 ranks against 1")
+
+
+def test_thread_counts_and_team_sizes_change_only_the_rounding(d):
+    compute = train(d, "one", env={"OMP_NUM_THREADS": "1", "REWARM_TEAM_SIZE": "1"})
+    if not compute.startswith("OpenMP"):
+        assert compute.startswith(("Serial", "Threads")), compute
+        return  # a single thread: nothing to vary
+    one = results(d, "one")
+    for threads, team in (("2", "1"), ("2", "2"), ("3", "3")):
+        run = f"t{threads}x{team}"
+        assert train(d, run, env={"OMP_NUM_THREADS": threads, "REWARM_TEAM_SIZE": team}).startswith(
+            f"OpenMP, {threads} threads per rank")
+        assert_within_rounding(results(d, run), one, f"{threads} threads, teams of {team}")
+    # the same threads and team size again: to the bit
+    train(d, "t2x2again", env={"OMP_NUM_THREADS": "2", "REWARM_TEAM_SIZE": "2"})
+    assert_bitwise(results(d, "t2x2again"), results(d, "t2x2"), "2 threads, teams of 2, twice")
+
+
+def test_openmp_matches_the_serial_build(d):
+    compute = train(d, "here")
+    if not compute.startswith("OpenMP"):
+        return  # this is the Serial build: the OpenMP tests compare with it
+    if not os.path.exists(SERIAL):
+        pytest.skip(f"no Serial build at {SERIAL} to compare with (scripts/setup.sh makes it)")
+    assert train(d, "serial", binary=SERIAL).startswith("Serial")
+    assert_within_rounding(results(d, "here"), results(d, "serial"), "OpenMP against Serial")
