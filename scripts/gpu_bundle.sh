@@ -6,16 +6,17 @@
 #
 #   scripts/gpu_bundle.sh        Kokkos_ROOT = a Kokkos 4.x CUDA install with Kokkos Kernels and
 #                                cuBLAS (default .deps/kokkos-cuda; README "GPU builds" says how)
-#   scripts/gpu_bundle.sh --cpu  the Debian build instead, without its libraries, uncompressed:
-#                                BUNDLE_DIR/rewarm-cpu.tar for a dry run of bench/gpu/run.sh here
+#   scripts/gpu_bundle.sh --cpu  a host build instead (REWARM_BUILD, default build/: the Debian
+#                                one), without its libraries, uncompressed: BUNDLE_DIR/rewarm-cpu.tar
+#                                for a dry run of bench/gpu/run.sh here
 # BUNDLE_DIR (default .bundle) is where the archive goes. Run scripts/setup.sh first: the host
-# reference runs use build/src/rewarm.
+# reference runs use build/src/rewarm (with --cpu, REWARM_BUILD's rewarm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BUNDLE_DIR:-.bundle}
 cpu=$([[ ${1:-} == --cpu ]] && echo 1 || echo 0)
 if ((cpu)); then
-  stage=$out/rewarm-cpu build=build
+  stage=$out/rewarm-cpu build=${REWARM_BUILD:-build}
 else
   stage=$out/rewarm-cuda build=build-cuda
   kokkos=${Kokkos_ROOT:-$PWD/.deps/kokkos-cuda}
@@ -28,8 +29,9 @@ fi
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/ref"
 cp $build/src/rewarm $build/tests/rewarm_tests $build/tests/rewarm_comm_tests "$stage/bin/"
 
-# The device check's inputs and the host's runs of it (Debian build: exact bf16 emulation).
+# The device check's inputs and the host's runs of it (a host build: exact bf16 emulation).
 host=build/src/rewarm
+((cpu)) && host=$build/src/rewarm
 $host synth --out "$stage/ref/train.h5" --vocab 61 --tokens 400000 --stream-seed 2 >/dev/null
 $host synth --out "$stage/ref/val.h5" --vocab 61 --tokens 20000 --stream-seed 3 >/dev/null
 $host synth --out "$stage/ref/bench.h5" --vocab 256 --tokens 300000 --stream-seed 4 >/dev/null

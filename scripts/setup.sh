@@ -22,6 +22,7 @@ while (($#)); do
 done
 if ((tests)); then
   packages+=(python3-pytest python3-torch zstd
+             libopenblas-openmp-dev  # OpenBLAS on the OpenMP threads, for scripts/test_openmp.sh's build
              slurmctld slurmd slurm-client munge
              hipcc libamdhip64-dev rocm-device-libs)  # scripts/gpu_builds.sh's HIP build (no AMD GPU needed)
   command -v npm >/dev/null || packages+=(nodejs npm)  # the HF tokenizers oracle runs on Node.js

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Unpacks the project's prebuilt GPU dependencies (Kokkos 4 + Kokkos Kernels for CUDA and for HIP,
-# NVIDIA's header-only cudnn-frontend) from a folder of tarballs (REWARM_PREBUILT_DEPS, default
-# the first of ../shared/deps and /work/shared/deps that exists) into the ignored .deps/, each
-# only when absent, and links the names scripts/gpu_builds.sh looks for: .deps/kokkos-cuda,
-# .deps/kokkos-hip, .deps/cudnn-frontend. Fetches nothing. Without the folder it says so and
+# Unpacks the project's prebuilt Kokkos 4 dependencies (Kokkos + Kokkos Kernels for CUDA, for HIP,
+# for OpenMP and for OpenMP with bounds checks; NVIDIA's header-only cudnn-frontend) from a folder
+# of tarballs (REWARM_PREBUILT_DEPS, default the first of ../shared/deps and /work/shared/deps that
+# exists) into the ignored .deps/, each only when absent, and links the names the build scripts
+# look for: .deps/kokkos-cuda, .deps/kokkos-hip, .deps/kokkos-openmp, .deps/kokkos-openmp-checked,
+# .deps/cudnn-frontend. Fetches nothing. Without the folder it says so and
 # leaves .deps/ as it is (gpu_builds.sh then says which builds it skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,6 @@ unpack() {  # link-name tarball-glob
 }
 unpack kokkos-cuda 'kokkos-*-cuda*.tar.xz'
 unpack kokkos-hip 'kokkos-*-hip*.tar.xz'
+unpack kokkos-openmp 'kokkos-*-openmp.tar.xz'
+unpack kokkos-openmp-checked 'kokkos-*-openmp-checked.tar.xz'
 unpack cudnn-frontend 'cudnn-frontend-*.tar.gz'

@@ -27,7 +27,7 @@ void register_eval(CLI::App& app, const LaunchOptions& launch) {
         comm.set_gpu_aware(cfg.parallel.gpu_aware_mpi);
         trainer = std::make_unique<Trainer>(std::move(cfg), comm, Trainer::Purpose::eval, *ckpt);
       });
-      if (comm.root()) std::printf("compute: %s\n", compute_description().c_str());
+      if (comm.root()) std::fprintf(stderr, "rewarm: compute: %s\n", compute_description().c_str());
       for (const auto& [name, loss] : trainer->evaluate())
         if (comm.root()) std::printf("%-16s loss %.9g  perplexity %.9g\n", name.c_str(), loss, std::exp(loss));
     });

@@ -45,6 +45,20 @@ void check_row_major_contiguous(const V& v, const char* what) {
   if (v.span() != v.size())
     throw Error(std::string(what) + ": view '" + v.label() + "' is strided, not contiguous");
 }
+// Item 0 of `count` rows × cols matrices `stride` elements apart, the first `offset` elements
+// into the flat view v: a matrix (or a strided batch of them) cut out of a buffer, such as a score
+// tile or a parameter block. Kokkos' bounds checks see indices within a view, not where a raw
+// pointer into a buffer lands, and a GEMM library sees neither: the cut is checked here, on the
+// host, against the buffer's end.
+template <class V>
+auto batch_matrix(const V& v, Index offset, Index rows, Index cols, Index stride = 0, Index count = 1) {
+  const Index end = offset + (count > 0 ? (count - 1) * stride : 0) + rows * cols;
+  if (offset < 0 || rows < 0 || cols < 0 || stride < 0 || end > Index(v.size()))
+    throw Error("'" + v.label() + "': " + std::to_string(count) + " matrices of " + std::to_string(rows) + " x " +
+                std::to_string(cols) + " from element " + std::to_string(offset) + " (stride " + std::to_string(stride) +
+                ") end at " + std::to_string(end) + ", past its " + std::to_string(v.size()) + " elements");
+  return as_matrix(v.data() + offset, rows, cols);
+}
 template <class V>  // a rank-2 view as a Matrix
 auto as_matrix(const V& v) {
   static_assert(V::rank == 2, "rewarm: as_matrix(view) takes a rank-2 view");

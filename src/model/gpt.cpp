@@ -338,7 +338,7 @@ Bf16Matrix Gpt<T>::w16(const Matrix<T>& W) const {
   if (sharded_ && unit_.params16)  // W is in the unit bound last
     return {as_matrix(unit_.params16 + (W.data() - unit_.params), W.extent(0), W.extent(1))};
   if (!params16_.data()) return {};
-  return {as_matrix(params16_.data() + (W.data() - params.data()), W.extent(0), W.extent(1))};
+  return {batch_matrix(params16_, W.data() - params.data(), W.extent(0), W.extent(1))};
 }
 
 template <class T>

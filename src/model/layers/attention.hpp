@@ -192,20 +192,23 @@ void softmax_rows(const AttentionWorkspace<T>& w, const Vector<T>& lse, Index fi
       });
 }
 
-// Tile i of every pair of a group: its scores (rows(i) × cols(i), pair stride per_pair()) and
-// the head rows it covers ([B·H, T, hd] buffers, pair stride T·hd) or sees (rows [0, cols(i))).
+// Tile i of every pair of a group of `count`: its scores (rows(i) × cols(i), pair stride
+// per_pair()) and the head rows it covers ([B·H, T, hd] buffers, pair stride T·hd) or sees (rows
+// [0, cols(i))). Each is the group's first pair, checked to hold the whole group (batch_matrix).
 template <class T>
 struct TileOperands {
   const ScoreTiles& tiles;
-  Index off, hd;  // the group's first element in the head buffers
+  Index off, hd, count;  // the group's first element in the head buffers, its pairs
   template <class U>
   Matrix<U> scores(const View1<U>& x, Index i) const {
-    return as_matrix(x.data() + tiles.offset(i), tiles.rows(i), tiles.cols(i));
+    return batch_matrix(x, tiles.offset(i), tiles.rows(i), tiles.cols(i), tiles.per_pair(), count);
   }
   Matrix<T> rows(const View1<T>& x, Index i) const {
-    return as_matrix(x.data() + off + i * tiles.tile * hd, tiles.rows(i), hd);
+    return batch_matrix(x, off + i * tiles.tile * hd, tiles.rows(i), hd, tiles.seq * hd, count);
   }
-  Matrix<T> seen(const View1<T>& x, Index i) const { return as_matrix(x.data() + off, tiles.cols(i), hd); }
+  Matrix<T> seen(const View1<T>& x, Index i) const {
+    return batch_matrix(x, off, tiles.cols(i), hd, tiles.seq * hd, count);
+  }
 };
 
 // C_i = op(P_i)·B over tile i's probabilities (or their gradient): stored in bf16 by the
@@ -231,7 +234,7 @@ void attention_forward(Gemm<T>& gemm, const Matrix<T>& out, const Vector<T>& lse
   detail::move_heads(qkv, w.q, w.k, w.v, s, true);
   for (Index first = 0; first < pairs; first += w.group) {
     const Index count = std::min(w.group, pairs - first);
-    const detail::TileOperands<T> x{w.tiles, first * Thd, s.hd};
+    const detail::TileOperands<T> x{w.tiles, first * Thd, s.hd, count};
     for (Index i = 0; i < nb; ++i)  // S_i = Q_i·K_{<cols(i)}ᵀ
       gemm.batched('N', 'T', 1, x.rows(w.q, i), Thd, x.seen(w.k, i), Thd, 0, x.scores(w.s, i), pp, count);
     detail::softmax_rows(w, lse, first, count, scale, false);
@@ -266,7 +269,7 @@ void attention_backward(Gemm<T>& gemm, const Matrix<T>& dqkv, const Matrix<T>& d
       });
   for (Index first = 0; first < pairs; first += w.group) {
     const Index count = std::min(w.group, pairs - first);
-    const detail::TileOperands<T> x{w.tiles, first * Thd, hd};
+    const detail::TileOperands<T> x{w.tiles, first * Thd, hd, count};
     for (Index i = 0; i < nb; ++i) {
       gemm.batched('N', 'T', 1, x.rows(w.q, i), Thd, x.seen(w.k, i), Thd, 0, x.scores(w.s, i), pp, count);  // S
       gemm.batched('N', 'T', 1, x.rows(w.o, i), Thd, x.seen(w.v, i), Thd, 0, x.scores(w.p, i), pp, count);  // dP
