@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The GPU builds, where this machine has what they need, each said to be built or skipped and why
 # (never silently): CUDA against a Kokkos 4 CUDA install (KOKKOS_CUDA_ROOT, default
-# .deps/kokkos-cuda) twice, with cuDNN's fused attention (cudnn-frontend: CUDNN_FRONTEND_ROOT,
-# default .deps/cudnn-frontend) and NCCL in build-cuda/, without them in build-cuda-plain/, HIP against a Kokkos 4 HIP install (KOKKOS_HIP_ROOT, default
-# .deps/kokkos-hip). Neither Kokkos is a Debian package: scripts/unpack_deps.sh unpacks the
-# project's prebuilt installs into .deps/ (CI does, before this script); README "Building on a
-# cluster" says how to make them. No rocBLAS is packaged, so the HIP build is a compile check with
-# Kokkos Kernels' own GEMM (REWARM_ALLOW_NATIVE_GEMM, default ON here; never for runs). A build that exists is
-# then tested on this machine without a GPU by tests/python/test_gpu_build.py (the login node).
-# Last, compile checks of the rocBLAS paths (src/core/gemm.cpp) and the RCCL paths
+# .deps/kokkos-cuda) with cuDNN's fused attention (cudnn-frontend: CUDNN_FRONTEND_ROOT, default
+# .deps/cudnn-frontend) and NCCL in build-cuda/, with its unit tests (what bench/gpu/run.sh runs on
+# a GPU); HIP against a Kokkos 4 HIP install (KOKKOS_HIP_ROOT, default .deps/kokkos-hip) in
+# build-hip/, rewarm alone (no AMD GPU runs its tests). Neither Kokkos is a Debian package:
+# scripts/unpack_deps.sh unpacks the project's prebuilt installs into .deps/ (CI does, before this
+# script); README "Building on a cluster" says how to make them. No rocBLAS is packaged, so the
+# HIP build is a compile check with Kokkos Kernels' own GEMM (REWARM_ALLOW_NATIVE_GEMM, default
+# ON here; never for runs). A build that exists is then tested on this machine without a GPU by
+# tests/python/test_gpu_build.py (the login node).
+# Last, compile checks of single files as another build would compile them: the CUDA build
+# without cuDNN and NCCL (REWARM_CUDNN=OFF, REWARM_NCCL=OFF) differs from build-cuda/ in two
+# files only, which are compiled so; the rocBLAS paths (src/core/gemm.cpp) and the RCCL paths
 # (src/parallel/device_collectives.cpp) against their headers (ROCBLAS_INCLUDE, RCCL_INCLUDE;
 # default .deps/rocblas/include, .deps/rccl/include): neither library is packaged to link.
 set -uo pipefail
@@ -36,38 +40,44 @@ build() {  # name kokkos_root compiler extra-cmake-args...
 }
 cuda=${KOKKOS_CUDA_ROOT:-$PWD/.deps/kokkos-cuda}
 hip=${KOKKOS_HIP_ROOT:-$PWD/.deps/kokkos-hip}
-build CUDA "$cuda" "$cuda/bin/nvcc_wrapper"                         # with cuDNN's fused attention (cudnn-frontend in .deps/)
-build CUDA-plain "$cuda" "$cuda/bin/nvcc_wrapper" -DREWARM_CUDNN=OFF -DREWARM_NCCL=OFF  # without either
-build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-ON} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+build CUDA "$cuda" "$cuda/bin/nvcc_wrapper" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON  # cuDNN's fused attention, NCCL
+build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-ON} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
+  -DBUILD_TESTING=OFF
 
-# A file as the HIP build compiles it, with the paths of a library this machine has only the
-# headers of switched on: rocBLAS's GEMMs (src/core/gemm.cpp) and RCCL's collectives
-# (src/parallel/device_collectives.cpp).
-compile_check() {  # name source macro include_dir header
-  local name=$1 source=$2 macro=$3 include=$4 header=$5
-  if [[ ! -f $include/$header ]]; then
-    echo "gpu_builds: $name compile check skipped: no $header under $include"
+# A file as a build compiles it, changed: definitions removed (a feature switched off) or added
+# with an include directory (the paths of a library this machine has only the headers of).
+compile_check() {  # name build source header-to-need(or -) extra-args...
+  local name=$1 dir=$2 source=$3 need=$4
+  shift 4
+  if [[ $need != - && ! -f $need ]]; then
+    echo "gpu_builds: $name compile check skipped: no $need"
     return
-  elif [[ ! -f build-hip/compile_commands.json ]]; then
-    echo "gpu_builds: $name compile check skipped: no HIP build"
+  elif [[ ! -f $dir/compile_commands.json ]]; then
+    echo "gpu_builds: $name compile check skipped: no $dir build"
     return
   fi
   local cmd out
-  cmd=$(/usr/bin/python3 - "$source" "$macro" "$include" <<'PY'
+  cmd=$(/usr/bin/python3 - "$dir" "$source" "$@" <<'PY'
 import json, shlex, sys
-source, macro, include = sys.argv[1:]
-c = next(c for c in json.load(open("build-hip/compile_commands.json")) if c["file"].endswith(source))
+dir, source, *extra = sys.argv[1:]
+c = next(c for c in json.load(open(f"{dir}/compile_commands.json")) if c["file"].endswith(source))
 args = shlex.split(c["command"])
 args[args.index("-o") + 1] = "/dev/null"
-print(shlex.join(["cd", c["directory"]]), "&&", shlex.join(args + ["-D" + macro, "-isystem", include]))
+drop = {e[2:] for e in extra if e.startswith("-U")}  # -UNAME: leave out -DNAME[=...]
+args = [a for a in args if not (a.startswith("-D") and a[2:].split("=")[0] in drop)]
+print(shlex.join(["cd", c["directory"]]), "&&", shlex.join(args + [e for e in extra if not e.startswith("-U")]))
 PY
 )
-  if out=$(eval "$cmd" 2>&1) && ! grep -q "warning:" <<<"$out"; then
-    echo "gpu_builds: $name compile check done ($source against $include)"
+  if out=$(eval "$cmd" 2>&1) && ! grep -q "warning" <<<"$out"; then
+    echo "gpu_builds: $name compile check done ($source)"
   else
     echo "gpu_builds: $name compile check FAILED:"; head -30 <<<"$out"; status=1
   fi
 }
-compile_check rocBLAS src/core/gemm.cpp REWARM_COMPILE_CHECK_ROCBLAS "${ROCBLAS_INCLUDE:-$PWD/.deps/rocblas/include}" rocblas/rocblas.h
-compile_check RCCL src/parallel/device_collectives.cpp REWARM_COMPILE_CHECK_RCCL "${RCCL_INCLUDE:-$PWD/.deps/rccl/include}" rccl/rccl.h
+# the CUDA build without cuDNN and NCCL: its two files that differ (-DREWARM_CUDNN=OFF -DREWARM_NCCL=OFF)
+compile_check CUDA-plain build-cuda src/model/layers/fused_attention.cpp - -UREWARM_CUDNN -UCUDNN_FRONTEND_SKIP_JSON_LIB
+compile_check CUDA-plain build-cuda src/parallel/device_collectives.cpp - -UREWARM_NCCL
+rocblas=${ROCBLAS_INCLUDE:-$PWD/.deps/rocblas/include} rccl=${RCCL_INCLUDE:-$PWD/.deps/rccl/include}
+compile_check rocBLAS build-hip src/core/gemm.cpp "$rocblas/rocblas/rocblas.h" -DREWARM_COMPILE_CHECK_ROCBLAS -isystem "$rocblas"
+compile_check RCCL build-hip src/parallel/device_collectives.cpp "$rccl/rccl/rccl.h" -DREWARM_COMPILE_CHECK_RCCL -isystem "$rccl"
 exit $status

@@ -3,6 +3,8 @@
 // the same run on the same device; device operations per step and time per phase.
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.hpp"
@@ -115,6 +117,12 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
       trainer->set_profile(true);
       const auto p = trainer->step();
       trainer->set_profile(false);
+      ops.time_kernels(true);  // one step more, every kernel fenced and timed
+      const auto k0 = std::chrono::steady_clock::now();
+      trainer->step();
+      const double kernel_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count();
+      ops.time_kernels(false);
+      const auto kernel_times = ops.kernel_seconds();
       const double N = comm.size();
       data = comm.sum(data) / N, allreduce = comm.sum(allreduce) / N;  // rank means
       const std::int64_t peak_memory = std::int64_t(comm.sum(double(ops.peak_bytes())) / N);
@@ -154,6 +162,17 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
                   "micro-batch\n",
                   step_ops, static_cast<long long>(counts.kernels), static_cast<long long>(gemms),
                   static_cast<long long>(counts.copies), static_cast<long long>(counts.fences), step_ops / micro);
+      double in_kernels = 0;
+      for (const auto& [label, t] : kernel_times) in_kernels += t;
+      std::string top;
+      for (std::size_t i = 0; i < kernel_times.size() && i < 6; ++i) {
+        char item[160];
+        std::snprintf(item, sizeof item, "%s%s %.1f%%", i ? ", " : "", kernel_times[i].first.c_str(),
+                      100 * kernel_times[i].second / kernel_step);
+        top += item;
+      }
+      std::printf("kernels         %.1f%% of a step (one step, each kernel fenced; GEMMs not included): %s\n",
+                  100 * in_kernels / kernel_step, top.c_str());
       const auto traffic = estimate_traffic(c.model, c.data.micro_batch, c.data.seq_len, trainer->model_options());
       std::printf("traffic         %.2f GB per micro-batch by estimate (forward %.2f, backward %.2f; attention %.2f): "
                   "%.0f FLOP per byte\n",
@@ -192,6 +211,8 @@ void register_bench(CLI::App& app, const LaunchOptions& launch) {
           {"step_seconds", secs / double(*steps)},
           {"zero", c.parallel.zero},
           {"communication_bytes_per_step", sent},
+          {"kernel_seconds", nlohmann::json(std::map<std::string, double>(kernel_times.begin(), kernel_times.end()))},
+          {"kernel_step_seconds", kernel_step},
           {"phases",
            {{"forward", p.forward_seconds},
             {"backward", p.backward_seconds},

@@ -23,7 +23,9 @@ inline constexpr bool kRowMajorRange =
     Policy::inner_direction == Kokkos::Iterate::Right;
 
 inline Range2 rows_cols(Index rows, Index cols) {
-  return Range2({0, 0}, {rows, cols}, {1, std::clamp<Index>(cols, 1, kTileColumns)});
+  using Point = Range2::point_type;
+  using Tile = Range2::tile_type;
+  return Range2(Point{0, 0}, Point{rows, cols}, Tile{1, std::clamp<Index>(cols, 1, kTileColumns)});
 }
 
 // Every 2-D element-wise kernel of rewarm goes through here: a range in another order does not

@@ -1,6 +1,9 @@
 #include "core/op_counter.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -12,12 +15,25 @@ namespace {
 // Kokkos calls plain function pointers: the counts live here, for the one counter alive.
 std::atomic<std::int64_t> kernels{0}, copies{0}, fences{0}, live_bytes{0}, peak{0};
 std::atomic<bool> installed{false};
+// Kernel timing (the launching thread alone calls these): the open kernel's label and start.
+bool timing = false;
+std::map<std::string, double> seconds;
+std::string open_label;
+std::chrono::steady_clock::time_point open_start;
 
-void on_kernel(const char*, const std::uint32_t, std::uint64_t* id) {
+void on_kernel(const char* label, const std::uint32_t, std::uint64_t* id) {
   ++kernels;
   *id = 0;
+  if (!timing) return;
+  kx::fence("rewarm::time_kernels");  // what came before is not this kernel's
+  open_label = label, open_start = std::chrono::steady_clock::now();
 }
-void on_kernel_end(std::uint64_t) {}
+void on_kernel_end(std::uint64_t) {
+  if (!timing || open_label.empty()) return;
+  kx::fence("rewarm::time_kernels");
+  seconds[open_label] += std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
+  open_label.clear();
+}
 void on_copy(Kokkos::Tools::SpaceHandle, const char*, const void*, Kokkos::Tools::SpaceHandle, const char*, const void*,
              std::uint64_t) {
   ++copies;
@@ -76,7 +92,19 @@ OpCounter::~OpCounter() {
   tx::set_end_fence_callback(nullptr);
   tx::set_allocate_data_callback(nullptr);
   tx::set_deallocate_data_callback(nullptr);
+  timing = false;
   installed = false;
+}
+
+void OpCounter::time_kernels(bool on) {
+  timing = on;
+  if (on) seconds.clear();
+}
+
+std::vector<std::pair<std::string, double>> OpCounter::kernel_seconds() const {
+  std::vector<std::pair<std::string, double>> v(seconds.begin(), seconds.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return v;
 }
 
 OpCounter::Counts OpCounter::counts() const { return {kernels.load(), copies.load(), fences.load()}; }

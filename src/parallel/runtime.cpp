@@ -72,6 +72,7 @@ class KokkosSession {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     int argc = int(argv.size());
+    kx::no_tool_fences();
     Kokkos::initialize(argc, argv.data());
   }
   ~KokkosSession() { Kokkos::finalize(); }

@@ -13,6 +13,8 @@ NO_SKIPS = os.environ.get("REWARM_NO_SKIPS") == "1"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "may_skip: a skip that REWARM_NO_SKIPS allows (reported with -rs)")
+    config.addinivalue_line("markers", "long_numbers: a long test of numbers (learning, equality matrices, "
+                                       "allocation sizes) that scripts/asan.sh leaves to the plain builds")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -127,3 +127,28 @@ def test_openmp_matches_the_serial_build(d):
         pytest.skip(f"no Serial build at {SERIAL} to compare with (scripts/setup.sh makes it)")
     assert train(d, "serial", binary=SERIAL).startswith("Serial")
     assert_within_rounding(results(d, "here"), results(d, "serial"), "OpenMP against Serial")
+
+
+def test_the_compute_line_says_what_runs_and_idle_openmp_threads_sleep(d):
+    """A plain command gets OMP_WAIT_POLICY=passive (the OpenMP runtime reads it before main, so
+    rewarm starts itself again with it); a wait policy of the user's is kept; where a binding is
+    asked for (the runtime has bound the first thread already) rewarm does not start again but
+    says what to set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_") or k == "OMP_NUM_THREADS"}
+
+    def compute(extra):
+        p = subprocess.run([REWARM, "train", config(d, "c"), "--stop-at", "1", "--set", f"run_dir={d}/c{len(extra)}"],
+                           capture_output=True, text=True, env=dict(env, **extra))
+        assert p.returncode == 0, p.stderr
+        return re.search(r"^compute: (.*)$", p.stdout, re.M).group(1)
+
+    plain = compute({})
+    if not plain.startswith("OpenMP"):
+        assert re.fullmatch(r"Serial, 1 thread per rank; GEMMs: OpenBLAS \S+ on (its own )?\d+ threads?", plain), plain
+        return
+    threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
+    assert re.fullmatch(rf"OpenMP, {threads} threads? per rank \(OMP_PROC_BIND=false, OMP_PLACES=unset, "
+                        rf"OMP_WAIT_POLICY=passive\); GEMMs: OpenBLAS \S+ on .*", plain), plain
+    assert "OMP_WAIT_POLICY=active)" in compute({"OMP_WAIT_POLICY": "active"})
+    bound = compute({"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"})
+    assert "(OMP_PROC_BIND=close, OMP_PLACES=cores, OMP_WAIT_POLICY unset: export OMP_WAIT_POLICY=passive)" in bound

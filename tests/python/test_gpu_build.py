@@ -14,7 +14,6 @@ from helpers import ROOT, tiny_config, write_config, write_safetensors, write_sh
 from megatron_format import write_indexed
 
 BUILDS = {"cuda": os.environ.get("REWARM_CUDA_BIN", os.path.join(ROOT, "build-cuda", "src", "rewarm")),
-          "cuda-plain": os.path.join(ROOT, "build-cuda-plain", "src", "rewarm"),  # without cuDNN
           "hip": os.environ.get("REWARM_HIP_BIN", os.path.join(ROOT, "build-hip", "src", "rewarm"))}
 CUDA_STUB = "/usr/local/cuda/lib64/stubs/libcuda.so"
 

@@ -73,6 +73,7 @@ def metrics(d, run):
         return {k: m[k][:] for k in ("train/loss", "train/grad_norm", "eval/val/loss")} | {"@ws": m.attrs["world_size"]}
 
 
+@pytest.mark.long_numbers
 def test_rank_counts_and_zero1_give_the_same_run(d):
     # one rank has nothing to overlap: it says nothing about it
     assert "overlap" not in rewarm("train", config(d, "n1", parallel={"overlap": True})).stderr
@@ -99,6 +100,7 @@ def test_rank_counts_and_zero1_give_the_same_run(d):
     assert "world_size 2" in rewarm("info", d / "n2" / "metrics.h5").stdout
 
 
+@pytest.mark.long_numbers
 def test_one_run_whatever_zero_stage_recompute_mode_and_rank_count(d):
     # ZeRO 0, 1, 2, 3 × recompute none, selective, full × 1, 2, 4 ranks (every pair of the three
     # appears; 3 layers: two recomputed from shared buffers), 8 micro-batches per step over the
@@ -136,6 +138,7 @@ def test_one_micro_batch_per_step_on_one_rank_whatever_zero_stage(d):
         np.testing.assert_array_equal(metrics(d, f"z{zero}")["train/grad_norm"], metrics(d, "ref")["train/grad_norm"])
 
 
+@pytest.mark.long_numbers
 def test_resume_across_zero_stages_recompute_modes_and_rank_counts(d):
     rewarm("train", config(d, "ref", layers=3, schedule={"total_steps": 7}))
     cfg = config(d, "run", layers=3, parallel={"zero": 2}, memory={"recompute": "full"}, schedule={"total_steps": 7})
@@ -159,6 +162,7 @@ def test_zero_and_recompute_keys_are_checked(d):
     assert p.returncode != 0 and 'parallel.reduce = "fp32" is for zero = 0 or 1' in p.stderr
 
 
+@pytest.mark.long_numbers
 def test_fp32_reduce_repeats_on_the_same_ranks_and_agrees_across_rank_counts(d):
     # reduce = "fp32": float sums over the ranks. The same ranks: the same run, to the bit; other
     # rank counts (other roundings of the partial sums): losses within 1e-6. One rank: unchanged.

@@ -16,6 +16,7 @@ def plan(d, cfg, *args):
     return p.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.long_numbers
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_plan_is_what_a_run_allocates(d, ranks):
     seen = {}
@@ -61,6 +62,7 @@ def test_plan_is_what_a_run_allocates(d, ranks):
         assert a[0] > a[1] > a[2]
 
 
+@pytest.mark.long_numbers
 def test_zero3_on_4_ranks_holds_a_quarter_of_the_state_plus_the_units(d):
     """Kokkos' high-water mark of real runs: zero 3 on 4 ranks against zero 0 on one rank, the same
     micro-batch (the same activations and workspaces). What zero 3 adds to a quarter of the

@@ -4,6 +4,7 @@ import os
 import re
 import h5py
 import numpy as np
+import pytest
 
 from helpers import ROOT, rewarm, tiny_config, write_config
 
@@ -40,6 +41,7 @@ def assert_identical(a, b):
         assert np.array_equal(a[k], b[k]), k
 
 
+@pytest.mark.long_numbers
 def test_learns_to_the_entropy_floor(tmp_path):
     rewarm("synth", "--out", tmp_path / "train.h5", "--vocab", 8, "--decay", 0.5, "--tokens", 2000000, "--stream-seed", 2)
     p = rewarm("synth", "--out", tmp_path / "val.h5", "--vocab", 8, "--decay", 0.5, "--tokens", 100000, "--stream-seed", 3)
