@@ -45,7 +45,7 @@ def train(d, run, binary=REWARM, ranks=1, env=None):
     """Trains run; returns its compute line ("OpenMP, 2 threads per rank ...")."""
     cmd = [binary, "train", config(d, run)]
     if ranks > 1:
-        cmd = ["mpirun", "-n", str(ranks), "--oversubscribe"] + cmd
+        cmd = ["mpirun", "-n", str(ranks), "--oversubscribe", "--bind-to", "none"] + cmd  # threads as on one rank
     p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **MPI_ENV, **(env or {})))
     assert p.returncode == 0, p.stdout + p.stderr
     return re.search(r"^compute: (.*)$", p.stdout, re.M).group(1)
@@ -94,13 +94,17 @@ def test_a_run_repeats_itself_bit_for_bit(d):
         compute = train(d, run)
     assert_bitwise(results(d, "a"), results(d, "b"), compute)
     if shutil.which("mpirun"):
+        # every rank on the same threads as the one rank: a BLAS splits a product over its
+        # threads, and another split rounds otherwise (docs/numerics.md)
+        threads = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+        train(d, "a2", env=threads)
         for run in ("m2a", "m2b"):
-            train(d, run, ranks=2)
+            train(d, run, ranks=2, env=threads)
         assert_bitwise(results(d, "m2a"), results(d, "m2b"), "2 ranks")
         # and 2 ranks end as 1 does (sums over ranks in double: test_mpi.py's matrices hold them
         # all), but for the losses: the eval windows are split over the ranks, so each rank's GEMMs
         # have other shapes, which a multi-threaded BLAS partitions (and rounds) otherwise
-        assert_bitwise(results(d, "a"), results(d, "m2a"), "2 ranks against 1", losses_rtol=1e-8)
+        assert_bitwise(results(d, "a2"), results(d, "m2a"), "2 ranks against 1", losses_rtol=1e-8)
 
 
 def test_thread_counts_and_team_sizes_change_only_the_rounding(d):
@@ -152,3 +156,13 @@ def test_the_compute_line_says_what_runs_and_idle_openmp_threads_sleep(d):
     assert "OMP_WAIT_POLICY=active)" in compute({"OMP_WAIT_POLICY": "active"})
     bound = compute({"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"})
     assert "(OMP_PROC_BIND=close, OMP_PLACES=cores, OMP_WAIT_POLICY unset: export OMP_WAIT_POLICY=passive)" in bound
+
+
+def test_a_team_size_the_backend_cannot_run_is_one_line(d):
+    for value, says in (("x", "REWARM_TEAM_SIZE=x: not a team size (a whole number of threads, 1 to 1024)"),
+                        ("64", "REWARM_TEAM_SIZE=64: a team cannot have more threads than the ")):
+        p = subprocess.run([REWARM, "train", config(d, "t")], capture_output=True, text=True,
+                           env=dict(os.environ, REWARM_TEAM_SIZE=value, OMP_NUM_THREADS="2"))
+        lines = p.stderr.splitlines()
+        assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"rewarm: error: {says}"), p.stderr
+    assert not (d / "t").exists()
