@@ -2,9 +2,9 @@
 # The GPU builds, where this machine has what they need, each said to be built or skipped and why
 # (never silently): CUDA against a Kokkos 4 CUDA install (KOKKOS_CUDA_ROOT, default
 # .deps/kokkos-cuda) with cuDNN's fused attention (cudnn-frontend: CUDNN_FRONTEND_ROOT, default
-# .deps/cudnn-frontend) and NCCL in build-cuda/, with its unit tests (what bench/gpu/run.sh runs on
-# a GPU); HIP against a Kokkos 4 HIP install (KOKKOS_HIP_ROOT, default .deps/kokkos-hip) in
-# build-hip/, rewarm alone (no AMD GPU runs its tests). Neither Kokkos is a Debian package:
+# .deps/cudnn-frontend) and NCCL in build-cuda/, HIP against a Kokkos 4 HIP install
+# (KOKKOS_HIP_ROOT, default .deps/kokkos-hip) in build-hip/: rewarm alone, since no GPU here runs
+# their tests (scripts/gpu_bundle.sh builds the CUDA tests for bench/gpu/run.sh). Neither Kokkos is a Debian package:
 # scripts/unpack_deps.sh unpacks the project's prebuilt installs into .deps/ (CI does, before this
 # script); README "Building on a cluster" says how to make them. No rocBLAS is packaged, so the
 # HIP build is a compile check with Kokkos Kernels' own GEMM (REWARM_ALLOW_NATIVE_GEMM, default
@@ -40,7 +40,7 @@ build() {  # name kokkos_root compiler extra-cmake-args...
 }
 cuda=${KOKKOS_CUDA_ROOT:-$PWD/.deps/kokkos-cuda}
 hip=${KOKKOS_HIP_ROOT:-$PWD/.deps/kokkos-hip}
-build CUDA "$cuda" "$cuda/bin/nvcc_wrapper" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON  # cuDNN's fused attention, NCCL
+build CUDA "$cuda" "$cuda/bin/nvcc_wrapper" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DBUILD_TESTING=OFF  # cuDNN, NCCL
 build HIP "$hip" hipcc -DREWARM_ALLOW_NATIVE_GEMM=${REWARM_ALLOW_NATIVE_GEMM:-ON} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
   -DBUILD_TESTING=OFF
 

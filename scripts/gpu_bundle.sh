@@ -21,7 +21,7 @@ else
   stage=$out/rewarm-cuda build=build-cuda
   kokkos=${Kokkos_ROOT:-$PWD/.deps/kokkos-cuda}
   [[ -x $kokkos/bin/nvcc_wrapper ]] || { echo "gpu_bundle: no CUDA Kokkos at $kokkos (set Kokkos_ROOT)" >&2; exit 1; }
-  cmake -B build-cuda -S . -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" \
+  cmake -B build-cuda -S . -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" -DBUILD_TESTING=ON \
         -DCMAKE_CXX_COMPILER="$kokkos/bin/nvcc_wrapper" >/dev/null
   cmake --build build-cuda -j"$(nproc)" --target rewarm rewarm_tests rewarm_comm_tests
 fi
