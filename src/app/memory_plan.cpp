@@ -6,10 +6,6 @@
 
 namespace rewarm {
 
-namespace {
-std::size_t padded(Index n, std::size_t elem) { return (std::size_t(n) * elem + 7) / 8 * 8; }
-}  // namespace
-
 std::vector<std::pair<std::string, std::size_t>> RankMemory::parts() const {
   std::vector<std::pair<std::string, std::size_t>> all{{"weights (fp32)", model.weights},
                                                        {"weights' bf16 copy", model.weights_bf16},
@@ -54,19 +50,19 @@ RankMemory rank_memory(const RunConfig& cfg, int ranks, int rank, const GptOptio
   const bool fp32 = cfg.parallel.reduce == "fp32" && ranks > 1;
   if (zero == 3) {  // this rank's parameters and gradient (its slices), the gathered units
     const bool bf16 = options.gemm == GemmPrecision::bf16;
-    m.model.weights = padded(own, 4), m.model.gradients = padded(own, 4);
+    m.model.weights = allocation_bytes(own, 4), m.model.gradients = allocation_bytes(own, 4);
     m.units = ParamUnits::memory_bytes(ParamLayout(cfg.model), slices, rank, bf16) - m.model.weights;
   }
   if (zero == 3 || (zero >= 2 && !direct)) {
-    m.gradient_sum = padded(own, 8);
+    m.gradient_sum = allocation_bytes(own, 8);
     m.communication =
         SlicedGradientSum::memory_bytes(slices, rank, ParamLayout(cfg.model).largest_bucket_range()) - m.gradient_sum;
   } else if (!direct) {
-    m.gradient_sum = padded(P, 8);
+    m.gradient_sum = allocation_bytes(P, 8);
   }
-  if (zero == 1) m.communication = padded(own, fp32 ? 4 : 8);
-  m.adamw = 2 * padded(own, 4);
-  m.batch = 2 * padded(B * T, 4);
+  if (zero == 1) m.communication = allocation_bytes(own, fp32 ? 4 : 8);
+  m.adamw = 2 * allocation_bytes(own, 4);
+  m.batch = 2 * allocation_bytes(B * T, 4);
   return m;
 }
 

@@ -117,9 +117,7 @@ void Gemm<T>::reserve(Index span_a, Index span_b) {
 template <class T>
 std::size_t Gemm<T>::scratch_bytes(GemmPrecision precision, Index span_a, Index span_b) {
   if (precision != GemmPrecision::bf16) return 0;
-  const std::size_t elem = sizeof(Bf16Storage);
-  auto padded = [&](Index n) { return (std::size_t(n) * elem + 7) / 8 * 8; };  // as Kokkos allocates
-  return padded(span_a) + padded(span_b);
+  return allocation_bytes(span_a, sizeof(Bf16Storage)) + allocation_bytes(span_b, sizeof(Bf16Storage));
 }
 
 template <class T>

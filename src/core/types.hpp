@@ -1,5 +1,6 @@
 // Scalar and View aliases used across rewarm.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -25,6 +26,10 @@ template <class T>
 using Matrix = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 template <class T>
 using Vector = Kokkos::View<T*, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+
+// Bytes Kokkos allocates for a View of n elements of `elem` bytes (each allocation padded to 8):
+// what the memory estimates add up.
+inline std::size_t allocation_bytes(Index n, std::size_t elem) { return (std::size_t(n) * elem + 7) / 8 * 8; }
 
 // The one way to view memory as a Matrix or Vector (no copy, no ownership).
 template <class T>

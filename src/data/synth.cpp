@@ -26,13 +26,13 @@ double synth_entropy_rate(const SynthSpec& s) {
   return h;
 }
 
-static std::uint64_t mix(std::uint64_t z) { return splitmix64_next(z); }  // one step from state z
+static std::uint64_t next_value(std::uint64_t z) { return splitmix64_next(z); }  // one step from state z
 
 std::vector<std::uint32_t> synth_permutation(const SynthSpec& s, Index a, Index b) {
   const std::uint64_t context = std::uint64_t(a * s.vocab + b);
   // whether this context is shared depends on shared_seed alone: the same set in every corpus
-  const double u = double(mix(s.shared_seed ^ mix(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
-  std::uint64_t rng = mix((u < s.share ? s.shared_seed : s.seed) * kGoldenGamma + context);
+  const double u = double(next_value(s.shared_seed ^ next_value(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
+  std::uint64_t rng = next_value((u < s.share ? s.shared_seed : s.seed) * kGoldenGamma + context);
   std::vector<std::uint32_t> q(std::size_t(s.vocab));
   std::iota(q.begin(), q.end(), 0u);
   for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[splitmix64_next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates

@@ -221,8 +221,8 @@ GptMemory Gpt<T>::memory_parts(const ModelConfig& c, Index B, Index T_len, const
   const Index N = B * T_len, d = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers,
               H = c.num_attention_heads, P = ParamLayout(c).total;
   GptMemory m;
-  auto add = [](std::size_t& part, Index count, std::size_t elem, Index times = 1) {  // Kokkos pads each to 8 bytes
-    part += std::size_t(times) * ((std::size_t(count) * elem + 7) / 8 * 8);
+  auto add = [](std::size_t& part, Index count, std::size_t elem, Index times = 1) {
+    part += std::size_t(times) * allocation_bytes(count, elem);
   };
   const std::size_t t = sizeof(T), b16 = sizeof(Bf16Storage);
   if (!options.sharded) {  // sharded: the trainer's (ParamUnits)

@@ -5,7 +5,6 @@
 namespace rewarm {
 
 namespace {
-std::size_t padded(Index n, std::size_t elem) { return (std::size_t(n) * elem + 7) / 8 * 8; }
 template <class T>
 View1<T> buffer(const char* name, Index n) {
   return View1<T>(Kokkos::view_alloc(std::string(name), Kokkos::WithoutInitializing), n);
@@ -32,8 +31,8 @@ ParamUnits::ParamUnits(const ParamLayout& layout, const Slices& slices, Comm& co
 
 std::size_t ParamUnits::memory_bytes(const ParamLayout& layout, const Slices& slices, int rank, bool bf16) {
   const Index largest = layout.largest_bucket();
-  return padded(slices.count[std::size_t(rank)], 4) + 2 * padded(largest, 4) +
-         (bf16 ? 2 * padded(largest, sizeof(Bf16Storage)) : 0) + padded(largest, 4);
+  return allocation_bytes(slices.count[std::size_t(rank)], 4) + 2 * allocation_bytes(largest, 4) +
+         (bf16 ? 2 * allocation_bytes(largest, sizeof(Bf16Storage)) : 0) + allocation_bytes(largest, 4);
 }
 
 Index ParamUnits::unit_size(std::size_t unit) const {

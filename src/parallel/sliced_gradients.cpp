@@ -5,7 +5,6 @@
 namespace rewarm {
 
 namespace {
-std::size_t padded(Index n, std::size_t elem) { return (std::size_t(n) * elem + 7) / 8 * 8; }
 // The largest part of any range of at most `largest` elements that falls in this rank's slice.
 Index largest_part(const Slices& s, int rank, Index largest) { return std::min(largest, s.count[std::size_t(rank)]); }
 }  // namespace
@@ -19,8 +18,8 @@ SlicedGradientSum::SlicedGradientSum(const Slices& slices, int rank, Index large
             largest_part(slices, rank, largest_range)) {}
 
 std::size_t SlicedGradientSum::memory_bytes(const Slices& slices, int rank, Index largest_range) {
-  return padded(slices.count[std::size_t(rank)], 8) + padded(largest_range, 8) +
-         padded(largest_part(slices, rank, largest_range), 8);
+  return allocation_bytes(slices.count[std::size_t(rank)], 8) + allocation_bytes(largest_range, 8) +
+         allocation_bytes(largest_part(slices, rank, largest_range), 8);
 }
 
 void SlicedGradientSum::add(Comm& comm, DeviceCollectives* device, const float* range, Index begin, Index end,

@@ -20,9 +20,15 @@ def plan(d, cfg, *args):
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_plan_is_what_a_run_allocates(d, ranks):
     seen = {}
+    # One rank: every combination. Two ranks: what the ranks change (the ZeRO parts), each stage
+    # in both precisions, and one recompute mode per stage beside it (the activations are the
+    # same on any rank count; each stage still meets a recompute mode, in each precision).
+    extra = {0: ("selective", "fp32"), 1: ("full", "bf16"), 2: ("selective", "bf16"), 3: ("full", "fp32")}
     for zero in (0, 1, 2, 3):
         for recompute in ("none", "selective", "full"):
             for gemm in ("fp32", "bf16"):
+                if ranks == 2 and recompute != "none" and extra[zero] != (recompute, gemm):
+                    continue
                 run = f"z{zero}{recompute}{gemm}"
                 cfg = config(d, run, layers=3, data={"micro_batch": 2, "global_batch": 8},
                              parallel={"zero": zero}, memory={"recompute": recompute}, precision={"gemm": gemm})
@@ -58,8 +64,9 @@ def test_plan_is_what_a_run_allocates(d, ranks):
             assert z3["weights (fp32)"] < 0.51 * z0["weights (fp32)"]
             assert z3["gradients (fp32)"] < 0.51 * z0["gradients (fp32)"]
         assert "weights' bf16 copy" not in z3 and z3["gathered units"] > 0
-        a = [seen[(0, r, gemm)]["activations"] for r in ("none", "selective", "full")]
-        assert a[0] > a[1] > a[2]
+        if ranks == 1:
+            a = [seen[(0, r, gemm)]["activations"] for r in ("none", "selective", "full")]
+            assert a[0] > a[1] > a[2]
 
 
 @pytest.mark.long_numbers
