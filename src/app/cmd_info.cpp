@@ -32,7 +32,7 @@ static void describe_run(const std::string& config, const std::string& path) {
     std::printf("  run: %s; %s lr %.3g -> %.3g, warmup %lld of %lld steps; init %s (%s); train on %s\n",
                 c.run_dir.c_str(), c.schedule.kind.c_str(), c.optimizer.lr, c.optimizer.min_lr,
                 static_cast<long long>(c.schedule.warmup_steps), static_cast<long long>(c.schedule.total_steps),
-                c.init.from.c_str(), c.init.load.c_str(), sets.c_str());
+                c.init.from.c_str(), option_name(c.init.load).c_str(), sets.c_str());
   } catch (const Error& e) {
     std::printf("  run: stored config unreadable (%s)\n", e.what());
   }

@@ -52,10 +52,10 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
   std::printf(
       "plan  %lld parameters; micro_batch %lld × seq_len %lld on %d rank%s; GEMMs %s, recompute %s, zero %lld\n",
       static_cast<long long>(params), static_cast<long long>(cfg.data.micro_batch),
-      static_cast<long long>(cfg.data.seq_len), ranks, ranks > 1 ? "s" : "", cfg.precision.gemm.c_str(),
-      cfg.memory.recompute.c_str(), static_cast<long long>(cfg.parallel.zero));
+      static_cast<long long>(cfg.data.seq_len), ranks, ranks > 1 ? "s" : "", to_string(cfg.precision.gemm).c_str(),
+      to_string(cfg.memory.recompute).c_str(), static_cast<long long>(cfg.parallel.zero));
   std::printf("memory per rank (rank 0; the GEMM attention%s):\n",
-              cfg.precision.attention == "gemm" ? "" : ", the fused attention needs less");
+              cfg.precision.attention == AttentionRequest::gemm ? "" : ", the fused attention needs less");
   for (const auto& [name, bytes] : mine.parts())
     if (bytes < (1u << 24))  // small parts in MiB, so that none reads 0
       std::printf("  %-24s %10.3f MiB\n", name.c_str(), double(bytes) / (1 << 20));
@@ -79,7 +79,7 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
                 static_cast<long long>(best), static_cast<long long>(per_rank));
   else
     std::printf("no micro_batch fits in %.1f GiB with zero %lld and recompute %s\n", device_gib,
-                static_cast<long long>(cfg.parallel.zero), cfg.memory.recompute.c_str());
+                static_cast<long long>(cfg.parallel.zero), to_string(cfg.memory.recompute).c_str());
 
   std::printf("total per rank, GiB (* fits in %.1f GiB):\n%-10s", device_gib, "");
   const char* modes[] = {"none", "selective", "full"};
@@ -91,8 +91,8 @@ void plan(const std::string& path, const std::vector<std::string>& sets, int ran
     for (const char* r : modes) {
       auto c = cfg;
       c.parallel.zero = zero;
-      c.memory.recompute = r;
-      if (zero >= 2) c.parallel.reduce = "exact";
+      c.memory.recompute = parse_recompute(r, cfg.source);
+      if (zero >= 2) c.parallel.reduce = GradientReduce::exact;
       const auto oc = model_options(c, nullptr);
       const double bytes = double(rank_memory(c, ranks, 0, oc).total());
       std::printf("%13.2f%s", to_gib(bytes), bytes <= budget ? "*" : " ");

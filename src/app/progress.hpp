@@ -2,6 +2,7 @@
 // throughput in tokens and model FLOPs, the time elapsed and the time left. Time left comes from
 // the recent steps' own times (evaluations and checkpoints excluded), so a pause does not skew it.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <string>
@@ -29,6 +30,11 @@ class Progress {
   std::deque<double> recent_;
   double recent_sum_ = 0;
 };
+
+// Seconds from t0 to now (the steady clock: the log's times).
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 std::string format_duration(double seconds);  // "45s", "1m02s", "3h04m", "2d03h"
 std::string format_si(double value);          // "41.7k", "1.25M", "950"

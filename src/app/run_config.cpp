@@ -8,8 +8,6 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "core/gemm_precision.hpp"
-#include "model/recompute.hpp"
 
 namespace rewarm {
 namespace {
@@ -28,7 +26,10 @@ class Section {
     const toml::node* n = t_->get(key);
     if (!n) return false;
     const std::string full = prefix_ + key;
-    if constexpr (std::is_same_v<X, bool>) {
+    if constexpr (is_option<X>::value) {  // a fixed set of names, parsed into its enum here, once
+      if (!n->is_string()) type_error(full, "a string", *n);
+      out = parse_option<X>(n->as_string()->get(), full, source_);
+    } else if constexpr (std::is_same_v<X, bool>) {
       if (!n->is_boolean()) type_error(full, "a boolean", *n);
       out = n->as_boolean()->get();
     } else if constexpr (std::is_integral_v<X>) {
@@ -177,10 +178,14 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
     if (n && !n->is_table()) fail(source, std::string(name) + " must be a table ([" + name + "])");
     return n ? n->as_table() : nullptr;
   };
+  const char* tables[] = {"model", "init", "data", "optimizer", "schedule", "parallel", "precision", "memory", "train"};
   Section top(&root, "", source, record);
-  top.get("run_dir", c.run_dir);
-  top.expect({"model", "init", "data", "optimizer", "schedule", "parallel", "precision", "memory", "train"});
-  top.finish();
+  top.expect(std::vector<std::string>(std::begin(tables), std::end(tables)));
+  std::map<std::string, Section> sections;  // every table's keys, by table
+  sections.emplace("", std::move(top));
+  for (const char* name : tables)
+    if (std::string(name) != "model") sections.emplace(name, Section(table(name), name + std::string("."), source, record));
+  c.for_each_key([&](const char* t, const char* key, auto& field) { sections.at(t).get(key, field); });
 
   const toml::table* mt = table("model");
   c.model_given = mt != nullptr;
@@ -190,38 +195,11 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   c.model.for_each_field([&](const char* key, auto& field) { m.get(key, field); });
   m.finish();
 
-  Section in(table("init"), "init.", source, record);
-  in.get("from", c.init.from);
-  in.get("load", c.init.load);
-  in.get("seed", c.init.seed);
-  in.get("std", c.init.std);
-  in.finish();
-  if (c.init.load != "weights" && c.init.load != "full")
-    fail(source, "init.load = \"" + c.init.load + "\" must be \"weights\" or \"full\"");
-  if (c.init.from == "random" && c.init.load == "full")
-    fail(source, "init.load = \"full\" needs init.from = a checkpoint");
-
   const toml::table* dt = table("data");
-  Section d(dt, "data.", source, record);
-  d.get("seq_len", c.data.seq_len);
-  d.get("micro_batch", c.data.micro_batch);
-  d.get("global_batch", c.data.global_batch);
-  d.get("shuffle", c.data.shuffle);
-  d.get("seed", c.data.seed);
-  d.expect({"train", "eval"});
-  d.finish();
+  sections.at("data").expect({"train", "eval"});
   c.data.train = read_sets(dt, "train", source, false, record);
   c.data.eval = read_sets(dt, "eval", source, true, record);
-  if (c.data.train.empty()) fail(source, "at least one [[data.train]] set is required");
-  if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
-    fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
-  if (c.data.global_batch % c.data.micro_batch != 0)
-    fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) +
-                     " is not a multiple of data.micro_batch = " + std::to_string(c.data.micro_batch));
 
-  Section o(table("optimizer"), "optimizer.", source, record);
-  o.get("lr", c.optimizer.lr);
-  o.get("min_lr", c.optimizer.min_lr);
   std::vector<double> betas{c.optimizer.beta1, c.optimizer.beta2};
   if (root["optimizer"]["betas"]) {
     const auto* a = root["optimizer"]["betas"].as_array();
@@ -230,32 +208,31 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
     for (int i = 0; i < 2; ++i)
       betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
   }
-  o.accept("betas");
+  sections.at("optimizer").accept("betas");
   c.optimizer.beta1 = betas[0];
   c.optimizer.beta2 = betas[1];
-  o.get("eps", c.optimizer.eps);
-  o.get("weight_decay", c.optimizer.weight_decay);
-  o.get("grad_clip", c.optimizer.grad_clip);
-  o.finish();
-  if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1))
-    fail(source, "optimizer.betas must lie in [0, 1)");
-  if (c.optimizer.lr < 0 || c.optimizer.min_lr < 0)
-    fail(source, "optimizer.lr and optimizer.min_lr must be non-negative");
 
-  Section s(table("schedule"), "schedule.", source, record);
-  s.get("kind", c.schedule.kind);
+  Section& s = sections.at("schedule");  // the length and the warmup, each in one of two forms
   double warmup = -1, total_tokens = -1;
   Index warmup_steps = -1, total_steps = -1;
   s.get("warmup", warmup);
   s.get("warmup_steps", warmup_steps);
   s.get("total_steps", total_steps);
   s.get("total_tokens", total_tokens);
-  s.get("const_lr", c.schedule.const_lr);
-  s.get("cooldown", c.schedule.cooldown);
-  s.get("constant", c.schedule.constant);
-  s.get("timescale", c.schedule.timescale);
-  s.get("decay", c.schedule.decay);
-  s.finish();
+  for (const auto& [name, section] : sections) section.finish();
+
+  if (c.init.from == "random" && c.init.load == InitLoad::full)
+    fail(source, "init.load = \"full\" needs init.from = a checkpoint");
+  if (c.data.train.empty()) fail(source, "at least one [[data.train]] set is required");
+  if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
+    fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
+  if (c.data.global_batch % c.data.micro_batch != 0)
+    fail(source, "data.global_batch = " + std::to_string(c.data.global_batch) +
+                     " is not a multiple of data.micro_batch = " + std::to_string(c.data.micro_batch));
+  if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1))
+    fail(source, "optimizer.betas must lie in [0, 1)");
+  if (c.optimizer.lr < 0 || c.optimizer.min_lr < 0)
+    fail(source, "optimizer.lr and optimizer.min_lr must be non-negative");
   if (written) {  // the shape parameters of one kind of schedule, given with another
     const std::vector<std::string> infinite{"infinite_cosine", "infinite_inv_sqrt", "infinite_linear"};
     const std::vector<std::pair<std::string, std::vector<std::string>>> read_by{{"const_lr", infinite},
@@ -281,43 +258,11 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
                             : warmup >= 0     ? Index(std::llround(warmup * total_steps))
                                               : 0;
   c.schedule.validate(source);
-
-  Section pr(table("precision"), "precision.", source, record);
-  pr.get("gemm", c.precision.gemm);
-  pr.get("attention", c.precision.attention);
-  pr.get("attention_workspace_mb", c.precision.attention_workspace_mb);
-  pr.finish();
-  parse_gemm_precision(c.precision.gemm, source);
-  if (c.precision.attention != "auto" && c.precision.attention != "fused" && c.precision.attention != "gemm")
-    fail(source, "precision.attention = \"" + c.precision.attention + "\" is not one of auto, fused, gemm" +
-                     did_you_mean(c.precision.attention, {"auto", "fused", "gemm"}, "", true));
-
-  Section par(table("parallel"), "parallel.", source, record);
-  par.get("zero", c.parallel.zero);
-  par.get("gpu_aware_mpi", c.parallel.gpu_aware_mpi);
-  par.get("overlap", c.parallel.overlap);
-  par.get("reduce", c.parallel.reduce);
-  par.finish();
   if (c.parallel.zero < 0 || c.parallel.zero > 3)
     fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0, 1, 2 or 3");
-  if (c.parallel.reduce != "exact" && c.parallel.reduce != "fp32")
-    fail(source, "parallel.reduce = \"" + c.parallel.reduce + "\" is not one of exact, fp32");
-  if (c.parallel.zero >= 2 && c.parallel.reduce == "fp32")  // its sums over ranks are per micro-batch: in double
+  if (c.parallel.zero >= 2 && c.parallel.reduce == GradientReduce::fp32)  // its sums over ranks are per micro-batch: in double
     fail(source, "parallel.reduce = \"fp32\" is for zero = 0 or 1: zero = " + std::to_string(c.parallel.zero) +
                      " sums each micro-batch's gradients over the ranks in double");
-
-  Section mem(table("memory"), "memory.", source, record);
-  mem.get("recompute", c.memory.recompute);
-  mem.finish();
-  parse_recompute(c.memory.recompute, source);
-
-  Section t(table("train"), "train.", source, record);
-  t.get("eval_interval", c.train.eval_interval);
-  t.get("eval_at_start", c.train.eval_at_start);
-  t.get("log_interval", c.train.log_interval);
-  t.get("checkpoint_interval", c.train.checkpoint_interval);
-  t.get("keep_checkpoints", c.train.keep_checkpoints);
-  t.finish();
   if (c.train.log_interval < 1) fail(source, "train.log_interval must be at least 1");
   if (c.model_given) {
     c.model.validate(source);
@@ -439,47 +384,29 @@ std::string RunConfig::to_toml() const {
     }
     return a;
   };
+  toml::table root;
+  auto at = [&](const char* t) -> toml::table& {
+    if (!*t) return root;
+    if (!root.contains(t)) root.insert(t, toml::table{});
+    return *root.get(t)->as_table();
+  };
+  for_each_key([&](const char* t, const char* key, const auto& v) {
+    using X = std::decay_t<decltype(v)>;
+    if constexpr (is_option<X>::value)
+      at(t).insert(key, option_name(v));
+    else if constexpr (std::is_same_v<X, std::uint64_t>)
+      at(t).insert(key, std::int64_t(v));
+    else
+      at(t).insert(key, v);
+  });
   toml::table model_table;
   model.for_each_field([&](const char* key, const auto& v) { model_table.insert(key, v); });
-  toml::table root{
-      {"run_dir", run_dir},
-      {"model", model_table},
-      {"init",
-       toml::table{{"from", init.from}, {"load", init.load}, {"seed", std::int64_t(init.seed)}, {"std", init.std}}},
-      {"data", toml::table{{"seq_len", data.seq_len},
-                           {"micro_batch", data.micro_batch},
-                           {"global_batch", data.global_batch},
-                           {"shuffle", data.shuffle},
-                           {"seed", std::int64_t(data.seed)},
-                           {"train", sets(data.train, false)},
-                           {"eval", sets(data.eval, true)}}},
-      {"optimizer", toml::table{{"lr", optimizer.lr},
-                                {"min_lr", optimizer.min_lr},
-                                {"betas", toml::array{optimizer.beta1, optimizer.beta2}},
-                                {"eps", optimizer.eps},
-                                {"weight_decay", optimizer.weight_decay},
-                                {"grad_clip", optimizer.grad_clip}}},
-      {"schedule", toml::table{{"kind", schedule.kind},
-                               {"warmup_steps", schedule.warmup_steps},
-                               {"total_steps", schedule.total_steps},
-                               {"const_lr", schedule.const_lr},
-                               {"cooldown", schedule.cooldown},
-                               {"constant", schedule.constant},
-                               {"timescale", schedule.timescale},
-                               {"decay", schedule.decay}}},
-      {"precision", toml::table{{"gemm", precision.gemm},
-                                {"attention", precision.attention},
-                                {"attention_workspace_mb", precision.attention_workspace_mb}}},
-      {"parallel", toml::table{{"zero", parallel.zero},
-                               {"gpu_aware_mpi", parallel.gpu_aware_mpi},
-                               {"overlap", parallel.overlap},
-                               {"reduce", parallel.reduce}}},
-      {"memory", toml::table{{"recompute", memory.recompute}}},
-      {"train", toml::table{{"eval_interval", train.eval_interval},
-                            {"eval_at_start", train.eval_at_start},
-                            {"log_interval", train.log_interval},
-                            {"checkpoint_interval", train.checkpoint_interval},
-                            {"keep_checkpoints", train.keep_checkpoints}}}};
+  root.insert("model", model_table);
+  at("data").insert("train", sets(data.train, false));
+  at("data").insert("eval", sets(data.eval, true));
+  at("optimizer").insert("betas", toml::array{optimizer.beta1, optimizer.beta2});
+  at("schedule").insert("warmup_steps", schedule.warmup_steps);
+  at("schedule").insert("total_steps", schedule.total_steps);
   std::ostringstream ss;
   ss << root;
   return ss.str();

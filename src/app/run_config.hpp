@@ -1,14 +1,33 @@
-// The run config (DESIGN.md §2): TOML file + --set overrides, validated into typed fields.
+// The run config (docs/config.md): TOML file + --set overrides, validated into typed fields.
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
+#include "core/gemm_precision.hpp"
+#include "core/option.hpp"
 #include "data/data_set.hpp"
+#include "model/attention_request.hpp"
 #include "model/config.hpp"
+#include "model/recompute.hpp"
 #include "optim/adamw_config.hpp"
 #include "optim/schedule.hpp"
 
 namespace rewarm {
+
+// init.load: what a run takes from init.from's checkpoint: the weights (a new run from them), or
+// everything (weights, AdamW moments, step and data position: the same run continued).
+enum class InitLoad { weights, full };
+inline const std::array<const char*, 2>& option_names(InitLoad) {
+  static const std::array<const char*, 2> names{"weights", "full"};
+  return names;
+}
+// parallel.reduce: the gradient sums over the ranks in double (exact), or in float (half the bytes).
+enum class GradientReduce { exact, fp32 };
+inline const std::array<const char*, 2>& option_names(GradientReduce) {
+  static const std::array<const char*, 2> names{"exact", "fp32"};
+  return names;
+}
 
 struct RunConfig {
   std::string source;  // the file it came from, for error messages
@@ -16,7 +35,8 @@ struct RunConfig {
   ModelConfig model;
   bool model_given = false;  // false: take the model from init.from's checkpoint
   struct {
-    std::string from = "random", load = "weights";
+    std::string from = "random";
+    InitLoad load = InitLoad::weights;
     std::uint64_t seed = 1234;
     double std = 0.02;
   } init;
@@ -29,18 +49,18 @@ struct RunConfig {
   AdamW optimizer;
   Schedule schedule;
   struct {
-    std::string gemm = "fp32";         // fp32 | tf32 | bf16: what GEMM inputs are rounded to
-    std::string attention = "auto";    // auto | fused (cuDNN, bf16) | gemm: choose_attention decides
+    GemmPrecision gemm = GemmPrecision::fp32;            // what GEMM inputs are rounded to
+    AttentionRequest attention = AttentionRequest::automatic;  // choose_attention decides
     Index attention_workspace_mb = 0;  // bounds the T×T scores of a group of (batch, head) pairs; 0: auto
   } precision;
   struct {
     Index zero = 0;                // 1: ZeRO-1, AdamW state sharded over the ranks
     bool gpu_aware_mpi = false;    // device buffers straight to MPI
     bool overlap = false;          // sum the last micro-batch's gradients bucket by bucket during its backward
-    std::string reduce = "exact";  // exact: gradient sums over ranks in double; fp32: in float (half the bytes)
+    GradientReduce reduce = GradientReduce::exact;
   } parallel;
   struct {
-    std::string recompute = "none";  // none | selective | full: what the forward pass keeps (Recompute)
+    Recompute recompute = Recompute::none;  // what the forward pass keeps
   } memory;
   struct {
     Index eval_interval = 100, log_interval = 10, checkpoint_interval = 1000, keep_checkpoints = 3;
@@ -52,8 +72,59 @@ struct RunConfig {
   double lr_at(Index t) const { return schedule(t, optimizer.lr, optimizer.min_lr); }  // LR of optimizer step t
   // Resolved config as TOML (every key, defaults filled in): stored in checkpoints and metrics.
   std::string to_toml() const;
+  // Every key with a value of its own, written once here: f(table, key, field) ("" for the top
+  // level). The parser reads them and to_toml writes them; the keys with rules of their own
+  // (the [model] table, the data sets, optimizer.betas, the schedule's length and warmup) are
+  // read and written beside them.
+  template <class F>
+  void for_each_key(F&& f) {
+    keys(*this, f);
+  }
+  template <class F>
+  void for_each_key(F&& f) const {
+    keys(*this, f);
+  }
   // Checks that need the model (called again once a checkpoint supplied it).
   void validate_model() const;
+
+ private:
+  template <class Self, class F>
+  static void keys(Self& c, F& f) {
+    f("", "run_dir", c.run_dir);
+    f("init", "from", c.init.from);
+    f("init", "load", c.init.load);
+    f("init", "seed", c.init.seed);
+    f("init", "std", c.init.std);
+    f("data", "seq_len", c.data.seq_len);
+    f("data", "micro_batch", c.data.micro_batch);
+    f("data", "global_batch", c.data.global_batch);
+    f("data", "shuffle", c.data.shuffle);
+    f("data", "seed", c.data.seed);
+    f("optimizer", "lr", c.optimizer.lr);
+    f("optimizer", "min_lr", c.optimizer.min_lr);
+    f("optimizer", "eps", c.optimizer.eps);
+    f("optimizer", "weight_decay", c.optimizer.weight_decay);
+    f("optimizer", "grad_clip", c.optimizer.grad_clip);
+    f("schedule", "kind", c.schedule.kind);
+    f("schedule", "const_lr", c.schedule.const_lr);
+    f("schedule", "cooldown", c.schedule.cooldown);
+    f("schedule", "constant", c.schedule.constant);
+    f("schedule", "timescale", c.schedule.timescale);
+    f("schedule", "decay", c.schedule.decay);
+    f("precision", "gemm", c.precision.gemm);
+    f("precision", "attention", c.precision.attention);
+    f("precision", "attention_workspace_mb", c.precision.attention_workspace_mb);
+    f("parallel", "zero", c.parallel.zero);
+    f("parallel", "gpu_aware_mpi", c.parallel.gpu_aware_mpi);
+    f("parallel", "overlap", c.parallel.overlap);
+    f("parallel", "reduce", c.parallel.reduce);
+    f("memory", "recompute", c.memory.recompute);
+    f("train", "eval_interval", c.train.eval_interval);
+    f("train", "eval_at_start", c.train.eval_at_start);
+    f("train", "log_interval", c.train.log_interval);
+    f("train", "checkpoint_interval", c.train.checkpoint_interval);
+    f("train", "keep_checkpoints", c.train.keep_checkpoints);
+  }
 };
 
 // Parses `path`, applies overrides "section.key=value", validates. Throws rewarm::Error with

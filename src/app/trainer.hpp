@@ -1,39 +1,33 @@
 // The training loop: data, model, AdamW, schedule, evaluation, metrics and checkpoints, on one
-// rank or data-parallel over the ranks of `comm`.
+// rank or data-parallel over the ranks of `comm`. A step reads as llm.c's does: the step's
+// samples read, then per micro-batch its batch staged and the forward and backward pass, then
+// the gradient reduced over micro-batches and ranks, clipped, AdamW, the update spread. How the
+// ranks share the work (every ZeRO stage) is DataParallel's alone; the log, the checkpoints and
+// evaluation are TrainLog's, CheckpointManager's and Evaluation's.
 //
-// Data parallelism: each optimizer step's global_batch samples are drawn by every rank (the
-// stream is a pure function of the seed and the per-set counts); rank r computes samples
-// [r·G/N, (r+1)·G/N) of the step in micro_batch pieces. Micro-batch gradients are summed in
-// double, over micro-batches and then over ranks (one all-reduce, or a reduce-scatter with
-// ZeRO-1), so every rank count gives the same step. Rank 0 writes checkpoints and metrics; the
-// checkpoint always holds the full state, so a run resumes on any rank count.
+// Each optimizer step's global_batch samples are drawn by every rank (the stream is a pure
+// function of the seed and the per-set counts), and each rank reads its share. Rank 0 writes
+// checkpoints and metrics; the checkpoint always holds the full state, so a run resumes on any
+// rank count.
 #pragma once
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "app/checkpoint_manager.hpp"
+#include "app/device_batch.hpp"
+#include "app/evaluation.hpp"
 #include "app/run_config.hpp"
+#include "app/train_log.hpp"
 #include "data/mixture.hpp"
 #include "io/checkpoint.hpp"
 #include "io/run_dir_lock.hpp"
 #include "model/attention_choice.hpp"
 #include "model/gpt.hpp"
 #include "parallel/comm.hpp"
-#include "parallel/device_collectives.hpp"
-#include "parallel/param_units.hpp"
-#include "parallel/sliced_gradients.hpp"
+#include "parallel/data_parallel.hpp"
 
 namespace rewarm {
-
-struct StepResult {
-  double loss = 0, grad_norm = 0, lr = 0;
-  double data_seconds = 0;       // host time reading batches (this rank)
-  double allreduce_seconds = 0;  // gradient and loss reduction over the ranks (this rank)
-  // With Trainer::profile (fences between phases): forward, backward (with the gradient sum
-  // over micro-batches) and optimizer (clip, AdamW, ZeRO-1 all-gather excluded) seconds.
-  double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
-};
 
 class Trainer {
  public:
@@ -61,12 +55,10 @@ class Trainer {
   std::map<std::string, double> evaluate();
   const RunConfig& config() const { return cfg_; }
   const TrainState& state() const { return state_; }
-  // Bytes of AdamW moments this rank holds (all of them, or its ZeRO-1 slice).
-  std::size_t optimizer_bytes() const { return 2 * sizeof(float) * std::size_t(own_.count); }
+  // Bytes of AdamW moments this rank holds (all of them, or its ZeRO slice).
+  std::size_t optimizer_bytes() const { return 2 * sizeof(float) * std::size_t(dp_->owned_count()); }
   // Bytes this rank has handed to the gradient and parameter collectives (MPI and NCCL/RCCL).
-  std::int64_t communication_bytes() const {
-    return comm_.payload_bytes() + (collectives_ ? collectives_->payload_bytes() : 0);
-  }
+  std::int64_t communication_bytes() const { return dp_->communication_bytes(); }
   // Fence between the phases of step() and time each (benchmarks; off in training).
   void set_profile(bool on) { profile_ = model_->timing.on = on; }
   const Gpt<float>& model() const { return *model_; }
@@ -74,73 +66,38 @@ class Trainer {
   GptOptions model_options() const { return footprint(false).options; }
   // The attention this run computes with, and why ([precision] attention).
   const AttentionChoice& attention() const { return attention_; }
-  Index micro_batches_per_step() const { return cfg_.data.global_batch / (cfg_.data.micro_batch * comm_.size()); }
-  // One micro-batch per step on one rank: its gradient is the step's, no sum (and no double
-  // buffer) kept. Not with ZeRO-3, which steps from its gradient shard (the sliced sum writes it).
-  bool direct_steps() const {
-    return cfg_.data.global_batch == cfg_.data.micro_batch && comm_.size() == 1 && cfg_.parallel.zero < 3;
-  }
-  // ZeRO-2: the gradient sum is kept in slices (not needed for direct steps); ZeRO-3: always (there
-  // is no whole gradient to step with)
-  bool sliced_sum() const { return cfg_.parallel.zero >= 3 || (cfg_.parallel.zero >= 2 && !direct_steps()); }
+  Index micro_batches_per_step() const { return dp_->micro_batches(); }
 
  private:
-  void stage_window(Index j, const std::int32_t* window);  // a window into row j of the host batch
-  void upload_batch();                                     // host batch to the device, asynchronously
   struct Footprint {
     GptOptions options;
     double need = 0;           // bytes this rank (host: this node's ranks) will allocate
     std::string what, advice;  // for the messages
   };
   Footprint footprint(bool full) const;
-  void open_train_data();      // opens and checks every [[data.train]] set
-  void set_train_position();   // the sample stream where state_ left it
-  void open_eval_data();       // opens and checks every [[data.eval]] set
-  void check_run_dir() const;  // run_dir (and its checkpoints/) can be created and written
+  void open_train_data();     // opens and checks every [[data.train]] set
+  void set_train_position();  // the sample stream where state_ left it
+  void allocate(const Footprint& fit);
+  void read_step_windows(StepResult& r);  // this rank's share of the step's samples, into windows_
+  void run_eval(TrainLog& log);
   void save_checkpoint();
-  void writing(const std::function<void()>& write);  // rank 0 writes; a failure stops every rank
-  std::string last_good_checkpoint() const;          // "the last good checkpoint is step N (PATH)", for failures
-  double eval_set(std::size_t i);
 
   RunConfig cfg_;
   Comm& comm_;
   std::unique_ptr<RunDirLock> lock_;  // rank 0 of a training run
-  struct {
-    Index step = -1;  // none yet
-    std::string path;
-  } last_checkpoint_;  // the newest complete checkpoint of this run, for failure messages
+  CheckpointManager checkpoints_;
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
   bool profile_ = false;
-  std::unique_ptr<DeviceCollectives> collectives_;  // NCCL/RCCL for the gradients on GPUs, where built
-  std::string collectives_why_;                     // why not, for the log
-  AttentionChoice attention_;                       // decided once the model is known, before the memory estimate
+  AttentionChoice attention_;  // decided once the model is known, before the memory estimate
   std::unique_ptr<Gpt<float>> model_;
-  // The part of the flat buffers this rank updates: all of it, or its ZeRO-1 slice.
-  struct {
-    Index offset = 0, count = 0;
-  } own_;
-  Slices slices_;                              // every rank's part (ZeRO-1), or one part
-  View1<double> grad_sum_;                     // Σ micro-batch gradients of the step (then over ranks); zero <= 1
-  std::unique_ptr<SlicedGradientSum> sliced_;  // zero >= 2: only this rank's slice of that sum
-  std::unique_ptr<ParamUnits> units_;          // zero 3: this rank's parameters, gathered unit by unit
-  View1<float> grad_shard_;                    // zero 3: this rank's slice of the step's gradient
-  View1<double> grad_slice_;                   // ZeRO-1: this rank's slice of the summed gradient
-  View1<float> grad_slice32_;                  // the same, with [parallel] reduce = "fp32"
-  bool reduce_fp32() const { return cfg_.parallel.reduce == "fp32" && comm_.size() > 1; }
-  View1<float> exp_avg_, exp_avg_sq_;  // AdamW moments of the owned part
+  std::unique_ptr<DataParallel> dp_;    // after the model: it detaches from the model first
+  View1<float> exp_avg_, exp_avg_sq_;  // AdamW moments of the part this rank updates
   TrainState state_;
   std::unique_ptr<Mixture> mixture_;
-  std::vector<std::unique_ptr<TokenShard>> eval_shards_;  // one per [[data.eval]], opened once
-  View1<std::int32_t> ids_, targets_;
-  // Host side of the batch in page-locked memory on GPUs (the same memory as ids_ on host backends).
-  using HostBatch = decltype(Kokkos::create_mirror_view(PinnedSpace(), View1<std::int32_t>()));
-  HostBatch h_ids_, h_targets_;
+  std::unique_ptr<Evaluation> eval_;  // the [[data.eval]] sets, opened once
+  std::unique_ptr<DeviceBatch> batch_;
   std::vector<std::int32_t> windows_;  // this rank's windows of a step (seq_len + 1 tokens each)
-  // Data parallel without ZeRO: the last micro-batch's gradients are summed over the ranks bucket
-  // by bucket while its backward pass goes on (ParamLayout::gradient_buckets).
-  bool overlap_ = false;
-  std::vector<std::vector<std::pair<Index, Index>>> buckets_;
 };
 
 std::string device_description();

@@ -31,7 +31,9 @@
 
 namespace rewarm {
 
-// parse_gemm_precision, and fails when this build cannot compute in it (tf32 off NVIDIA GPUs).
+// `p`, where this build can compute in it; else one line naming `where` (tf32 off NVIDIA GPUs).
+GemmPrecision gemm_precision(GemmPrecision p, const std::string& where);
+// parse_gemm_precision, then the same.
 GemmPrecision gemm_precision(const std::string& name, const std::string& where);
 
 // Rounds to the nearest bfloat16 (ties to even) and back to float: the value a bf16 GEMM sees.

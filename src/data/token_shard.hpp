@@ -1,4 +1,4 @@
-// Token shards (DESIGN.md §3): /tokens, documents concatenated; window k is tokens
+// Token shards (docs/formats.md): /tokens, documents concatenated; window k is tokens
 // [k·seq_len, k·seq_len + seq_len + 1).
 #pragma once
 #include <memory>
@@ -42,7 +42,7 @@ class TokenShard {
   void read_tokens(Index start, Index count, std::uint32_t* out) const;  // native type, widened
 };
 
-// The root attributes that make `f` a token shard (DESIGN.md §3); /tokens is the caller's.
+// The root attributes that make `f` a token shard (docs/formats.md); /tokens is the caller's.
 void set_token_shard_attrs(h5::File& f, Index vocab_size, Index eod_token, const std::string& tokenizer,
                            const std::string& source);
 

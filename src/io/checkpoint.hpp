@@ -1,4 +1,4 @@
-// rewarm checkpoints (DESIGN.md §3): HF-named float32 tensors, Adam moments, training state.
+// rewarm checkpoints (docs/formats.md): HF-named float32 tensors, Adam moments, training state.
 // Every dataset carries checksums (HDF5's Fletcher32 per chunk, verified by HDF5 on every read;
 // the metadata has its own): a damaged checkpoint fails to load, naming the file and dataset.
 #pragma once

@@ -1,4 +1,4 @@
-// run_dir/metrics.h5 (DESIGN.md §3, docs/formats.md): one group of series per kind of record
+// run_dir/metrics.h5 (docs/formats.md): one group of series per kind of record
 // (/train, /eval/<set>), each series an extendible chunked dataset. A record is appended to
 // every series of its group and the file is flushed, in constant time whatever the file holds.
 //

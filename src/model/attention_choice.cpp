@@ -5,10 +5,10 @@
 namespace rewarm {
 
 AttentionChoice choose_attention(
-    const std::string& requested, GemmPrecision gemm, const layers::AttentionShape& shape, const std::string& source,
+    AttentionRequest requested, GemmPrecision gemm, const layers::AttentionShape& shape, const std::string& source,
     const layers::FusedAttentionSupport& support,
     const std::function<std::shared_ptr<layers::FusedAttention>(const layers::AttentionShape&)>& build) {
-  if (requested == "gemm") return {nullptr, "precision.attention = \"gemm\""};
+  if (requested == AttentionRequest::gemm) return {nullptr, "precision.attention = \"gemm\""};
   std::string why;
   if (gemm != GemmPrecision::bf16) {
     why = "precision.gemm = \"" + to_string(gemm) + "\", and cuDNN's fused attention computes in bf16";
@@ -22,13 +22,13 @@ AttentionChoice choose_attention(
             ": " + e.what();
     }
   }
-  if (requested == "fused") fail(source, "precision.attention = \"fused\" cannot run here: " + why);
+  if (requested == AttentionRequest::fused) fail(source, "precision.attention = \"fused\" cannot run here: " + why);
   return {nullptr, "auto: " + why};
 }
 
-AttentionChoice choose_attention(const std::string& requested, GemmPrecision gemm, const layers::AttentionShape& shape,
+AttentionChoice choose_attention(AttentionRequest requested, GemmPrecision gemm, const layers::AttentionShape& shape,
                                  const std::string& source) {
-  const bool wanted = requested != "gemm" && gemm == GemmPrecision::bf16;  // probe cuDNN only if it could run
+  const bool wanted = requested != AttentionRequest::gemm && gemm == GemmPrecision::bf16;  // probe cuDNN only if it could run
   return choose_attention(requested, gemm, shape, source,
                           wanted ? layers::fused_attention_support() : layers::FusedAttentionSupport{},
                           [](const layers::AttentionShape& s) { return std::make_shared<layers::FusedAttention>(s); });

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/gemm_precision.hpp"
+#include "model/attention_request.hpp"
 #include "model/layers/fused_attention.hpp"
 
 namespace rewarm {
@@ -22,10 +23,10 @@ struct AttentionChoice {
 // attention and says why. `support` and `build` are the process's own by default (tests pass
 // their own).
 AttentionChoice choose_attention(
-    const std::string& requested, GemmPrecision gemm, const layers::AttentionShape& shape, const std::string& source,
+    AttentionRequest requested, GemmPrecision gemm, const layers::AttentionShape& shape, const std::string& source,
     const layers::FusedAttentionSupport& support,
     const std::function<std::shared_ptr<layers::FusedAttention>(const layers::AttentionShape&)>& build);
-AttentionChoice choose_attention(const std::string& requested, GemmPrecision gemm, const layers::AttentionShape& shape,
+AttentionChoice choose_attention(AttentionRequest requested, GemmPrecision gemm, const layers::AttentionShape& shape,
                                  const std::string& source);
 
 }  // namespace rewarm

@@ -348,8 +348,20 @@ void Gpt<T>::zero_grads() {
 }
 
 template <class T>
-double Gpt<T>::forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count,
-                       const std::int32_t* host_ids) {
+double Gpt<T>::loss(const View1<int32_t>& ids, const View1<int32_t>& targets, Index count) {
+  return run(ids, targets, 0, count, nullptr);
+}
+
+template <class T>
+double Gpt<T>::forward_backward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale,
+                                const std::int32_t* host_ids) {
+  if (grad_scale == 0) throw Error("Gpt::forward_backward: grad_scale 0 (Gpt::loss is the forward pass alone)");
+  return run(ids, targets, grad_scale, -1, host_ids);
+}
+
+template <class T>
+double Gpt<T>::run(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count,
+                   const std::int32_t* host_ids) {
   const auto& c = cfg_;
   const auto t0 = std::chrono::steady_clock::now();
   if (grad_scale != 0) {  // before the layers: its host work needs no device, unless the ids are only there

@@ -1,4 +1,4 @@
-// GPT-NeoX forward and backward on flat parameter/gradient buffers (DESIGN.md §4).
+// GPT-NeoX forward and backward on flat parameter/gradient buffers (docs/numerics.md).
 // Templated on the scalar so every layer and the whole model can be checked in double.
 #pragma once
 #include <functional>
@@ -102,16 +102,18 @@ class Gpt {
   void init_random(std::uint64_t seed, double std);  // normal(0,std) matrices, zero bias, LN 1/0
   void zero_grads();                                 // sharded: nothing (each unit's gradients come zeroed)
   // Whoever writes params (a checkpoint read, the optimizer step, a gather of ZeRO's slices)
-  // calls this: with bf16 GEMMs the next forward() remakes the weights' bf16 copy, once per
+  // calls this: with bf16 GEMMs the next forward pass remakes the weights' bf16 copy, once per
   // change rather than at every GEMM call.
   void params_changed() { weights16_stale_ = true; }
 
-  // ids, targets [batch·seq_len]. Returns Σ token losses over the first `count` tokens (all by
-  // default). With grad_scale != 0 also accumulates grad_scale·∂(Σ losses)/∂params into grads;
-  // host_ids, the same ids in host memory where the caller has them, spare a GPU the wait for
-  // copying them back (the embedding gradient's row lists are built on the host).
-  double forward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale = 0, Index count = -1,
-                 const std::int32_t* host_ids = nullptr);
+  // ids, targets [batch·seq_len]. The forward pass: Σ token losses over the first `count` tokens
+  // (all by default).
+  double loss(const View1<int32_t>& ids, const View1<int32_t>& targets, Index count = -1);
+  // The forward and the backward pass: Σ token losses, and grads += grad_scale·∂(Σ losses)/∂params
+  // (grad_scale != 0). host_ids, the same ids in host memory where the caller has them, spare a
+  // GPU the wait for copying them back (the embedding gradient's row lists are built on the host).
+  double forward_backward(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale,
+                          const std::int32_t* host_ids = nullptr);
 
   Index tokens() const { return B_ * T_; }
   // Called during the backward pass with the index of each ParamLayout::gradient_buckets() entry
@@ -120,10 +122,12 @@ class Gpt {
   // Sharded (ZeRO-3): unit `unit`'s buffers for `use`; `next` is the unit whose parameters it
   // will ask for after this one (-1: none), to be gathered meanwhile. The buffers stay valid
   // until the model asks for the unit after next. The gathers behind it are collective: every
-  // rank must make the same forward() calls, in the same order (the trainer gives each rank the
-  // same number of eval passes: one with fewer windows computes its last batch again, counting none).
+  // rank must make the same loss() and forward_backward() calls, in the same order (evaluation
+  // gives each rank the same number of passes: one with fewer windows computes its last batch
+  // again, counting none).
   std::function<UnitBuffers<T>(std::size_t unit, UnitUse use, std::ptrdiff_t next)> units;
-  // With `on`, forward() fences between its phases and adds their seconds here (benchmarks).
+  // With `on`, loss() and forward_backward() fence between the phases and add their seconds here
+  // (benchmarks).
   struct Timing {
     bool on = false;
     double forward = 0, backward = 0;
@@ -142,6 +146,8 @@ class Gpt {
   };
   // x (or, with bf16 GEMMs, x16) as the layer producing it stores it, `cols` wide.
   layers::Stored<T> stored(const View2<T>& x, const View1<Bf16Storage>& x16, Index cols) const;
+  double run(const View1<int32_t>& ids, const View1<int32_t>& targets, double grad_scale, Index count,
+             const std::int32_t* host_ids);  // the forward pass, and the backward pass where grad_scale != 0
   void backward();
   // Layer l's forward pass from h_[l]; with `output`, also its output h_[l+1] (a recomputation
   // has it already).

@@ -1,5 +1,8 @@
 #pragma once
+#include <array>
 #include <string>
+
+#include "core/option.hpp"
 
 namespace rewarm {
 
@@ -11,6 +14,10 @@ namespace rewarm {
 // checkpoint). The recomputed values are bitwise the stored ones: every mode gives the same
 // gradients.
 enum class Recompute { none, selective, full };
+inline const std::array<const char*, 3>& option_names(Recompute) {
+  static const std::array<const char*, 3> names{"none", "selective", "full"};
+  return names;
+}
 std::string to_string(Recompute r);
 // "none" | "selective" | "full"; anything else: one line naming `source` and the key.
 Recompute parse_recompute(const std::string& s, const std::string& source);

@@ -1,4 +1,4 @@
-// Learning-rate schedules: pure functions of the optimizer step t = 1, 2, ... (DESIGN.md §4).
+// Learning-rate schedules: pure functions of the optimizer step t = 1, 2, ... (docs/numerics.md).
 #pragma once
 #include <string>
 #include <vector>

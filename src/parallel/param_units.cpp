@@ -16,11 +16,11 @@ void to_bf16(const View1<float>& src, const View1<Bf16Storage>& dst, Index n) {
 }
 }  // namespace
 
-ParamUnits::ParamUnits(const ParamLayout& layout, const Slices& slices, Comm& comm, bool bf16)
+ParamUnits::ParamUnits(const ParamLayout& layout, const Slices& slices, Collectives& collectives, bool bf16)
     : units_(layout.gradient_buckets()),
       slices_(slices),
-      comm_(comm),
-      shard_("rewarm::param_shard", slices.count[std::size_t(comm.rank())]) {
+      collectives_(collectives),
+      shard_("rewarm::param_shard", slices.count[std::size_t(collectives.comm().rank())]) {
   const Index largest = layout.largest_bucket();
   for (auto& s : slots_) {
     s.params = buffer<float>("rewarm::unit_params", largest);
@@ -48,10 +48,9 @@ ParamUnits::Slot* ParamUnits::holding(std::ptrdiff_t unit) {
 }
 
 // Range by range: this rank's part of the range copied from the shard into its place, then
-// every rank's part gathered in place.
+// every rank's part gathered in place (done at land(), or at once for device memory over MPI).
 void ParamUnits::start_gather(Slot& slot, std::size_t unit) {
-  const int rank = comm_.rank();
-  const bool nonblocking = kHostMemory && !device_;  // Open MPI's nonblocking collectives: host memory only
+  const int rank = collectives_.comm().rank();
   Index pos = 0;
   for (const auto& [begin, end] : units_[unit]) {
     const Index n = end - begin;
@@ -61,16 +60,7 @@ void ParamUnits::start_gather(Slot& slot, std::size_t unit) {
     if (mine > 0)
       Kokkos::deep_copy(ExecSpace(), Kokkos::subview(slot.params, std::make_pair(pos + at, pos + at + mine)),
                         Kokkos::subview(shard_, std::make_pair(from, from + mine)));
-    if (comm_.size() > 1) {
-      if (device_) {
-        device_->start_allgather(slot.params.data() + pos, part);  // ordered after the copy (an event)
-      } else if (nonblocking) {
-        kx::fence("rewarm::unit_gather");  // MPI reads what the copy wrote
-        comm_.start_allgather(slot.params.data() + pos, part);
-      } else {
-        comm_.allgather(Kokkos::subview(slot.params, std::make_pair(pos, pos + n)), part);
-      }
-    }
+    if (collectives_.comm().size() > 1) collectives_.start_allgather(slot.params.data() + pos, part);
     gathered_ += n;
     pos += n;
   }
@@ -80,10 +70,7 @@ void ParamUnits::start_gather(Slot& slot, std::size_t unit) {
 
 void ParamUnits::land(Slot& slot) {
   if (!slot.pending) return;
-  if (device_)
-    device_->join();  // the compute stream waits for the gather; the host does not
-  else
-    comm_.wait_all();
+  collectives_.wait();
   if (slot.params16.data()) to_bf16(slot.params, slot.params16, unit_size(std::size_t(slot.unit)));
   slot.pending = false;
 }

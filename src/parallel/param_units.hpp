@@ -17,18 +17,16 @@
 #include <vector>
 
 #include "model/gpt.hpp"
-#include "parallel/comm.hpp"
-#include "parallel/device_collectives.hpp"
+#include "parallel/collectives.hpp"
 
 namespace rewarm {
 
 class ParamUnits {
  public:
-  ParamUnits(const ParamLayout& layout, const Slices& slices, Comm& comm, bool bf16);
+  // The gathers go through `collectives` (NCCL/RCCL once it uses the device).
+  ParamUnits(const ParamLayout& layout, const Slices& slices, Collectives& collectives, bool bf16);
   // What the constructor allocates (the trainer's memory estimate, `rewarm plan`).
   static std::size_t memory_bytes(const ParamLayout& layout, const Slices& slices, int rank, bool bf16);
-  // The gathers go through NCCL/RCCL from now on (made after the model: see Trainer).
-  void set_collectives(DeviceCollectives* device) { device_ = device; }
 
   // This rank's parameters, flat elements [slices.offset[rank], + count): AdamW updates them and
   // checkpoints hold them. Whoever writes them calls changed().
@@ -56,8 +54,7 @@ class ParamUnits {
 
   std::vector<std::vector<std::pair<Index, Index>>> units_;
   Slices slices_;
-  Comm& comm_;
-  DeviceCollectives* device_ = nullptr;
+  Collectives& collectives_;
   View1<float> shard_, grads_;
   std::array<Slot, 2> slots_;
   std::ptrdiff_t last_ = -1;        // the unit whose parameters were asked for last

@@ -69,6 +69,10 @@ class KokkosSession {
     args.insert(args.end(), kokkos_args.begin(), kokkos_args.end());
     if (probe.gpu && !device_chosen_by_user(kokkos_args))
       args.push_back("--kokkos-device-id=" + std::to_string(comm.local_rank() % probe.count));
+    // Kokkos' start-up warnings (say, cores oversubscribed) from rank 0 alone: the other ranks'
+    // copies, written at the same moment to the job's stderr, would cut into rank 0's lines.
+    // (Not where the variable says otherwise: Kokkos 3.4 refuses the two disagreeing.)
+    if (!comm.root() && !std::getenv("KOKKOS_DISABLE_WARNINGS")) args.push_back("--kokkos-disable-warnings");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     int argc = int(argv.size());

@@ -22,20 +22,14 @@ std::size_t SlicedGradientSum::memory_bytes(const Slices& slices, int rank, Inde
          allocation_bytes(largest_part(slices, rank, largest_range), 8);
 }
 
-void SlicedGradientSum::add(Comm& comm, DeviceCollectives* device, const float* range, Index begin, Index end,
-                            bool first) {
+void SlicedGradientSum::add(Collectives& collectives, const float* range, Index begin, Index end, bool first) {
   const Slices part = slices_.within(begin, end);
   const Index n = end - begin, mine = part.count[std::size_t(rank_)];
   const auto send = Kokkos::subview(send_, std::make_pair(Index(0), n));
   const auto recv = Kokkos::subview(recv_, std::make_pair(Index(0), mine));
   Kokkos::parallel_for(
       "rewarm::grad_to_double", Range(0, n), KOKKOS_LAMBDA(Index i) { send(i) = double(range[i]); });
-  if (device) {
-    device->start_reduce_scatter_sum(send.data(), recv.data(), part);
-    device->join();
-  } else {
-    comm.reduce_scatter_sum(send, recv, part);  // fences before MPI reads
-  }
+  collectives.reduce_scatter_sum(send, recv, part);
   if (mine == 0) return;
   // where this rank's part of the range sits in its slice
   const Index at = begin + part.offset[std::size_t(rank_)] - slices_.offset[std::size_t(rank_)];

@@ -8,8 +8,7 @@
 // first: the same double sums of the same floats, so the same float gradient (bitwise, as
 // data parallelism over rank counts is).
 #pragma once
-#include "parallel/comm.hpp"
-#include "parallel/device_collectives.hpp"
+#include "parallel/collectives.hpp"
 
 namespace rewarm {
 
@@ -21,8 +20,8 @@ class SlicedGradientSum {
   static std::size_t memory_bytes(const Slices& slices, int rank, Index largest_range);
   // sum() += Σ over ranks of the gradients of flat elements [begin, end), which `range` holds
   // (=, on the first micro-batch of a step). Every rank calls it with the same ranges in the same
-  // order. Through NCCL/RCCL where given, else MPI.
-  void add(Comm& comm, DeviceCollectives* device, const float* range, Index begin, Index end, bool first);
+  // order.
+  void add(Collectives& collectives, const float* range, Index begin, Index end, bool first);
   // This rank's slice of the step's gradient sum (slices.count[rank] doubles).
   const View1<double>& sum() const { return slice_; }
 

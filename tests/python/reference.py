@@ -1,5 +1,5 @@
-"""GPT-NeoX exactly as DESIGN.md §4 (HF GPTNeoXForCausalLM semantics), in plain PyTorch, with
-HF parameter names, plus the DESIGN.md learning-rate schedules. The oracle for rewarm."""
+"""GPT-NeoX exactly as docs/numerics.md says (HF GPTNeoXForCausalLM semantics), in plain PyTorch, with
+HF parameter names, plus its learning-rate schedules. The oracle for rewarm."""
 import math
 
 import torch
@@ -97,7 +97,7 @@ def decay_groups(model):
 
 
 def schedule(kind, t, lr, min_lr, W, E, const_lr=0.0, cooldown=0.6, constant=0.85, timescale=10.0, decay=0.2):
-    """DESIGN.md §4, written independently of the C++ code."""
+    """docs/numerics.md, written independently of the C++ code."""
     if W > 0 and t <= W:
         return lr * t / W
     if kind == "constant":

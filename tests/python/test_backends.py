@@ -87,6 +87,7 @@ def assert_within_rounding(a, b, what):
             np.testing.assert_allclose(a[k], b[k], rtol=2e-6 if "grad_norm" in k else 1e-6, err_msg=f"{what}: {k}")
 
 
+@pytest.mark.long_numbers
 def test_a_run_repeats_itself_bit_for_bit(d):
     """No floating-point atomics, no sum whose order depends on scheduling: the same run twice
     on the same threads (and ranks) is the same to the bit."""
@@ -107,6 +108,7 @@ def test_a_run_repeats_itself_bit_for_bit(d):
         assert_bitwise(results(d, "a2"), results(d, "m2a"), "2 ranks against 1", losses_rtol=1e-8)
 
 
+@pytest.mark.long_numbers
 def test_thread_counts_and_team_sizes_change_only_the_rounding(d):
     compute = train(d, "one", env={"OMP_NUM_THREADS": "1", "REWARM_TEAM_SIZE": "1"})
     if not compute.startswith("OpenMP"):
@@ -123,6 +125,7 @@ def test_thread_counts_and_team_sizes_change_only_the_rounding(d):
     assert_bitwise(results(d, "t2x2again"), results(d, "t2x2"), "2 threads, teams of 2, twice")
 
 
+@pytest.mark.long_numbers
 def test_openmp_matches_the_serial_build(d):
     compute = train(d, "here")
     if not compute.startswith("OpenMP"):

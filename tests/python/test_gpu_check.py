@@ -173,7 +173,7 @@ def test_dry_run_of_chosen_stages(bundle, tmp_path):
 def test_dry_run_keeps_to_its_budget(bundle, tmp_path):
     # a benchmark far too long for the budget (T = 2048 on a CPU) is cut when the budget runs out,
     # the next is not started: both named as skipped, with the command that reruns their stage
-    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar", stages=["bench"], budget=30, precisions="bf16",
+    p = dry_run(tmp_path, bundle / "rewarm-cpu.tar", stages=["bench"], budget=45, precisions="bf16",
                 sets="data.seq_len=2048")
     assert p.returncode == 0, p.stdout[-3000:]
     tail = p.stdout.rstrip().splitlines()[-4:]

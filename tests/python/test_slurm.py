@@ -104,7 +104,8 @@ def test_study_as_job_arrays_with_dependencies_requeue_and_report(tmp_path, slur
     while time.time() < deadline and step < 100:
         try:
             with h5py.File(root / "long" / "metrics.h5", "r", swmr=True) as m:  # while it trains
-                step = int(m["train/step"][-1])
+                logged = m["train/step"]
+                step = int(logged[-1]) if len(logged) else 0  # opened, no step logged yet
         except (OSError, KeyError):
             pass
         time.sleep(0.1)

@@ -1,5 +1,5 @@
 // The communicator's collectives against what they must compute, on however many ranks ctest
-// starts this binary with (1, and 2 under mpirun); and agree(): an error on one rank reaches all.
+// starts this binary with (1, and 2 and 3 under mpirun); and agree(): an error on one rank reaches all.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -10,6 +10,8 @@
 #include "core/error.hpp"
 #include "io/hdf5.hpp"
 #include "model/param_layout.hpp"
+#include "comm_world.hpp"
+#include "parallel/collectives.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/device_collectives.hpp"
 #include "parallel/param_units.hpp"
@@ -18,7 +20,7 @@
 
 using namespace rewarm;
 
-static Comm* world = nullptr;
+Comm* world = nullptr;
 
 template <class T>
 static std::vector<T> to_host(const View1<T>& v) {
@@ -310,8 +312,9 @@ TEST_CASE("ZeRO-3's units: each gathered whole from every rank's slice, the next
   const ParamLayout layout(m);
   const auto units = layout.gradient_buckets();
   const Slices slices(layout.total, c.size());
+  Collectives collectives(c);  // MPI here: the facade's MPI path
   for (const bool bf16 : {false, true}) {
-    ParamUnits pu(layout, slices, c, bf16);
+    ParamUnits pu(layout, slices, collectives, bf16);
     const Index own = slices.offset[c.rank()];
     auto value = [](Index flat, int version) { return float(flat) * 0.5f + float(version); };
     auto fill = [&](int version) {

@@ -63,32 +63,32 @@ TEST_CASE("precision.attention: what runs and why", "[attention]") {
   };
   const auto bf16 = GemmPrecision::bf16, fp32 = GemmPrecision::fp32;
 
-  auto c = choose_attention("gemm", bf16, shape, "run.toml", ok, build);
+  auto c = choose_attention(AttentionRequest::gemm, bf16, shape, "run.toml", ok, build);
   CHECK(c.line() == "gemm (precision.attention = \"gemm\")");
   CHECK(builds == 0);
   if (!kVendorGemm) {
-    c = choose_attention("auto", bf16, shape, "run.toml", ok, build);
+    c = choose_attention(AttentionRequest::automatic, bf16, shape, "run.toml", ok, build);
     CHECK(c.name() == "fused");
     CHECK(c.line() == "fused (cuDNN 9.19.0 (/lib/libcudnn_graph.so.9))");
     CHECK(builds == 1);
-    CHECK(choose_attention("fused", bf16, shape, "run.toml", ok, build).fused);
+    CHECK(choose_attention(AttentionRequest::fused, bf16, shape, "run.toml", ok, build).fused);
     builds = 0;
   }
-  CHECK(choose_attention("auto", fp32, shape, "run.toml", ok, build).line() ==
+  CHECK(choose_attention(AttentionRequest::automatic, fp32, shape, "run.toml", ok, build).line() ==
         "gemm (auto: precision.gemm = \"fp32\", and cuDNN's fused attention computes in bf16)");
-  CHECK(choose_attention("auto", bf16, shape, "run.toml", missing, build).line() == "gemm (auto: no cuDNN here)");
-  CHECK(choose_attention("auto", bf16, shape, "run.toml", ok, refuse).line() ==
+  CHECK(choose_attention(AttentionRequest::automatic, bf16, shape, "run.toml", missing, build).line() == "gemm (auto: no cuDNN here)");
+  CHECK(choose_attention(AttentionRequest::automatic, bf16, shape, "run.toml", ok, refuse).line() ==
         "gemm (auto: cuDNN cannot run head size 64, seq_len 16: no engine for this shape)");
   CHECK(builds == 1);  // never built where it could not run anyway
-  CHECK_THROWS_WITH(choose_attention("fused", bf16, shape, "run.toml", missing, build),
+  CHECK_THROWS_WITH(choose_attention(AttentionRequest::fused, bf16, shape, "run.toml", missing, build),
                     "run.toml: precision.attention = \"fused\" cannot run here: no cuDNN here");
-  CHECK_THROWS_WITH(choose_attention("fused", fp32, shape, "run.toml", ok, build),
+  CHECK_THROWS_WITH(choose_attention(AttentionRequest::fused, fp32, shape, "run.toml", ok, build),
                     Catch::Contains("cannot run here: precision.gemm = \"fp32\""));
-  CHECK_THROWS_WITH(choose_attention("fused", bf16, shape, "run.toml", ok, refuse),
+  CHECK_THROWS_WITH(choose_attention(AttentionRequest::fused, bf16, shape, "run.toml", ok, refuse),
                     Catch::Contains("cannot run here: cuDNN cannot run head size 64"));
   if (!kVendorGemm) {  // this process: a host build says so, and the real choice falls back
     CHECK_THAT(layers::fused_attention_support().why_not, Catch::Contains("not an NVIDIA GPU"));
-    CHECK(choose_attention("auto", bf16, shape, "run.toml").line().rfind("gemm (auto: this build runs on", 0) == 0);
+    CHECK(choose_attention(AttentionRequest::automatic, bf16, shape, "run.toml").line().rfind("gemm (auto: this build runs on", 0) == 0);
     CHECK_THROWS_WITH(FusedAttention(shape), Catch::Contains("not an NVIDIA GPU"));
   }
 }
@@ -106,8 +106,8 @@ static void check_fused_wiring() {
     Gpt<double> exact(cfg, B, T);
     Gpt<float> gemm(cfg, B, T, gemm_opts), fused(cfg, B, T, fused_opts);
     exact.init_random(3, 0.2), gemm.init_random(3, 0.2), fused.init_random(3, 0.2);
-    const double l_exact = exact.forward(ids, tg, 1.0), l_gemm = gemm.forward(ids, tg, 1.0),
-                 l_fused = fused.forward(ids, tg, 1.0);
+    const double l_exact = exact.forward_backward(ids, tg, 1.0), l_gemm = gemm.forward_backward(ids, tg, 1.0),
+                 l_fused = fused.forward_backward(ids, tg, 1.0);
     const auto g_exact = grads_of(exact), g_gemm = grads_of(gemm), g_fused = grads_of(fused);
     INFO("parallel=" << parallel << " loss exact " << l_exact << " gemm " << l_gemm << " fused " << l_fused
                      << "; gradient error gemm " << grad_error(g_gemm, g_exact) << " fused "
@@ -122,7 +122,7 @@ static void check_fused_wiring() {
     CHECK(grad_error(g_fused, g_gemm) < 1e-2);
     CHECK(grad_error(g_fused, g_exact) < 1.5 * grad_error(g_gemm, g_exact) + 2e-3);
     // the emulation keeps no fp32 q, k, v or attention output per layer, and repeats exactly
-    CHECK(fused.forward(ids, tg, 0.0) == l_fused);
+    CHECK(fused.loss(ids, tg) == l_fused);
   }
 }
 
@@ -143,7 +143,7 @@ static void check_fused_memory() {
         {
           Gpt<float> m(cfg, B, T, o);
           m.init_random(1, 0.1);
-          m.forward(ids, tg, 1.0);
+          m.forward_backward(ids, tg, 1.0);
         }
         INFO("B=" << B << " T=" << T << " parallel=" << parallel << " recompute=" << to_string(recompute));
         CHECK(std::size_t(ops.peak_bytes() - before) == Gpt<float>::memory_bytes(cfg, B, T, o));

@@ -48,12 +48,12 @@ Agreement compare_case(const h5::File& f, int i) {
   from_vec(model.params, p);
   const auto ids = upload(f.read<std::int32_t>(g + "ids")), tg = upload(f.read<std::int32_t>(g + "targets"));
   Agreement a;
-  const double loss = model.forward(ids, tg) / double(N);
+  const double loss = model.loss(ids, tg) / double(N);
   auto hl = host_copy(model.logits());
   a.logits = rel_error(std::vector<double>(hl.data(), hl.data() + N * V), f.read<double>(g + "logits"));
   a.loss = std::abs(loss - f.read<double>(g + "loss").at(0)) / f.read<double>(g + "loss").at(0);
   model.zero_grads();
-  model.forward(ids, tg, 1.0 / double(N));
+  model.forward_backward(ids, tg, 1.0 / double(N));
   const auto grads = to_vec(model.grads);
   for (const auto& e : model.layout().entries) {
     const auto ref = f.read<double>(g + "grads/" + e.name);

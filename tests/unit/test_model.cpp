@@ -45,10 +45,10 @@ TEST_CASE("GPT-NeoX gradient matches finite differences", "[model][fd]") {
         View1<int32_t> ids("ids", B * T), tg("tg", B * T);
         set_tokens(ids, tg, cfg.vocab_size);
         model.zero_grads();
-        model.forward(ids, tg, 1.0);
+        model.forward_backward(ids, tg, 1.0);
         View1<double> grads("g", model.grads.extent(0));
         Kokkos::deep_copy(grads, model.grads);
-        const double err = max_fd_error([&] { return model.forward(ids, tg); }, {{model.params, grads}});
+        const double err = max_fd_error([&] { return model.loss(ids, tg); }, {{model.params, grads}});
         INFO("parallel=" << parallel << " act=" << act << " rotary_pct=" << rotary_pct);
         CHECK(err < 1e-6);
       }
@@ -65,7 +65,7 @@ TEST_CASE("float model agrees with the double model", "[model]") {
   set_tokens(ids, tg, cfg.vocab_size);
   md.zero_grads();
   mf.zero_grads();
-  const double ld = md.forward(ids, tg, 1.0), lf = mf.forward(ids, tg, 1.0);
+  const double ld = md.forward_backward(ids, tg, 1.0), lf = mf.forward_backward(ids, tg, 1.0);
   CHECK(lf == Approx(ld).epsilon(1e-5));
   auto gd = to_vec(md.grads);
   auto gf = to_vec(mf.grads);
@@ -81,7 +81,7 @@ TEST_CASE("evaluation over a prefix counts only those tokens", "[model]") {
   m.init_random(3, 0.1);
   View1<int32_t> ids("ids", B * T), tg("tg", B * T);
   set_tokens(ids, tg, cfg.vocab_size);
-  const double all = m.forward(ids, tg), first_two = m.forward(ids, tg, 0, 2 * T);
+  const double all = m.loss(ids, tg), first_two = m.loss(ids, tg, 2 * T);
   CHECK(first_two < all);
   CHECK(first_two > 0);
 }
@@ -138,7 +138,7 @@ TEST_CASE("the memory estimate is what the model allocates", "[model]") {
               {  // a training step allocates nothing more (bf16: the input copies are sized up front)
                 Gpt<float> m(cfg, B, T, o);
                 m.init_random(1, 0.1);
-                m.forward(ids, tg, 1.0);
+                m.forward_backward(ids, tg, 1.0);
               }
               INFO("B=" << B << " T=" << T << " parallel=" << parallel << " budget=" << budget << " precision="
                         << to_string(precision) << " tile=" << tile << " recompute=" << to_string(recompute));
@@ -181,7 +181,7 @@ TEST_CASE("recomputation: bitwise the gradients of stored activations, in one la
         Gpt<float> m(cfg, B, T, options(r));
         m.init_random(3, 0.2);
         m.zero_grads();
-        const double loss = m.forward(ids, tg, 0.5);
+        const double loss = m.forward_backward(ids, tg, 0.5);
         auto g = to_vec(m.grads);
         g.push_back(float(loss));
         return g;
@@ -211,15 +211,15 @@ TEST_CASE("bf16 GEMMs read the weights' bf16 copy, remade after every change of 
   set_tokens(ids, tg, cfg.vocab_size);
   Gpt<float> m(cfg, B, T, o), fresh(cfg, B, T, o);
   m.init_random(1, 0.1);
-  const double loss1 = m.forward(ids, tg, 1.0);
+  const double loss1 = m.forward_backward(ids, tg, 1.0);
   const auto weights1 = to_vec(m.params);
   m.init_random(2, 0.1);  // init_random says so itself
   fresh.init_random(2, 0.1);
-  CHECK(m.forward(ids, tg, 1.0) == fresh.forward(ids, tg, 1.0));
+  CHECK(m.forward_backward(ids, tg, 1.0) == fresh.forward_backward(ids, tg, 1.0));
   from_vec(m.params, weights1);  // as a checkpoint read does, then says so
   m.params_changed();
-  CHECK(m.forward(ids, tg, 1.0) == loss1);
-  CHECK(loss1 != fresh.forward(ids, tg, 1.0));
+  CHECK(m.forward_backward(ids, tg, 1.0) == loss1);
+  CHECK(loss1 != fresh.forward_backward(ids, tg, 1.0));
 }
 
 TEST_CASE("gradient buckets cover the buffer once, in the order the backward pass ends them", "[model]") {
@@ -254,10 +254,10 @@ TEST_CASE("the backward pass reports every bucket once, in order", "[model]") {
   set_tokens(ids, tg, cfg.vocab_size);
   std::vector<std::size_t> seen;
   m.on_gradients = [&](std::size_t b) { seen.push_back(b); };
-  m.forward(ids, tg, 1.0);
+  m.forward_backward(ids, tg, 1.0);
   CHECK(seen == std::vector<std::size_t>{0, 1, 2, 3});
   seen.clear();
-  m.forward(ids, tg);  // no backward, no report
+  m.loss(ids, tg);  // no backward, no report
   CHECK(seen.empty());
 }
 
@@ -356,14 +356,14 @@ TEST_CASE("a sharded model computes unit by unit what the flat model does", "[mo
       View1<int32_t> ids("ids", B * T), tg("tg", B * T);
       set_tokens(ids, tg, cfg.vocab_size);
       flat.zero_grads();
-      const double lf = flat.forward(ids, tg, 1.0), ls = sharded.forward(ids, tg, 1.0);
+      const double lf = flat.forward_backward(ids, tg, 1.0), ls = sharded.forward_backward(ids, tg, 1.0);
       CHECK(ls == lf);
       const auto want = to_vec(flat.grads);
       CHECK(got == want);
       // up from the embedding, each naming the next; down from the head; the embedding's gradients only
       CHECK(asked == std::vector<std::string>{"3f2", "2f1", "1f0", "0f1", "0b1", "1b2", "2b-1", "3g-1"});
       asked.clear();
-      CHECK(sharded.forward(ids, tg) == flat.forward(ids, tg));  // no gradients: no next after the head
+      CHECK(sharded.loss(ids, tg) == flat.loss(ids, tg));  // no gradients: no next after the head
       CHECK(asked == std::vector<std::string>{"3f2", "2f1", "1f0", "0f-1"});
     }
 }

@@ -23,7 +23,7 @@ static std::function<double(Index)> make(const std::string& kind) {
   return [s](Index t) { return s(t, 1.0, 0.1); };
 }
 
-TEST_CASE("schedules follow the DESIGN formulas", "[optim]") {
+TEST_CASE("schedules follow the formulas of docs/numerics.md", "[optim]") {
   for (const auto& k : Schedule::kinds()) {
     auto s = make(k);
     CHECK(s(5) == Approx(0.5));  // warmup: lr·t/W

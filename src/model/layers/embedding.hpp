@@ -28,7 +28,7 @@ struct TokenRows {
         h_order(Kokkos::create_mirror_view(PinnedSpace(), order)) {}
 
   // From the batch's ids in host memory (order.extent(0) of them). The uploads are queued, not
-  // waited for: the next build comes after Gpt::forward has read its loss, when they are done.
+  // waited for: the next build comes after Gpt::forward_backward has read its loss, when they are done.
   void build(const std::int32_t* batch_ids) {
     const Index n = order.extent(0);
     std::vector<std::int32_t> pos(std::size_t(n), 0);

@@ -200,7 +200,7 @@ FusedAttention::FusedAttention(AttentionShape s) try : impl_(std::make_unique<Im
       x.stats());
   build(*f, impl_->handle);
 
-  // Deterministic: dQ summed over key blocks in a fixed order, no atomics (DESIGN: no
+  // Deterministic: dQ summed over key blocks in a fixed order, no atomics (docs/numerics.md: no
   // floating-point atomics), so a run repeats bit for bit.
   auto& b = impl_->bwd = new_graph();
   auto [dQ, dK, dV] = b->sdpa_backward(

@@ -1,0 +1,37 @@
+// Validation loss over the ranks: each [[data.eval]] set's first max_sequences windows (all
+// when 0), in order. Rank r evaluates windows [r·n/N, (r+1)·n/N) of a set's n, in batches of
+// micro_batch, and the token losses are summed in double over the ranks: the same mean loss on
+// any rank count.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/device_batch.hpp"
+#include "app/run_config.hpp"
+#include "data/token_shard.hpp"
+#include "model/gpt.hpp"
+#include "parallel/comm.hpp"
+
+namespace rewarm {
+
+class Evaluation {
+ public:
+  // Opens and checks every [[data.eval]] set of `cfg` (its windows at seq_len, its token ids
+  // against the model's vocabulary); one line naming the set and its file if one does not fit.
+  explicit Evaluation(const RunConfig& cfg);
+  std::size_t size() const { return sets_.size(); }
+  const std::string& name(std::size_t i) const { return sets_.at(i).name; }
+  // Mean loss per token of set i. Every rank calls it. With same_passes (ZeRO-3: every forward
+  // pass gathers parameters with every rank) every rank makes as many passes: one with fewer
+  // windows computes its last batch again, counting none of it.
+  double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes);
+
+ private:
+  Index seq_len_, micro_batch_, vocab_;
+  std::vector<DataSet> sets_;
+  std::vector<std::unique_ptr<TokenShard>> shards_;  // one per set, opened once
+  std::vector<std::int32_t> window_;
+};
+
+}  // namespace rewarm
