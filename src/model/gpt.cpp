@@ -347,6 +347,23 @@ void Gpt<T>::zero_grads() {
   Kokkos::deep_copy(ExecSpace(), grads, T(0));  // asynchronous: no fence
 }
 
+namespace {
+// (Free functions: nvcc takes no device lambda inside a private member function.)
+template <class T>
+void weights_to_bf16(const View1<T>& src, const View1<Bf16Storage>& dst) {
+  Kokkos::parallel_for(
+      "rewarm::weights_to_bf16", Range(0, dst.extent(0)),
+      KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(float(src(i))); });
+}
+// Σ of the first `count` token losses, in double.
+inline double sum_losses(const View1<double>& losses, Index count) {
+  double total = 0;
+  Kokkos::parallel_reduce(
+      "rewarm::loss_sum", Range(0, count), KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
+  return total;
+}
+}  // namespace
+
 template <class T>
 double Gpt<T>::loss(const View1<int32_t>& ids, const View1<int32_t>& targets, Index count) {
   return run(ids, targets, 0, count, nullptr);
@@ -372,11 +389,7 @@ double Gpt<T>::run(const View1<int32_t>& ids, const View1<int32_t>& targets, dou
   }
   const Index L = c.num_hidden_layers;
   if (weights16_stale_ && gemm_.precision() == GemmPrecision::bf16 && !sharded_) {  // once per change of the weights
-    const auto src = params;
-    auto dst = params16_;
-    Kokkos::parallel_for(
-        "rewarm::weights_to_bf16", Range(0, dst.extent(0)),
-        KOKKOS_LAMBDA(Index i) { dst(i) = to_bf16_storage(float(src(i))); });
+    weights_to_bf16(params, params16_);
     weights16_stale_ = false;
   }
   use_unit(std::size_t(L + 1), UnitUse::forward, L);  // sharded: each unit gathered as it is reached
@@ -390,11 +403,7 @@ double Gpt<T>::run(const View1<int32_t>& ids, const View1<int32_t>& targets, dou
   layernorm_forward(lnf, flat(lnf_mean_), flat(lnf_rstd_), as_matrix(h_.back()), P_.lnf_w, P_.lnf_b, c.layer_norm_eps);
   linear_forward(gemm_, as_matrix(logits_), lnf, P_.embed_out, Vector<T>(), w16(P_.embed_out));
   cross_entropy(losses_, as_matrix(logits_), targets, grad_scale);
-  double total = 0;
-  auto losses = losses_;
-  Kokkos::parallel_reduce(
-      "rewarm::loss_sum", Range(0, count < 0 ? losses.extent(0) : count),
-      KOKKOS_LAMBDA(Index i, double& s) { s += losses(i); }, total);
+  const double total = sum_losses(losses_, count < 0 ? Index(losses_.extent(0)) : count);
   const auto t1 = std::chrono::steady_clock::now();  // the loss on the host: the forward pass is done
   if (grad_scale != 0) backward();
   if (timing.on) {

