@@ -38,8 +38,9 @@ auto host_part(const V& v, Index offset, Index count) {
 }
 }  // namespace
 
-void CheckpointManager::save(const CheckpointHeader& header, const DataParallel& dp, const View1<float>& params,
-                             const View1<float>& exp_avg, const View1<float>& exp_avg_sq) {
+void CheckpointManager::save(const CheckpointHeader& header, const DataParallel& dp, const View1<float>& exp_avg,
+                             const View1<float>& exp_avg_sq) {
+  const View1<float> params = dp.held_params();
   const std::string path = checkpoint_path(run_dir_, header.state.step);
   const Slices& slices = dp.slices();
   const Index own = dp.owned_offset();
@@ -49,7 +50,7 @@ void CheckpointManager::save(const CheckpointHeader& header, const DataParallel&
     mine.offset = parts.offset[std::size_t(comm_.rank())], mine.count = parts.count[std::size_t(comm_.rank())];
     mine.state = comm_.root();
     // the parameters from where this rank holds them: all of them, or (zero 3) its slice, which is this part
-    const auto p = host_part(params, mine.offset - (dp.params_sliced() ? own : 0), mine.count);
+    const auto p = host_part(params, mine.offset - dp.held_offset(), mine.count);
     const auto m = host_part(exp_avg, mine.offset - own, mine.count);  // zero 0: own is everything
     const auto v = host_part(exp_avg_sq, mine.offset - own, mine.count);
     mine.params = p.data(), mine.exp_avg = m.data(), mine.exp_avg_sq = v.data();

@@ -25,11 +25,11 @@ class CheckpointManager {
   // Whether step t ends with a checkpoint: every checkpoint_interval steps, and the last step
   // of a run (the end, --stop-at, a signal).
   bool due(Index t, bool last) const;
-  // Collective: step `header.state.step`'s checkpoint from the parameters and moments this rank
-  // holds (`params`: the model's flat buffer, or zero 3's shard; `exp_avg`, `exp_avg_sq`: the
-  // moments of the part it updates), then the oldest beyond keep_checkpoints removed.
-  void save(const CheckpointHeader& header, const DataParallel& dp, const View1<float>& params,
-            const View1<float>& exp_avg, const View1<float>& exp_avg_sq);
+  // Collective: step `header.state.step`'s checkpoint from the parameters this rank holds
+  // (DataParallel::held_params) and the moments of the part it updates, then the oldest beyond
+  // keep_checkpoints removed.
+  void save(const CheckpointHeader& header, const DataParallel& dp, const View1<float>& exp_avg,
+            const View1<float>& exp_avg_sq);
   // Rank 0 runs `write`; a failure ends every rank with one line that names the file, the OS's
   // reason and the last good checkpoint.
   void writing(const std::function<void()>& write) const;

@@ -22,8 +22,8 @@ class Evaluation {
   explicit Evaluation(const RunConfig& cfg);
   std::size_t size() const { return sets_.size(); }
   const std::string& name(std::size_t i) const { return sets_.at(i).name; }
-  // Mean loss per token of set i. Every rank calls it. With same_passes (ZeRO-3: every forward
-  // pass gathers parameters with every rank) every rank makes as many passes: one with fewer
+  // Mean loss per token of set i. Every rank calls it. With same_passes (every forward pass is a
+  // collective: DataParallel::collective_passes) every rank makes as many passes: one with fewer
   // windows computes its last batch again, counting none of it.
   double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes);
 

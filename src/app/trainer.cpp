@@ -104,22 +104,18 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
   }
 
   allocate(footprint(full));
-  if (auto* units = dp_->units()) {  // ZeRO-3: this rank's slice only, from the seeded stream or the checkpoint
-    auto h = Kokkos::create_mirror_view(units->shard());
+  dp_->attach(*model_);  // collective (NCCL/RCCL's bootstrap): after the allocations, as the estimate assumed
+  {  // the parameters this rank holds (zero 3: its slice), from the checkpoint, each tensor verified on
+     // the way, or from the seeded stream; straight into the buffers (their host mirrors on a GPU)
+    const auto held = dp_->held_params();
+    auto h = Kokkos::create_mirror_view(held);
     if (ck)
-      ck->read_params_part(dp_->owned_offset(), dp_->owned_count(), h.data());
+      ck->read_params_part(dp_->held_offset(), Index(held.extent(0)), h.data());
     else
-      init_random_part(model_->layout(), cfg_.init.seed, cfg_.init.std, dp_->owned_offset(), dp_->owned_count(),
+      init_random_part(model_->layout(), cfg_.init.seed, cfg_.init.std, dp_->held_offset(), Index(held.extent(0)),
                        h.data());
-    Kokkos::deep_copy(units->shard(), h);
-    units->changed();
-  } else if (!ck) {
-    model_->init_random(cfg_.init.seed, cfg_.init.std);
-  } else {  // straight into the buffers (their host mirrors on a GPU), each tensor verified on the way
-    auto h_params = Kokkos::create_mirror_view(model_->params);
-    ck->read_params(h_params.data());
-    Kokkos::deep_copy(model_->params, h_params);
-    model_->params_changed();
+    Kokkos::deep_copy(held, h);
+    dp_->params_written();
   }
   if (ck && full) {  // ZeRO: this rank's slice of the moments only
     auto h_m = Kokkos::create_mirror_view(exp_avg_), h_v = Kokkos::create_mirror_view(exp_avg_sq_);
@@ -127,7 +123,6 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     Kokkos::deep_copy(exp_avg_, h_m);
     Kokkos::deep_copy(exp_avg_sq_, h_v);
   }
-  dp_->attach(*model_);  // collective (NCCL/RCCL's bootstrap): after the allocations, as the estimate assumed
 }
 
 // The model, the strategy's buffers, the moments and the batch; an allocation that fails all the
@@ -262,14 +257,14 @@ std::map<std::string, double> Trainer::evaluate() {
   if (!eval_) eval_ = std::make_unique<Evaluation>(cfg_);
   std::map<std::string, double> out;
   for (std::size_t i = 0; i < eval_->size(); ++i)
-    out[eval_->name(i)] = eval_->loss(i, *model_, *batch_, comm_, dp_->params_sliced());
+    out[eval_->name(i)] = eval_->loss(i, *model_, *batch_, comm_, dp_->collective_passes());
   return out;
 }
 
 void Trainer::run_eval(TrainLog& log) {
   for (std::size_t i = 0; i < eval_->size(); ++i) {
     const auto e0 = std::chrono::steady_clock::now();
-    const double loss = eval_->loss(i, *model_, *batch_, comm_, dp_->params_sliced());
+    const double loss = eval_->loss(i, *model_, *batch_, comm_, dp_->collective_passes());
     log.eval(eval_->name(i), state_, loss, seconds_since(e0));
   }
 }
@@ -280,7 +275,7 @@ void Trainer::save_checkpoint() {
   h.config_text = config_text_;
   h.state = state_;
   h.world_size = comm_.size();
-  checkpoints_.save(h, *dp_, dp_->units() ? dp_->units()->shard() : model_->params, exp_avg_, exp_avg_sq_);
+  checkpoints_.save(h, *dp_, exp_avg_, exp_avg_sq_);
 }
 
 Trainer::Stop Trainer::train(Index stop_at) {

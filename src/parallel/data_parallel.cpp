@@ -179,6 +179,11 @@ Vector<float> DataParallel::owned_params() const {
   return as_vector(units_ ? units_->shard().data() : model_->params.data() + own_offset_, own_count_);
 }
 
+void DataParallel::params_written() {
+  if (units_) units_->changed();
+  model_->params_changed();
+}
+
 void DataParallel::after_update() {
   if (units_)
     units_->changed();  // each unit is gathered again as the next forward pass reaches it

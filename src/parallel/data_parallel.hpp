@@ -62,8 +62,15 @@ class DataParallel {
   // gradient hook that sums buckets during the backward pass is installed.
   void attach(Gpt<float>& model);
 
-  // Zero 3: this rank's parameters (filled by the caller at the start, then by AdamW); else null.
-  ParamUnits* units() const { return units_.get(); }
+  // The flat parameters this rank holds: all of them (the model's buffer), or zero 3's slice,
+  // starting at element held_offset() of the flat layout. Whoever writes them (a checkpoint read,
+  // the initialisation) calls params_written(). After attach().
+  View1<float> held_params() const { return units_ ? units_->shard() : model_->params; }
+  Index held_offset() const { return units_ ? own_offset_ : 0; }
+  void params_written();
+  // Whether every forward pass is collective (zero 3 gathers each unit from every rank): then
+  // every rank must make as many (evaluation).
+  bool collective_passes() const { return units_ != nullptr; }
   // The flat parameters this rank updates: [owned_offset(), + owned_count()).
   Index owned_offset() const { return own_offset_; }
   Index owned_count() const { return own_count_; }

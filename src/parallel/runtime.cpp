@@ -76,6 +76,7 @@ class KokkosSession {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     int argc = int(argv.size());
+    argv.push_back(nullptr);  // argv[argc], as main's: Kokkos moves what follows an argument it takes, this too
     kx::no_tool_fences();
     Kokkos::initialize(argc, argv.data());
   }

@@ -93,15 +93,15 @@ TEST_CASE("data parallelism: every ZeRO stage's gradient is the double sum of ev
         o.sharded = zero == 3;
         Gpt<float> m(cfg.model, B, T, o);
         DataParallel dp(cfg, c, layout, false);
-        if (auto* units = dp.units()) {  // zero 3: this rank's slice of the reference's parameters
-          auto h = Kokkos::create_mirror_view(units->shard());
-          for (Index i = 0; i < dp.owned_count(); ++i) h(i) = params[std::size_t(dp.owned_offset() + i)];
-          Kokkos::deep_copy(units->shard(), h);
-          units->changed();
-        } else {
-          Kokkos::deep_copy(m.params, ref.params);
-        }
         dp.attach(m);
+        {  // the reference's parameters where this rank holds them (zero 3: its slice)
+          const auto held = dp.held_params();
+          CHECK(Index(held.extent(0)) == (zero == 3 ? dp.owned_count() : layout.total));
+          auto h = Kokkos::create_mirror_view(held);
+          for (Index i = 0; i < Index(h.extent(0)); ++i) h(i) = params[std::size_t(dp.held_offset() + i)];
+          Kokkos::deep_copy(held, h);
+          dp.params_written();
+        }
         CHECK(dp.micro_batches() == micro);
         for (Index u = 0; u < micro; ++u) {
           stage(batch, cfg, c.rank(), u);
@@ -171,8 +171,10 @@ TEST_CASE("checkpoints: due steps, the newest kept, the last good one named, a f
   cfg.run_dir = dir;
   const ParamLayout layout(cfg.model);
   DataParallel dp(cfg, c, layout, false);
-  View1<float> params("params", layout.total), m("m", dp.owned_count()), v("v", dp.owned_count());
-  Kokkos::deep_copy(params, 0.25f), Kokkos::deep_copy(m, 0.5f), Kokkos::deep_copy(v, 0.75f);
+  Gpt<float> model(cfg.model, cfg.data.micro_batch, cfg.data.seq_len);
+  dp.attach(model);
+  View1<float> m("m", dp.owned_count()), v("v", dp.owned_count());
+  Kokkos::deep_copy(dp.held_params(), 0.25f), Kokkos::deep_copy(m, 0.5f), Kokkos::deep_copy(v, 0.75f);
   CheckpointManager ck(cfg, c);
   CHECK(ck.due(3, false));
   CHECK(ck.due(6, false));
@@ -187,7 +189,7 @@ TEST_CASE("checkpoints: due steps, the newest kept, the last good one named, a f
   h.world_size = c.size();
   for (Index step : {3, 4, 6}) {
     h.state.step = step;
-    ck.save(h, dp, params, m, v);
+    ck.save(h, dp, m, v);
   }
   const std::string newest = checkpoint_path(dir, 6);
   CHECK(ck.last_good() == "the last good checkpoint is step 6 (" + newest + ")");
@@ -214,7 +216,7 @@ TEST_CASE("checkpoints: due steps, the newest kept, the last good one named, a f
   bad.run_dir = newest;
   CheckpointManager no(bad, c);
   h.state.step = 9;
-  CHECK_THROWS_WITH(no.save(h, dp, params, m, v), Catch::Contains("step_00000009.h5") &&
+  CHECK_THROWS_WITH(no.save(h, dp, m, v), Catch::Contains("step_00000009.h5") &&
                                                       Catch::Contains("no checkpoint of this run was written"));
   c.agree([&] {
     if (c.root()) CHECK(list_checkpoints(dir).size() == 2);
