@@ -60,13 +60,13 @@ DataParallel::DataParallel(const RunConfig& cfg, Comm& comm, const ParamLayout& 
       zero_(cfg.parallel.zero),
       micro_(cfg.data.global_batch / (cfg.data.micro_batch * comm.size())),
       samples_per_rank_(cfg.data.global_batch / comm.size()),
-      fp32_(cfg.parallel.reduce == GradientReduce::fp32 && comm.size() > 1),
       overlap_asked_(cfg.parallel.overlap),
       slices_(layout.total, 1),
       buckets_(layout.gradient_buckets()) {
   const Rules r(cfg, comm.size(), comm.rank());
   slices_ = r.slices;
   own_offset_ = r.own_offset, own_count_ = r.own_count;
+  fp32_ = r.fp32;
   if (r.direct)
     sum_ = Sum::direct;
   else if (r.sliced)

@@ -110,7 +110,7 @@ class DataParallel {
   Collectives collectives_;
   Gpt<float>* model_ = nullptr;
   Index zero_, micro_, samples_per_rank_;
-  bool fp32_;  // reduce = "fp32" over several ranks
+  bool fp32_ = false;  // reduce = "fp32" over several ranks (Rules)
   Sum sum_ = Sum::direct;
   bool overlap_asked_;
   Slices slices_;
