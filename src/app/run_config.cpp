@@ -12,6 +12,39 @@
 namespace rewarm {
 namespace {
 
+template <class X>
+struct is_optional : std::false_type {};
+template <class X>
+struct is_optional<std::optional<X>> : std::true_type {};
+template <class X>
+struct is_vector : std::false_type {};
+template <class X>
+struct is_vector<std::vector<X>> : std::true_type {};
+
+// A key's value into a TOML table, by its type (the parser's Section::get reads it back).
+template <class X>
+void insert(toml::table& t, const std::string& key, const X& v) {
+  if constexpr (is_optional<X>::value) {
+    if (v) insert(t, key, *v);
+  } else if constexpr (std::is_same_v<X, NumberPair<const double>>) {
+    t.insert(key, toml::array{v.first, v.second});
+  } else if constexpr (is_vector<X>::value) {
+    toml::array a;
+    for (const auto& item : v) {
+      toml::table entry;
+      item.for_each_field(key, [&](const char* k, const auto& field) { insert(entry, k, field); });
+      a.push_back(entry);
+    }
+    t.insert(key, a);
+  } else if constexpr (is_option<X>::value) {
+    t.insert(key, option_name(v));
+  } else if constexpr (std::is_same_v<X, std::uint64_t>) {
+    t.insert(key, std::int64_t(v));
+  } else {
+    t.insert(key, v);
+  }
+}
+
 // Reads the keys of one table; every key asked for is known, any other key is an error.
 class Section {
  public:
@@ -21,12 +54,40 @@ class Section {
 
   template <class X>
   bool get(const std::string& key, X& out) {
-    accept(key);
+    known_.push_back(key);
+    if (record_ && !is_vector<X>::value) record_->push_back(generic_name(prefix_ + key));  // an array: its keys
     if (!t_) return false;
     const toml::node* n = t_->get(key);
     if (!n) return false;
     const std::string full = prefix_ + key;
-    if constexpr (is_option<X>::value) {  // a fixed set of names, parsed into its enum here, once
+    if constexpr (is_optional<X>::value) {
+      typename X::value_type v{};
+      get(key, v);
+      out = v;
+    } else if constexpr (std::is_same_v<X, NumberPair<double>>) {
+      const auto* a = n->as_array();
+      if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number())
+        fail(where(*n, full), full + " must be an array of two numbers");
+      auto number = [](const toml::node& x) { return x.is_integer() ? double(x.as_integer()->get()) : x.as_floating_point()->get(); };
+      out.first = number((*a)[0]);
+      out.second = number((*a)[1]);
+    } else if constexpr (is_vector<X>::value) {  // [[data.train]]: an array of tables, each read by its fields
+      const auto* a = n->as_array();
+      if (!a) fail(where(*n, full), full + " must be an array of tables ([[" + full + "]])");
+      out.clear();
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const std::string element = full + "[" + std::to_string(i) + "]";
+        const auto* t = a->get(i)->as_table();
+        if (!t) fail(where(*a->get(i), element), element + " must be a table");
+        Section s(t, element + ".", source_, record_);
+        typename X::value_type item;
+        item.name = key + std::to_string(i);
+        item.for_each_field(key, [&](const char* k, auto& field) { s.get(k, field); });
+        if (!t->contains("path")) fail(source_, element + ".path is required");
+        s.finish();
+        out.push_back(item);
+      }
+    } else if constexpr (is_option<X>::value) {  // a fixed set of names, parsed into its enum here, once
       if (!n->is_string()) type_error(full, "a string", *n);
       out = parse_option<X>(n->as_string()->get(), full, source_);
     } else if constexpr (std::is_same_v<X, bool>) {
@@ -133,32 +194,6 @@ void apply_override(toml::table& root, const std::string& spec, const std::strin
   t->insert_or_assign(parts.back(), *parsed.get("v"));
 }
 
-std::vector<DataSet> read_sets(const toml::table* data, const char* key, const std::string& source, bool eval,
-                               std::vector<std::string>* record) {
-  std::vector<DataSet> sets;
-  if (!data || !data->get(key)) return sets;
-  const auto* arr = data->get(key)->as_array();
-  if (!arr) fail(source, std::string("data.") + key + " must be an array of tables ([[data." + key + "]])");
-  for (std::size_t i = 0; i < arr->size(); ++i) {
-    const std::string prefix = std::string("data.") + key + "[" + std::to_string(i) + "].";
-    const auto* t = arr->get(i)->as_table();
-    if (!t) fail(source, prefix.substr(0, prefix.size() - 1) + " must be a table");
-    Section s(t, prefix, source, record);
-    DataSet d;
-    d.name = std::string(key) + std::to_string(i);
-    s.get("name", d.name);
-    if (!s.get("path", d.path)) fail(source, prefix + "path is required");
-    if (eval)
-      s.get("max_sequences", d.max_sequences);
-    else
-      s.get("weight", d.weight);
-    s.finish();
-    if (d.weight <= 0) fail(source, prefix + "weight must be positive");
-    sets.push_back(d);
-  }
-  return sets;
-}
-
 // The parser behind parse_run_config; `record` collects every accepted key. `written` (a config a
 // person wrote, not one rewarm resolved, which holds every key): a key that has no effect is an error.
 RunConfig parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides,
@@ -185,6 +220,7 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   sections.emplace("", std::move(top));
   for (const char* name : tables)
     if (std::string(name) != "model") sections.emplace(name, Section(table(name), name + std::string("."), source, record));
+  c.schedule.total_steps = c.schedule.warmup_steps = -1;  // not given (a negative value is refused when read)
   c.for_each_key([&](const char* t, const char* key, auto& field) { sections.at(t).get(key, field); });
 
   const toml::table* mt = table("model");
@@ -194,36 +230,13 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
   if (m.get("preset", preset) && preset != "none") c.model = ModelConfig::preset(preset, source);
   c.model.for_each_field([&](const char* key, auto& field) { m.get(key, field); });
   m.finish();
-
-  const toml::table* dt = table("data");
-  sections.at("data").expect({"train", "eval"});
-  c.data.train = read_sets(dt, "train", source, false, record);
-  c.data.eval = read_sets(dt, "eval", source, true, record);
-
-  std::vector<double> betas{c.optimizer.beta1, c.optimizer.beta2};
-  if (root["optimizer"]["betas"]) {
-    const auto* a = root["optimizer"]["betas"].as_array();
-    if (!a || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number())
-      fail(source, "optimizer.betas must be an array of two numbers");
-    for (int i = 0; i < 2; ++i)
-      betas[i] = (*a)[i].is_integer() ? double((*a)[i].as_integer()->get()) : (*a)[i].as_floating_point()->get();
-  }
-  sections.at("optimizer").accept("betas");
-  c.optimizer.beta1 = betas[0];
-  c.optimizer.beta2 = betas[1];
-
-  Section& s = sections.at("schedule");  // the length and the warmup, each in one of two forms
-  double warmup = -1, total_tokens = -1;
-  Index warmup_steps = -1, total_steps = -1;
-  s.get("warmup", warmup);
-  s.get("warmup_steps", warmup_steps);
-  s.get("total_steps", total_steps);
-  s.get("total_tokens", total_tokens);
   for (const auto& [name, section] : sections) section.finish();
 
   if (c.init.from == "random" && c.init.load == InitLoad::full)
     fail(source, "init.load = \"full\" needs init.from = a checkpoint");
   if (c.data.train.empty()) fail(source, "at least one [[data.train]] set is required");
+  for (std::size_t i = 0; i < c.data.train.size(); ++i)
+    if (c.data.train[i].weight <= 0) fail(source, "data.train[" + std::to_string(i) + "].weight must be positive");
   if (c.data.seq_len < 1 || c.data.micro_batch < 1 || c.data.global_batch < 1)
     fail(source, "data.seq_len, data.micro_batch and data.global_batch must be at least 1");
   if (c.data.global_batch % c.data.micro_batch != 0)
@@ -243,20 +256,23 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
     const auto* st = table("schedule");
     for (const auto& [key, kinds] : read_by)
       if (st && st->contains(key) && std::find(kinds.begin(), kinds.end(), c.schedule.kind) == kinds.end())
-        fail(s.where_of(key), "schedule." + key + " is read only by kind = " + join(kinds, " or ") + ", not by \"" +
+        fail(sections.at("schedule").where_of(key), "schedule." + key + " is read only by kind = " + join(kinds, " or ") + ", not by \"" +
                                   c.schedule.kind + "\": remove it, or choose such a kind");
   }
-  if (total_steps >= 0 && total_tokens >= 0)
+  auto& as_given = c.schedule_as_given;  // the length and the warmup, each in one of two forms
+  Index& total_steps = c.schedule.total_steps;
+  if (total_steps >= 0 && as_given.total_tokens)
     fail(source, "set schedule.total_steps or schedule.total_tokens, not both");
-  if (total_tokens >= 0) total_steps = Index(std::ceil(total_tokens / double(c.tokens_per_step())));
+  if (as_given.total_tokens) total_steps = Index(std::ceil(*as_given.total_tokens / double(c.tokens_per_step())));
   if (total_steps < 0) fail(source, "schedule.total_steps (or schedule.total_tokens) is required");
-  c.schedule.total_steps = total_steps;
-  if (warmup >= 0 && warmup_steps >= 0) fail(source, "set schedule.warmup or schedule.warmup_steps, not both");
-  if (warmup > 1)
-    fail(source, "schedule.warmup = " + std::to_string(warmup) + " is a fraction of total_steps and must be <= 1");
-  c.schedule.warmup_steps = warmup_steps >= 0 ? warmup_steps
-                            : warmup >= 0     ? Index(std::llround(warmup * total_steps))
-                                              : 0;
+  if (as_given.warmup && c.schedule.warmup_steps >= 0)
+    fail(source, "set schedule.warmup or schedule.warmup_steps, not both");
+  if (as_given.warmup && *as_given.warmup > 1)
+    fail(source, "schedule.warmup = " + std::to_string(*as_given.warmup) +
+                     " is a fraction of total_steps and must be <= 1");
+  if (as_given.warmup) c.schedule.warmup_steps = Index(std::llround(*as_given.warmup * total_steps));
+  if (c.schedule.warmup_steps < 0) c.schedule.warmup_steps = 0;
+  as_given = {};
   c.schedule.validate(source);
   if (c.parallel.zero < 0 || c.parallel.zero > 3)
     fail(source, "parallel.zero = " + std::to_string(c.parallel.zero) + " must be 0, 1, 2 or 3");
@@ -372,41 +388,14 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
 }
 
 std::string RunConfig::to_toml() const {
-  auto sets = [](const std::vector<DataSet>& v, bool eval) {
-    toml::array a;
-    for (const auto& d : v) {
-      toml::table t{{"name", d.name}, {"path", d.path}};
-      if (eval)
-        t.insert("max_sequences", d.max_sequences);
-      else
-        t.insert("weight", d.weight);
-      a.push_back(t);
-    }
-    return a;
-  };
   toml::table root;
-  auto at = [&](const char* t) -> toml::table& {
-    if (!*t) return root;
-    if (!root.contains(t)) root.insert(t, toml::table{});
-    return *root.get(t)->as_table();
-  };
   for_each_key([&](const char* t, const char* key, const auto& v) {
-    using X = std::decay_t<decltype(v)>;
-    if constexpr (is_option<X>::value)
-      at(t).insert(key, option_name(v));
-    else if constexpr (std::is_same_v<X, std::uint64_t>)
-      at(t).insert(key, std::int64_t(v));
-    else
-      at(t).insert(key, v);
+    if (*t && !root.contains(t)) root.insert(t, toml::table{});
+    insert(*t ? *root.get(t)->as_table() : root, key, v);
   });
   toml::table model_table;
   model.for_each_field([&](const char* key, const auto& v) { model_table.insert(key, v); });
   root.insert("model", model_table);
-  at("data").insert("train", sets(data.train, false));
-  at("data").insert("eval", sets(data.eval, true));
-  at("optimizer").insert("betas", toml::array{optimizer.beta1, optimizer.beta2});
-  at("schedule").insert("warmup_steps", schedule.warmup_steps);
-  at("schedule").insert("total_steps", schedule.total_steps);
   std::ostringstream ss;
   ss << root;
   return ss.str();

@@ -1,6 +1,7 @@
 // The run config (docs/config.md): TOML file + --set overrides, validated into typed fields.
 #pragma once
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@ inline const std::array<const char*, 2>& option_names(GradientReduce) {
   return names;
 }
 
+// Two numbers written as one TOML array (optimizer.betas = [0.9, 0.95]), held in two fields.
+template <class X>
+struct NumberPair {
+  X& first;
+  X& second;
+};
+
 struct RunConfig {
   std::string source;  // the file it came from, for error messages
   std::string run_dir = "runs/default";
@@ -48,6 +56,11 @@ struct RunConfig {
   } data;
   AdamW optimizer;
   Schedule schedule;
+  // The schedule's other spellings: a warmup fraction of total_steps, a length in tokens. The
+  // parser resolves them into schedule.warmup_steps and total_steps, then clears them.
+  struct {
+    std::optional<double> warmup, total_tokens;
+  } schedule_as_given;
   struct {
     GemmPrecision gemm = GemmPrecision::fp32;            // what GEMM inputs are rounded to
     AttentionRequest attention = AttentionRequest::automatic;  // choose_attention decides
@@ -72,10 +85,9 @@ struct RunConfig {
   double lr_at(Index t) const { return schedule(t, optimizer.lr, optimizer.min_lr); }  // LR of optimizer step t
   // Resolved config as TOML (every key, defaults filled in): stored in checkpoints and metrics.
   std::string to_toml() const;
-  // Every key with a value of its own, written once here: f(table, key, field) ("" for the top
-  // level). The parser reads them and to_toml writes them; the keys with rules of their own
-  // (the [model] table, the data sets, optimizer.betas, the schedule's length and warmup) are
-  // read and written beside them.
+  // Every key, written once here: f(table, key, field) ("" for the top level); the [model] table
+  // is ModelConfig::for_each_field's. The parser reads them by their types (an option's enum, a
+  // number pair, an array of data-set tables, an optional spelling) and to_toml writes them back.
   template <class F>
   void for_each_key(F&& f) {
     keys(*this, f);
@@ -90,6 +102,8 @@ struct RunConfig {
  private:
   template <class Self, class F>
   static void keys(Self& c, F& f) {
+    using Number = std::conditional_t<std::is_const_v<Self>, const double, double>;
+    NumberPair<Number> betas{c.optimizer.beta1, c.optimizer.beta2};
     f("", "run_dir", c.run_dir);
     f("init", "from", c.init.from);
     f("init", "load", c.init.load);
@@ -100,12 +114,19 @@ struct RunConfig {
     f("data", "global_batch", c.data.global_batch);
     f("data", "shuffle", c.data.shuffle);
     f("data", "seed", c.data.seed);
+    f("data", "train", c.data.train);
+    f("data", "eval", c.data.eval);
     f("optimizer", "lr", c.optimizer.lr);
+    f("optimizer", "betas", betas);
     f("optimizer", "min_lr", c.optimizer.min_lr);
     f("optimizer", "eps", c.optimizer.eps);
     f("optimizer", "weight_decay", c.optimizer.weight_decay);
     f("optimizer", "grad_clip", c.optimizer.grad_clip);
     f("schedule", "kind", c.schedule.kind);
+    f("schedule", "total_steps", c.schedule.total_steps);
+    f("schedule", "total_tokens", c.schedule_as_given.total_tokens);
+    f("schedule", "warmup_steps", c.schedule.warmup_steps);
+    f("schedule", "warmup", c.schedule_as_given.warmup);
     f("schedule", "const_lr", c.schedule.const_lr);
     f("schedule", "cooldown", c.schedule.cooldown);
     f("schedule", "constant", c.schedule.constant);
