@@ -29,10 +29,13 @@ static void describe_run(const std::string& config, const std::string& path) {
       std::snprintf(w, sizeof w, " %g", d.weight);
       sets += (sets.empty() ? "" : ", ") + d.name + w;
     }
-    std::printf("  run: %s; %s lr %.3g -> %.3g, warmup %lld of %lld steps; init %s (%s); train on %s\n",
+    const std::string moments = c.optimizer.moment_warmup_steps > 0
+                                    ? " after " + std::to_string(c.optimizer.moment_warmup_steps) + " moment-warmup steps"
+                                    : "";
+    std::printf("  run: %s; %s lr %.3g -> %.3g, warmup %lld of %lld steps%s; init %s (%s); train on %s\n",
                 c.run_dir.c_str(), c.schedule.kind.c_str(), c.optimizer.lr, c.optimizer.min_lr,
                 static_cast<long long>(c.schedule.warmup_steps), static_cast<long long>(c.schedule.total_steps),
-                c.init.from.c_str(), option_name(c.init.load).c_str(), sets.c_str());
+                moments.c_str(), c.init.from.c_str(), option_name(c.init.load).c_str(), sets.c_str());
   } catch (const Error& e) {
     std::printf("  run: stored config unreadable (%s)\n", e.what());
   }

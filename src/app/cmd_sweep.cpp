@@ -23,7 +23,7 @@ static void list(const Study& s) {
     const auto after = join(r.after, ",");
     std::printf("\n[%d] %s  role %s%s%s, %lld steps\n", r.stage, r.name.c_str(), r.role.c_str(),
                 tags.empty() ? "" : (", " + tags).c_str(), after.empty() ? "" : (", after " + after).c_str(),
-                static_cast<long long>(r.config.schedule.total_steps));
+                static_cast<long long>(r.config.total_steps()));
     for (const auto& d : s.differences(r)) std::printf("    %s\n", d.c_str());
   }
 }

@@ -82,7 +82,13 @@ struct RunConfig {
 
   Index accumulation_steps() const { return data.global_batch / data.micro_batch; }
   Index tokens_per_step() const { return data.global_batch * data.seq_len; }
-  double lr_at(Index t) const { return schedule(t, optimizer.lr, optimizer.min_lr); }  // LR of optimizer step t
+  // The run's optimizer steps: the moment warmup's (LR 0), then the schedule's.
+  Index total_steps() const { return optimizer.moment_warmup_steps + schedule.total_steps; }
+  bool in_moment_warmup(Index t) const { return t <= optimizer.moment_warmup_steps; }
+  // LR of optimizer step t (1-based): 0 in the moment warmup, then the schedule's step t - warmup.
+  double lr_at(Index t) const {
+    return in_moment_warmup(t) ? 0.0 : schedule(t - optimizer.moment_warmup_steps, optimizer.lr, optimizer.min_lr);
+  }
   // Resolved config as TOML (every key, defaults filled in): stored in checkpoints and metrics.
   std::string to_toml() const;
   // Every key, written once here: f(table, key, field) ("" for the top level); the [model] table
@@ -122,6 +128,7 @@ struct RunConfig {
     f("optimizer", "eps", c.optimizer.eps);
     f("optimizer", "weight_decay", c.optimizer.weight_decay);
     f("optimizer", "grad_clip", c.optimizer.grad_clip);
+    f("optimizer", "moment_warmup_steps", c.optimizer.moment_warmup_steps);
     f("schedule", "kind", c.schedule.kind);
     f("schedule", "total_steps", c.schedule.total_steps);
     f("schedule", "total_tokens", c.schedule_as_given.total_tokens);

@@ -229,7 +229,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
       } catch (const Error& e) {
         fail(path, "run " + r.name + ": " + e.what());
       }
-      final_checkpoint[r.name] = checkpoint_path(r.config.run_dir, r.config.schedule.total_steps);
+      final_checkpoint[r.name] = checkpoint_path(r.config.run_dir, r.config.total_steps());
       s.runs.push_back(std::move(r));
     }
   return s;
@@ -271,7 +271,7 @@ std::string Study::manifest_json() const {
                          {"stage", r.stage},
                          {"after", r.after},
                          {"run_dir", r.config.run_dir},
-                         {"total_steps", r.config.schedule.total_steps},
+                         {"total_steps", r.config.total_steps()},
                          {"command", command(r)}});
   const nlohmann::json j = {{"format", "rewarm-study"}, {"study", name},       {"description", description},
                             {"study_file", path},       {"base", base},       {"run_root", run_root},

@@ -74,7 +74,7 @@ std::vector<RunStatus> study_status(const Study& s) {
   std::vector<RunStatus> out;
   for (const auto& r : s.runs) {
     RunStatus st;
-    st.name = r.name, st.stage = r.stage, st.total_steps = r.config.schedule.total_steps;
+    st.name = r.name, st.stage = r.stage, st.total_steps = r.config.total_steps();
     const std::string dir = r.config.run_dir, metrics = (fs::path(dir) / "metrics.h5").string();
     const auto checkpoints = list_checkpoints(dir);
     if (!checkpoints.empty()) st.checkpoint_step = checkpoint_step(checkpoints.back());

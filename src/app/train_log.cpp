@@ -14,11 +14,15 @@ TrainLog::TrainLog(const RunConfig& cfg, const Comm& comm, const CheckpointManag
     : cfg_(cfg),
       root_(comm.root()),
       writes_(writes),
-      progress_(cfg.schedule.total_steps, training_flops_per_token(cfg.model, cfg.data.seq_len)) {
+      progress_(cfg.total_steps(), training_flops_per_token(cfg.model, cfg.data.seq_len)) {
   if (root_) {
     std::printf("compute: %s\n", compute_description().c_str());
     for (const auto* line : {&start.origin, &start.attention, &start.parallel})
       if (!line->empty()) std::fprintf(stderr, "rewarm: %s%s\n", line == &start.attention ? "attention: " : "", line->c_str());
+    if (cfg.optimizer.moment_warmup_steps > 0 && resumed_step < cfg.optimizer.moment_warmup_steps)
+      std::fprintf(stderr, "rewarm: moment warmup: steps 1-%lld at LR 0 fill AdamW's moments and leave the weights as they are; the schedule's step 1 is step %lld\n",
+                   static_cast<long long>(cfg.optimizer.moment_warmup_steps),
+                   static_cast<long long>(cfg.optimizer.moment_warmup_steps + 1));
     if (!start.overlap_off.empty()) std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n", start.overlap_off.c_str());
   }
   writes_.writing([&] {
@@ -46,9 +50,15 @@ void TrainLog::step(const TrainState& s, const StepResult& r, double seconds, bo
   rec.step_seconds = seconds;
   rec.model_flops_per_second = tokens / seconds * training_flops_per_token(cfg_.model, cfg_.data.seq_len);
   writes_.writing([&] { metrics_->log_train(rec, set_samples); });
+  char lr[48];  // a moment-warmup step says so where the LR goes
+  if (cfg_.in_moment_warmup(t))
+    std::snprintf(lr, sizeof lr, "moment warmup %lld/%lld", static_cast<long long>(t),
+                  static_cast<long long>(cfg_.optimizer.moment_warmup_steps));
+  else
+    std::snprintf(lr, sizeof lr, "lr %.3e", r.lr);
   if (root_)
-    std::printf("train step %s | loss %.9g | lr %.3e | grad_norm %.4f | %s | %s elapsed | ETA %s\n",
-                progress_.step_of_total(t).c_str(), r.loss, r.lr, r.grad_norm, progress_.rates(tokens, seconds).c_str(),
+    std::printf("train step %s | loss %.9g | %s | grad_norm %.4f | %s | %s elapsed | ETA %s\n",
+                progress_.step_of_total(t).c_str(), r.loss, lr, r.grad_norm, progress_.rates(tokens, seconds).c_str(),
                 format_duration(elapsed).c_str(), format_duration(progress_.eta_seconds(t)).c_str());
   std::fflush(stdout);
 }

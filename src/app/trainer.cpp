@@ -294,7 +294,7 @@ Trainer::Stop Trainer::train(Index stop_at) {
   start.overlap_off = dp_->overlap_off();
   const Metrics::Run run{device_description(), comm_.size(), to_string(cfg_.precision.gemm), attention_.name()};
   TrainLog log(cfg_, comm_, checkpoints_, config_text_, run, state_.step, start);
-  const Index total = cfg_.schedule.total_steps;
+  const Index total = cfg_.total_steps();
   if (state_.step == 0 && cfg_.train.eval_at_start) run_eval(log);
   if (comm_.any(stop_requested())) {  // a signal while the run started: nothing new to save
     log.stopped_before(state_.step + 1);
