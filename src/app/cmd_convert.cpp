@@ -1,12 +1,14 @@
 // rewarm convert hf MODEL --out CKPT      HF GPTNeoX safetensors + config.json -> checkpoint
-// rewarm convert to-hf CKPT --out DIR     checkpoint -> model.safetensors + config.json
+// rewarm convert to-hf CKPT --out DIR     checkpoint -> a complete HF model directory
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "app/commands.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "data/bpe_tokenizer.hpp"
 #include "data/megatron.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
@@ -47,6 +49,8 @@ static void convert_hf(const std::string& in, const std::string& out) {
   CheckpointData c;
   c.model = model;
   c.config_text = "";
+  if (fs::exists(dir / "tokenizer.json"))  // carried into the checkpoints of the runs that start from it
+    c.tokenizer = BpeTokenizer::from_file((dir / "tokenizer.json").string()).text();
   c.params.assign(layout.total, 0.0f);
   for (const auto& e : layout.entries) {
     auto it = index.find(e.name);
@@ -61,9 +65,43 @@ static void convert_hf(const std::string& in, const std::string& out) {
               static_cast<long long>(layout.total), weights.c_str());
 }
 
-static void convert_to_hf(const std::string& in, const std::string& out, const std::string& dtype) {
+// The tokenizer files AutoTokenizer.from_pretrained reads (GPT-NeoX-20B's fast tokenizer, as
+// Pythia's hub directories hold them) and generation_config.json; the end-of-text token is the
+// tokenizer's "<|endoftext|>".
+static void write_tokenizer_files(const fs::path& out, const BpeTokenizer& tok, const ModelConfig& model,
+                                  nlohmann::json& config) {
+  const std::string eot = "<|endoftext|>";
+  const auto id = tok.token_id(eot);
+  config["bos_token_id"] = config["eos_token_id"] = id;
+  write_text_file((out / "tokenizer.json").string(), tok.text());
+  const nlohmann::json special{{"bos_token", eot}, {"eos_token", eot}, {"unk_token", eot}};
+  nlohmann::json tc = special;
+  tc["tokenizer_class"] = "GPTNeoXTokenizerFast";
+  tc["add_bos_token"] = false;
+  tc["add_eos_token"] = false;
+  tc["add_prefix_space"] = false;
+  tc["clean_up_tokenization_spaces"] = false;
+  tc["model_max_length"] = model.max_position_embeddings;
+  write_text_file((out / "tokenizer_config.json").string(), tc.dump(2) + "\n");
+  write_text_file((out / "special_tokens_map.json").string(), special.dump(2) + "\n");
+}
+
+static void convert_to_hf(const std::string& in, const std::string& out, const std::string& dtype,
+                          const std::string& tokenizer_path) {
   const CheckpointReader reader(in);  // the weights alone, verified as they are read
   if (!reader.checksummed()) std::fprintf(stderr, "rewarm: note: %s\n", unverified_note(reader).c_str());
+  const std::string dt = dtype == "bf16" ? "BF16" : dtype == "f16" ? "F16" : dtype == "f32" ? "F32" : "";
+  if (dt.empty()) fail(dtype, "--dtype must be f32, bf16 or f16");
+  std::optional<BpeTokenizer> tok;  // --tokenizer, else the one the checkpoint carries; checked before any write
+  if (!tokenizer_path.empty()) {
+    tok = BpeTokenizer::from_file(tokenizer_path);
+  } else if (const auto stored = reader.tokenizer(); !stored.empty()) {
+    tok = BpeTokenizer::from_text(stored, in + " (its stored tokenizer.json)");
+  }
+  if (tok && tok->vocab_size() > std::uint32_t(reader.model().vocab_size))
+    fail(tokenizer_path.empty() ? in : tokenizer_path,
+         "the tokenizer has " + std::to_string(tok->vocab_size()) + " tokens, more than the model's vocab_size " +
+             std::to_string(reader.model().vocab_size));
   CheckpointData c;
   c.model = reader.model();
   c.state = reader.state();
@@ -80,17 +118,24 @@ static void convert_to_hf(const std::string& in, const std::string& out, const s
     data.push_back(c.params.data() + e.offset);
   }
   const std::string st = (fs::path(out) / "model.safetensors").string();
-  const std::string dt = dtype == "bf16" ? "BF16" : dtype == "f16" ? "F16" : dtype == "f32" ? "F32" : "";
-  if (dt.empty()) fail(dtype, "--dtype must be f32, bf16 or f16");
   AtomicFile st_file(st);
   safetensors_write(st_file.tmp(), names, shapes, data, dt);
   st_file.commit();
   auto cfg = c.model.to_hf_json();
   cfg["torch_dtype"] = dtype == "bf16" ? "bfloat16" : dtype == "f16" ? "float16" : "float32";
-  const std::string cp = (fs::path(out) / "config.json").string();
-  write_text_file(cp, cfg.dump(2) + "\n");
-  std::printf("%s: model.safetensors (%s) + config.json from %s (step %lld)\n", out.c_str(), dt.c_str(), in.c_str(),
+  if (tok) write_tokenizer_files(out, *tok, c.model, cfg);
+  write_text_file((fs::path(out) / "config.json").string(), cfg.dump(2) + "\n");
+  const nlohmann::json generation{
+      {"_from_model_config", true}, {"bos_token_id", cfg["bos_token_id"]}, {"eos_token_id", cfg["eos_token_id"]}};
+  write_text_file((fs::path(out) / "generation_config.json").string(), generation.dump(2) + "\n");
+  std::printf("%s: model.safetensors (%s), config.json, generation_config.json%s from %s (step %lld)\n", out.c_str(),
+              dt.c_str(), tok ? ", tokenizer.json, tokenizer_config.json, special_tokens_map.json" : "", in.c_str(),
               static_cast<long long>(c.state.step));
+  if (!tok)
+    std::fprintf(stderr,
+                 "rewarm: note: %s carries no tokenizer (its run's data did not come from `rewarm tokenize`): pass "
+                 "--tokenizer tokenizer.json for a directory that AutoTokenizer and lm-eval load\n",
+                 in.c_str());
 }
 
 void register_convert(CLI::App& app) {
@@ -128,12 +173,16 @@ void register_convert(CLI::App& app) {
                 static_cast<long long>(s.sequences), static_cast<long long>(s.documents));
   });
 
-  auto* to_hf = cmd->add_subcommand("to-hf", "rewarm checkpoint -> HF model.safetensors + config.json");
+  auto* to_hf = cmd->add_subcommand(
+      "to-hf", "rewarm checkpoint -> HF directory: model.safetensors, config.json, generation_config.json, tokenizer");
   auto dtype = std::make_shared<std::string>("f32");
+  auto tokenizer = std::make_shared<std::string>();
   to_hf->add_option("checkpoint", *in, "rewarm checkpoint (.h5)")->required();
   to_hf->add_option("--out", *out, "output directory")->required();
   to_hf->add_option("--dtype", *dtype, "f32, bf16 or f16")->capture_default_str();
-  to_hf->callback([in, out, dtype] { convert_to_hf(*in, *out, *dtype); });
+  to_hf->add_option("--tokenizer", *tokenizer,
+                    "HF tokenizer.json to write beside the model (default: the one the checkpoint carries)");
+  to_hf->callback([in, out, dtype, tokenizer] { convert_to_hf(*in, *out, *dtype, *tokenizer); });
 }
 
 }  // namespace rewarm

@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/index.hpp"
 #include "data/bpe_tokenizer.hpp"
+#include "io/stored_tokenizer.hpp"
 #include "data/text_reader.hpp"
 #include "data/token_shard.hpp"
 #include "io/atomic_file.hpp"
@@ -152,6 +153,7 @@ void register_tokenize(CLI::App& app) {
       std::string src = "tokenize";
       for (const auto& p : o->inputs) src += " " + p;
       set_token_shard_attrs(f, vocab, eod, tok.fingerprint(), src);
+      write_tokenizer(f, tok.text(), true, [](const std::function<void()>& write) { write(); });
       if (vocab <= 65536)
         run<std::uint16_t>(*o, tok, eod, vocab, f);
       else

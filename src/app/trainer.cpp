@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/host_memory.hpp"
 #include "io/run_dir_lock.hpp"
+#include "io/stored_tokenizer.hpp"
 #include "optim/adamw.hpp"
 
 namespace rewarm {
@@ -94,6 +95,10 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
               std::to_string(ck->state().step) + ")";
   }
   if (mixture_) set_train_position();
+  if (train) {  // carried into every checkpoint, for a complete `convert to-hf`
+    tokenizer_ = ck ? ck->tokenizer() : "";
+    if (tokenizer_.empty()) tokenizer_ = read_tokenizer(cfg_.data.train.front().path);
+  }
   config_text_ = cfg_.to_toml();
   if (resume) {  // the same run, or nothing: only keys that leave the trajectory alone may change
     const auto changed = changes_refused_on_resume(ck->config_text(), config_text_);
@@ -273,6 +278,7 @@ void Trainer::save_checkpoint() {
   CheckpointHeader h;
   h.model = cfg_.model;
   h.config_text = config_text_;
+  h.tokenizer = tokenizer_;
   h.state = state_;
   h.world_size = comm_.size();
   checkpoints_.save(h, *dp_, exp_avg_, exp_avg_sq_);

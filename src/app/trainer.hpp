@@ -88,6 +88,7 @@ class Trainer {
   CheckpointManager checkpoints_;
   std::string config_text_;
   std::string origin_;  // where the weights came from, for the log
+  std::string tokenizer_;  // tokenizer.json of the weights' checkpoint or else of the first train set; "" if unknown
   bool profile_ = false;
   AttentionChoice attention_;  // decided once the model is known, before the memory estimate
   std::unique_ptr<Gpt<float>> model_;

@@ -91,6 +91,14 @@ bool is_type(const nlohmann::json& j, const char* type) {
 BpeTokenizer BpeTokenizer::from_file(const std::string& path) {
   std::string bytes;
   const nlohmann::json j = read_json_file(path, &bytes);
+  return from_json(j, bytes, path);
+}
+
+BpeTokenizer BpeTokenizer::from_text(const std::string& text, const std::string& where) {
+  return from_json(parse_json(text, where, "not a tokenizer.json (not valid JSON)"), text, where);
+}
+
+BpeTokenizer BpeTokenizer::from_json(const nlohmann::json& j, const std::string& bytes, const std::string& path) {
   auto unsupported = [&](const std::string& what) {
     fail(path, what + " is not supported (byte-level BPE as in GPT-NeoX-20B only)");
   };
@@ -101,6 +109,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path) {
   if (type != "BPE") unsupported("model type \"" + type + "\"");
   BpeTokenizer t;
   t.fingerprint_ = path.substr(path.find_last_of('/') + 1) + " fnv1a64:" + fnv1a64(bytes);
+  t.text_ = bytes;
   // normaliser: none, NFC, or a sequence of NFC
   const auto& n = j.contains("normalizer") ? j["normalizer"] : nlohmann::json();
   if (is_type(n, "NFC") ||

@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hdf5.hpp"
+#include "io/stored_tokenizer.hpp"
 #include "model/param_layout.hpp"
 
 namespace rewarm {
@@ -57,6 +58,7 @@ void write_checkpoint_contents(h5::File& f, const CheckpointHeader& h, const Fla
     step([&] {
       f.write_checksummed_part("/state/set_samples", {sets}, 0, part.state ? sets : 0, h.state.set_samples.data());
     });
+  write_tokenizer(f, h.tokenizer, part.state, step);
 }
 
 void write_checkpoint(const std::string& path, const CheckpointData& c) {
@@ -103,6 +105,8 @@ CheckpointReader::CheckpointReader(const std::string& path, const ModelConfig* e
 }
 
 CheckpointReader::~CheckpointReader() = default;
+
+std::string CheckpointReader::tokenizer() const { return read_tokenizer(*file_); }
 
 void CheckpointReader::read_group(const std::string& group, Index offset, Index count, float* into) const {
   for (const auto& e : ParamLayout(model_).entries) {

@@ -26,6 +26,9 @@ struct CheckpointHeader {
   std::string config_text;  // resolved run config (TOML)
   int world_size = 1;       // ranks of the run that wrote it (any rank count can resume it)
   TrainState state;
+  // The HF tokenizer.json (text) of the run's tokens, carried from checkpoint to checkpoint so
+  // that `convert to-hf` writes a complete directory; empty where it is not known.
+  std::string tokenizer;
 };
 
 struct CheckpointData : CheckpointHeader {
@@ -68,6 +71,7 @@ class CheckpointReader {
   int world_size() const { return world_size_; }
   const TrainState& state() const { return state_; }
   bool has_optimizer() const { return has_optimizer_; }
+  std::string tokenizer() const;  // the stored tokenizer.json, or "" (read on demand: megabytes)
   // False for checkpoints written before rewarm stored checksums: they load unverified.
   bool checksummed() const { return checksummed_; }
   void read_params(float* params) const;  // ParamLayout(model()).total floats

@@ -45,6 +45,10 @@ template <>
 hid_t native_type<std::uint64_t>() {
   return H5T_NATIVE_UINT64;
 }
+template <>
+hid_t native_type<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
 
 Id::~Id() {
   if (id_ < 0 || !close_) return;
@@ -647,6 +651,7 @@ REWARM_H5_INSTANTIATE(std::int64_t)
 REWARM_H5_INSTANTIATE(std::int32_t)
 REWARM_H5_INSTANTIATE(std::uint32_t)
 REWARM_H5_INSTANTIATE(std::uint16_t)
+REWARM_H5_INSTANTIATE(std::uint8_t)
 template class AppendWriter<std::uint16_t>;
 template class AppendWriter<std::uint32_t>;
 template class AppendWriter<std::int64_t>;

@@ -161,3 +161,55 @@ def test_bad_inputs(tmp_path, tokenizer):
         fails(tmp_path, tmp_path / "tok.json", expect, [ok])
     (tmp_path / "tok.json").write_text("{ not json")
     fails(tmp_path, tmp_path / "tok.json", "tok.json: not valid JSON", [ok])
+
+
+def test_hf_export_is_complete(tmp_path, tokenizer):
+    """The tokenizer travels from `rewarm tokenize`'s shard (or `convert hf`'s model directory)
+    through training into every checkpoint, and `convert to-hf` writes it with the files
+    AutoTokenizer reads; the exported tokenizer.json encodes as rewarm's tokenize does."""
+    from helpers import tiny_config, write_config
+    rng = random.Random(5)
+    write_jsonl(tmp_path / "in.jsonl", varied_documents(rng, 20_000), rng, bad_utf8=False)
+    rewarm("tokenize", "--tokenizer", tokenizer, "--jsonl", tmp_path / "in.jsonl", "--out", tmp_path / "shard.h5", "--quiet")
+    with h5py.File(tmp_path / "shard.h5", "r") as f:
+        vocab = int(f.attrs["vocab_size"])
+        ids = f["tokens"][:].astype(np.uint32)
+    cfg = tiny_config(tmp_path / "run", tmp_path / "shard.h5", schedule={"total_steps": 1, "warmup_steps": 0},
+                      train={"checkpoint_interval": 1, "eval_at_start": False})
+    cfg["model"]["vocab_size"] = vocab
+    rewarm("train", write_config(tmp_path / "run.toml", cfg))
+    out = tmp_path / "hf"
+    rewarm("convert", "to-hf", tmp_path / "run" / "checkpoints" / "step_00000001.h5", "--out", out)
+    assert (out / "tokenizer.json").read_bytes() == open(tokenizer, "rb").read()
+    tc = json.loads((out / "tokenizer_config.json").read_text())
+    assert tc["tokenizer_class"] == "GPTNeoXTokenizerFast" and tc["eos_token"] == "<|endoftext|>"
+    assert tc["model_max_length"] == cfg["model"]["max_position_embeddings"] and tc["add_bos_token"] is False
+    assert json.loads((out / "special_tokens_map.json").read_text())["eos_token"] == "<|endoftext|>"
+    gen, config = json.loads((out / "generation_config.json").read_text()), json.loads((out / "config.json").read_text())
+    assert gen["eos_token_id"] == config["eos_token_id"] == 0 and gen["bos_token_id"] == 0
+    node("encode", out / "tokenizer.json", tmp_path / "in.jsonl", tmp_path / "oracle.bin")
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "oracle.bin", dtype=np.uint32), ids)
+    try:  # where transformers is installed (the GPU machine), as lm-eval loads the directory
+        import transformers
+    except ImportError:
+        transformers = None
+    if transformers is not None:
+        text = "The café's 2026 budget:\n\tnaïve   estimates… 👍🏽"
+        (tmp_path / "one.jsonl").write_text(json.dumps({"text": text}) + "\n")
+        rewarm("tokenize", "--tokenizer", out / "tokenizer.json", "--jsonl", tmp_path / "one.jsonl", "--out",
+               tmp_path / "one.h5", "--quiet")
+        with h5py.File(tmp_path / "one.h5", "r") as f:
+            assert transformers.AutoTokenizer.from_pretrained(out).encode(text) == f["tokens"][:-1].tolist()
+        transformers.GPTNeoXForCausalLM.from_pretrained(out)
+
+    # convert hf keeps the tokenizer of the model directory: back out again unchanged
+    rewarm("convert", "hf", out, "--out", tmp_path / "back.h5")
+    rewarm("convert", "to-hf", tmp_path / "back.h5", "--out", tmp_path / "again")
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == open(tokenizer, "rb").read()
+    # a checkpoint without one: a note, and --tokenizer supplies it
+    (out / "tokenizer.json").unlink()
+    rewarm("convert", "hf", out, "--out", tmp_path / "bare.h5")
+    p = rewarm("convert", "to-hf", tmp_path / "bare.h5", "--out", tmp_path / "bare")
+    assert "carries no tokenizer" in p.stderr and not (tmp_path / "bare" / "tokenizer_config.json").exists()
+    rewarm("convert", "to-hf", tmp_path / "bare.h5", "--out", tmp_path / "given", "--tokenizer", tokenizer)
+    assert (tmp_path / "given" / "tokenizer.json").read_bytes() == open(tokenizer, "rb").read()
