@@ -96,9 +96,9 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens, bo
     const auto& model = ck.model();
     Index params = 0;
     for (const auto& e : ParamLayout(model).entries) params += e.size();
-    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s, world_size %d\n", path.c_str(),
-                static_cast<long long>(ck.state().step), static_cast<long long>(ck.state().tokens_seen),
-                ck.has_optimizer() ? "yes" : "no", ck.world_size());
+    std::printf("%s: checkpoint at step %lld, %lld tokens seen, optimizer state %s, tokenizer %s, world_size %d\n",
+                path.c_str(), static_cast<long long>(ck.state().step), static_cast<long long>(ck.state().tokens_seen),
+                ck.has_optimizer() ? "yes" : "no", ck.tokenizer().empty() ? "no" : "yes", ck.world_size());
     std::printf(
         "  model: GPT-NeoX, %lld parameters, hidden %lld, layers %lld, heads %lld, vocab %lld, %s residual, %s\n",
         static_cast<long long>(params), static_cast<long long>(model.hidden_size),
