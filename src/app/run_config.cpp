@@ -252,8 +252,11 @@ RunConfig parse(const std::string& text, const std::string& source, const std::v
                                                                                 {"cooldown", infinite},
                                                                                 {"constant", infinite},
                                                                                 {"timescale", {"infinite_inv_sqrt"}},
-                                                                                {"decay", {"wsd"}}};
+                                                                                {"decay", {"wsd"}},
+                                                                                {"decay_steps", {"wsd"}}};
     const auto* st = table("schedule");
+    if (st && st->contains("decay") && st->contains("decay_steps"))
+      fail(sections.at("schedule").where_of("decay_steps"), "set schedule.decay or schedule.decay_steps, not both");
     for (const auto& [key, kinds] : read_by)
       if (st && st->contains(key) && std::find(kinds.begin(), kinds.end(), c.schedule.kind) == kinds.end())
         fail(sections.at("schedule").where_of(key), "schedule." + key + " is read only by kind = " + join(kinds, " or ") + ", not by \"" +

@@ -139,6 +139,7 @@ struct RunConfig {
     f("schedule", "constant", c.schedule.constant);
     f("schedule", "timescale", c.schedule.timescale);
     f("schedule", "decay", c.schedule.decay);
+    f("schedule", "decay_steps", c.schedule.decay_steps);
     f("precision", "gemm", c.precision.gemm);
     f("precision", "attention", c.precision.attention);
     f("precision", "attention_workspace_mb", c.precision.attention_workspace_mb);

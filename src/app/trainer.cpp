@@ -94,7 +94,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
     origin_ = std::string(resume ? "resuming from " : "weights from ") + ck->path() + " (step " +
               std::to_string(ck->state().step) + ")";
   }
-  if (mixture_) set_train_position();
+  if (mixture_) set_train_position(full && !resume && ck ? ck->config_text() : "");
   if (train) {  // carried into every checkpoint, for a complete `convert to-hf`
     tokenizer_ = ck ? ck->tokenizer() : "";
     if (tokenizer_.empty()) tokenizer_ = read_tokenizer(cfg_.data.train.front().path);
@@ -182,8 +182,17 @@ void Trainer::open_train_data() {
                                        cfg_.model.vocab_size);
 }
 
-void Trainer::set_train_position() {
-  auto counts = state_.set_samples;
+// The normalised [[data.train]] weights of a config.
+static std::vector<double> shares(const std::vector<DataSet>& sets) {
+  double sum = 0;
+  for (const auto& d : sets) sum += d.weight;
+  std::vector<double> out;
+  for (const auto& d : sets) out.push_back(d.weight / sum);
+  return out;
+}
+
+void Trainer::set_train_position(const std::string& stored_config) {
+  auto counts = state_.set_samples, origin = state_.set_samples_origin;
   if (counts.empty()) counts.assign(cfg_.data.train.size(), 0);
   Index total = 0;
   for (Index c : counts) total += c;
@@ -191,7 +200,18 @@ void Trainer::set_train_position() {
     fail(cfg_.source, "[[data.train]] has " + std::to_string(cfg_.data.train.size()) +
                           " sets but the checkpoint's data position is for " + std::to_string(counts.size()) +
                           ": a resumed run needs the same training sets");
-  mixture_->set_counts(counts);
+  if (!stored_config.empty()) {  // init.load = "full" (a resume cannot change them): new weights apply from here
+    const auto before = shares(parse_run_config(stored_config, "the checkpoint's stored config", {}).data.train);
+    if (before != shares(cfg_.data.train)) {
+      origin = counts;
+      if (comm_.root())
+        std::fprintf(stderr,
+                     "rewarm: [[data.train]] weights differ from the checkpoint's run: they apply from its sample "
+                     "%lld on, each set continuing its own window order\n",
+                     static_cast<long long>(total));
+    }
+  }
+  mixture_->set_counts(counts, origin);
 }
 
 // This rank's share of the step's samples, all read before any compute: a read error on one
@@ -254,6 +274,7 @@ StepResult Trainer::step() {
   state_.step = t;
   state_.samples_seen += cfg_.data.global_batch;
   state_.set_samples = mixture_->counts();
+  state_.set_samples_origin = mixture_->origin();
   state_.tokens_seen += cfg_.tokens_per_step();
   return r;
 }

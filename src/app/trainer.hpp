@@ -76,7 +76,7 @@ class Trainer {
   };
   Footprint footprint(bool full) const;
   void open_train_data();     // opens and checks every [[data.train]] set
-  void set_train_position();  // the sample stream where state_ left it
+  void set_train_position(const std::string& stored_config);  // the sample stream where state_ left it
   void allocate(const Footprint& fit);
   void read_step_windows(StepResult& r);  // this rank's share of the step's samples, into windows_
   void run_eval(TrainLog& log);

@@ -3,7 +3,10 @@
 // argmax_i w_i·(k+1) − c_i, ties to the first set), so every prefix of the stream matches the
 // weights as closely as integers allow; within a set, windows follow that set's sampler.
 // Replay of upstream data is a small weight on the upstream set. The state is the per-set
-// counts c_i, saved in checkpoints for an exact resume.
+// counts c_i, saved in checkpoints for an exact resume, and the counts o_i at which the weights
+// took effect: a continuation with new weights follows them from its first sample on
+// (argmax_i w_i·(k' + 1) − (c_i − o_i), k' = Σ(c_i − o_i)) rather than catching up on the whole
+// stream, while each set goes on with its own window order.
 #pragma once
 #include <memory>
 #include <string>
@@ -30,7 +33,9 @@ class Mixture {
   void read(const Draw& d, std::int32_t* out) const;
   void next(std::int32_t* out) { read(draw(), out); }
   const std::vector<Index>& counts() const { return counts_; }
-  void set_counts(const std::vector<Index>& counts);  // restores a checkpointed position
+  const std::vector<Index>& origin() const { return origin_; }
+  // Restores a checkpointed position; `origin` empty: zeros.
+  void set_counts(const std::vector<Index>& counts, const std::vector<Index>& origin = {});
   // Set that the next sample comes from (pure function of the counts).
   std::size_t next_set() const;
 
@@ -38,7 +43,7 @@ class Mixture {
   std::vector<std::unique_ptr<TokenShard>> shards_;
   std::vector<WindowSampler> samplers_;
   std::vector<double> weights_;  // normalised to sum 1
-  std::vector<Index> counts_;
+  std::vector<Index> counts_, origin_;
   Index seq_len_, vocab_;
 };
 

@@ -54,10 +54,14 @@ void write_checkpoint_contents(h5::File& f, const CheckpointHeader& h, const Fla
   step([&] { f.write_checksummed_part("/state/tokens_seen", {1}, 0, n, &st[1]); });
   step([&] { f.write_checksummed_part("/state/samples_seen", {1}, 0, n, &st[2]); });
   const auto sets = std::int64_t(h.state.set_samples.size());
-  if (sets)
+  if (sets) {
     step([&] {
       f.write_checksummed_part("/state/set_samples", {sets}, 0, part.state ? sets : 0, h.state.set_samples.data());
     });
+    auto origin = h.state.set_samples_origin;
+    origin.resize(std::size_t(sets), 0);
+    step([&] { f.write_checksummed_part("/state/set_samples_origin", {sets}, 0, part.state ? sets : 0, origin.data()); });
+  }
   write_tokenizer(f, h.tokenizer, part.state, step);
 }
 
@@ -89,6 +93,8 @@ CheckpointReader::CheckpointReader(const std::string& path, const ModelConfig* e
   state_.tokens_seen = f.attr_int("tokens_seen");
   state_.samples_seen = f.exists("/state/samples_seen") ? f.read<std::int64_t>("/state/samples_seen").at(0) : 0;
   if (f.exists("/state/set_samples")) state_.set_samples = f.read<std::int64_t>("/state/set_samples");
+  if (f.exists("/state/set_samples_origin"))
+    state_.set_samples_origin = f.read<std::int64_t>("/state/set_samples_origin");
   if (expect) model_ = *expect;
   has_optimizer_ = f.exists("/optimizer/exp_avg");
   std::vector<std::string> groups{"/model/"};

@@ -19,6 +19,9 @@ struct TrainState {
   Index tokens_seen = 0;           // training tokens consumed
   Index samples_seen = 0;          // position in the global sample stream
   std::vector<Index> set_samples;  // samples drawn from each [[data.train]] set so far
+  // Each set's count when the run's weights took effect (a continuation that changed them):
+  // the mixture follows the weights from there on; empty: from the start (zeros).
+  std::vector<Index> set_samples_origin;
 };
 
 struct CheckpointHeader {

@@ -25,6 +25,9 @@ void Schedule::validate(const std::string& where) const {
     if (const_lr <= 0) fail(where, "infinite schedules need schedule.const_lr > 0");
   }
   if (kind == "wsd" && !(decay >= 0 && decay <= 1)) fail(where, "schedule.decay must lie in [0, 1]");
+  if (decay_steps && *decay_steps > total_steps - warmup_steps)
+    fail(where, "schedule.decay_steps = " + std::to_string(*decay_steps) + " is longer than the steps after warmup (" +
+                    std::to_string(total_steps - warmup_steps) + ")");
 }
 
 double Schedule::operator()(Index t, double lr, double min_lr) const {
@@ -42,8 +45,8 @@ double Schedule::operator()(Index t, double lr, double min_lr) const {
     r = lr - (lr - min_lr) * f;
   } else if (kind == "inverse_sqrt") {  // max·√(max(W,1)/t)
     r = lr * std::sqrt(std::max(W, 1.0) / tt);
-  } else if (kind == "wsd") {  // max until (1−decay)·E, then linear to min at E
-    const double start = (1 - decay) * E;
+  } else if (kind == "wsd") {  // max until (1−decay)·E (or E − decay_steps), then linear to min at E
+    const double start = decay_steps ? double(total_steps - *decay_steps) : (1 - decay) * E;
     r = tt < start ? lr : lr - (lr - min_lr) * std::min(1.0, (tt - start) / std::max(E - start, 1.0));
   } else {  // infinite_* (Ibrahim et al. 2024): cooldown to c, constant c, exponential anneal to min
     const double n = tt - W, Tcd = cooldown * E, Tc = constant * E, c = const_lr;

@@ -1,5 +1,6 @@
 // Learning-rate schedules: pure functions of the optimizer step t = 1, 2, ... (docs/numerics.md).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ struct Schedule {
   double constant = 0.85;   // infinite_*: constant phase ends here
   double timescale = 10.0;  // infinite_inv_sqrt: alpha
   double decay = 0.2;       // wsd: final fraction that decays linearly to min_lr
+  // wsd: the decay's length in steps, instead of `decay`'s fraction: the cooldown of a branch
+  // that continues a stable-phase checkpoint decays over its own last steps, exactly.
+  std::optional<Index> decay_steps;
 
   static const std::vector<std::string>& kinds();
   void validate(const std::string& where) const;  // unknown kind, bad fractions

@@ -96,7 +96,8 @@ def decay_groups(model):
     return decay, no_decay
 
 
-def schedule(kind, t, lr, min_lr, W, E, const_lr=0.0, cooldown=0.6, constant=0.85, timescale=10.0, decay=0.2):
+def schedule(kind, t, lr, min_lr, W, E, const_lr=0.0, cooldown=0.6, constant=0.85, timescale=10.0, decay=0.2,
+             decay_steps=None):
     """docs/numerics.md, written independently of the C++ code."""
     if W > 0 and t <= W:
         return lr * t / W
@@ -109,7 +110,7 @@ def schedule(kind, t, lr, min_lr, W, E, const_lr=0.0, cooldown=0.6, constant=0.8
     elif kind == "inverse_sqrt":
         r = lr * math.sqrt(max(W, 1) / t)
     elif kind == "wsd":
-        s = (1 - decay) * E
+        s = (1 - decay) * E if decay_steps is None else E - decay_steps
         r = lr if t < s else lr - (lr - min_lr) * min(1.0, (t - s) / (E - s))
     else:
         n, Tcd, Tc, c = t - W, cooldown * E, constant * E, const_lr

@@ -110,6 +110,44 @@ TEST_CASE("mixtures follow their weights in every prefix and resume from counts"
   CHECK_THROWS_WITH(b.set_counts({1}), Catch::Contains("covers 1 training sets, the config has 2"));
 }
 
+TEST_CASE("new replay weights over carried counts: every set continues its own window order", "[data]") {
+  // init.load = "full" with changed [[data.train]] weights (Megatron-LM's issue 457: a blend
+  // changed on resume repeated and skipped samples): each set's c-th sample is still its
+  // sampler's c-th window, so across the change no set repeats or skips one; and the new
+  // weights hold in every prefix of the continuation (the trainer sets the origin there).
+  const auto dir = std::filesystem::temp_directory_path();
+  std::vector<DataSet> sets;
+  for (int i = 0; i < 3; ++i) {
+    const auto path = (dir / ("rewarm_reweigh_" + std::to_string(i) + ".h5")).string();
+    write_token_shard(path, std::vector<std::uint32_t>(std::size_t(16 * (20 + 7 * i) + 1), std::uint32_t(i)), 4, 0,
+                      "test", "unit test");
+    sets.push_back({"s" + std::to_string(i), path, std::vector<double>{0.5, 0.3, 0.2}[std::size_t(i)], 0});
+  }
+  auto per_set = [](std::vector<std::vector<Index>>& into, Mixture& m, int n) {
+    for (int k = 0; k < n; ++k) {
+      const auto d = m.draw();
+      into[d.set].push_back(d.window);
+    }
+  };
+  std::vector<std::vector<Index>> reference(3), changed(3);
+  Mixture ref(sets, 16, true, 11, 4);
+  per_set(reference, ref, 2000);  // each set's own window order, far enough
+  Mixture before(sets, 16, true, 11, 4);
+  per_set(changed, before, 100);
+  auto reweighed = sets;
+  reweighed[1].weight = 0.1, reweighed[2].weight = 0.4;  // set 0's weight stays
+  Mixture after(reweighed, 16, true, 11, 4);
+  after.set_counts(before.counts(), before.counts());  // as the trainer does: the new weights apply from here
+  per_set(changed, after, 300);
+  for (std::size_t i = 0; i < 3; ++i)  // in the continuation, not caught up over the whole stream
+    CHECK(std::abs(double(after.counts()[i] - before.counts()[i]) - 300 * reweighed[i].weight) < 1.0);
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO("set " << i);
+    REQUIRE(changed[i].size() <= reference[i].size());
+    CHECK(std::equal(changed[i].begin(), changed[i].end(), reference[i].begin()));
+  }
+}
+
 TEST_CASE("related synthetic corpora share the chosen fraction of contexts", "[data]") {
   SynthSpec up, down;
   up.vocab = down.vocab = 16;
