@@ -1,5 +1,7 @@
 // rewarm tokenize --tokenizer tokenizer.json --jsonl FILE... --out shard.h5
 // JSON lines (plain or .zst) -> token shard, each document followed by EOD, in parallel.
+// rewarm tokenize --tokenizer tokenizer.json --task FILE --out task.h5: a multiple-choice task
+// (data/task_tokenize.hpp).
 //
 // Invalid UTF-8 in the input is replaced (one U+FFFD per maximal invalid subpart, as the
 // WHATWG decoder of browsers and Node.js does) rather than rejected: web-scale corpora carry
@@ -15,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/index.hpp"
 #include "data/bpe_tokenizer.hpp"
+#include "data/task_tokenize.hpp"
 #include "io/stored_tokenizer.hpp"
 #include "data/text_reader.hpp"
 #include "data/token_shard.hpp"
@@ -25,7 +28,7 @@ namespace rewarm {
 namespace {
 
 struct TokenizeOptions {
-  std::string tokenizer, out, field = "text", eod = "<|endoftext|>";
+  std::string tokenizer, out, field = "text", eod = "<|endoftext|>", task;
   std::vector<std::string> inputs;
   Index vocab_size = 0, threads = 0, chunk = 1 << 16;
   int deflate = 0;
@@ -135,7 +138,10 @@ void register_tokenize(CLI::App& app) {
       app.add_subcommand("tokenize", "JSON lines (plain or .zst) -> token shard with a HF byte-level BPE tokenizer");
   auto o = std::make_shared<TokenizeOptions>();
   cmd->add_option("--tokenizer", o->tokenizer, "HF tokenizer.json (byte-level BPE, e.g. GPT-NeoX-20B's)")->required();
-  cmd->add_option("--jsonl", o->inputs, "input files, .jsonl or .jsonl.zst")->required();
+  auto* jsonl = cmd->add_option("--jsonl", o->inputs, "input files, .jsonl or .jsonl.zst");
+  cmd->add_option("--task", o->task,
+                  "a multiple-choice task instead: JSON lines {\"context\", \"choices\", \"answer\"} -> task file")
+      ->excludes(jsonl);
   cmd->add_option("--out", o->out, "output token shard (.h5)")->required();
   cmd->add_option("--field", o->field, "JSON field holding the text")->capture_default_str();
   cmd->add_option("--eod", o->eod, "token appended after each document")->capture_default_str();
@@ -144,9 +150,18 @@ void register_tokenize(CLI::App& app) {
   cmd->add_option("--compress", o->deflate, "gzip level 1-9 (0: none)")->check(CLI::Range(0, 9));
   cmd->add_flag("--quiet", o->quiet, "no progress line");
   cmd->callback([o] {
+    if (o->inputs.empty() && o->task.empty()) fail("rewarm tokenize", "give --jsonl FILE... (a token shard) or --task FILE (a task file)");
     const auto tok = BpeTokenizer::from_file(o->tokenizer);
     const Index vocab = std::max<Index>(o->vocab_size, tok.vocab_size());
     const std::uint32_t eod = tok.token_id(o->eod);
+    if (!o->task.empty()) {
+      const auto t = tokenize_task(tok, o->task, eod, vocab);
+      t.write(o->out);
+      std::printf("%s: %lld examples, %zu choices, %zu context and %zu choice tokens\n", o->out.c_str(),
+                  static_cast<long long>(t.examples()), t.choice_bytes.size(), t.context_tokens.size(),
+                  t.choice_tokens.size());
+      return;
+    }
     AtomicFile file(o->out);
     {
       h5::File f(file.tmp(), h5::File::Create);

@@ -299,7 +299,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source,
 
 std::vector<std::string> run_config_keys() {
   std::vector<std::string> keys;
-  parse("[[data.train]]\npath = \"x\"\n[[data.eval]]\npath = \"x\"\n[schedule]\ntotal_steps = 1\n", "keys", {}, &keys);
+  parse("[[data.train]]\npath = \"x\"\n[[data.eval]]\npath = \"x\"\n[[data.tasks]]\npath = \"x\"\n[schedule]\ntotal_steps = 1\n", "keys", {},
+        &keys);
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
@@ -311,7 +312,7 @@ const std::vector<std::string>& resume_may_change() {
                                              // bf16 rounding; a run may resume where cuDNN is not
                                              "precision.attention",
                                              // recomputed activations are bitwise the stored ones
-                                             "memory", "data.micro_batch", "data.eval", "train.eval_interval",
+                                             "memory", "data.micro_batch", "data.eval", "data.tasks", "train.eval_interval",
                                              "train.eval_at_start", "train.log_interval", "train.checkpoint_interval",
                                              "train.keep_checkpoints"};
   return keys;

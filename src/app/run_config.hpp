@@ -53,6 +53,7 @@ struct RunConfig {
     bool shuffle = true;
     std::uint64_t seed = 1234;
     std::vector<DataSet> train, eval;
+    std::vector<TaskSet> tasks;
   } data;
   AdamW optimizer;
   Schedule schedule;
@@ -122,6 +123,7 @@ struct RunConfig {
     f("data", "seed", c.data.seed);
     f("data", "train", c.data.train);
     f("data", "eval", c.data.eval);
+    f("data", "tasks", c.data.tasks);
     f("optimizer", "lr", c.optimizer.lr);
     f("optimizer", "betas", betas);
     f("optimizer", "min_lr", c.optimizer.min_lr);

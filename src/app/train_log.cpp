@@ -26,11 +26,12 @@ TrainLog::TrainLog(const RunConfig& cfg, const Comm& comm, const CheckpointManag
     if (!start.overlap_off.empty()) std::fprintf(stderr, "rewarm: [parallel] overlap is off: %s\n", start.overlap_off.c_str());
   }
   writes_.writing([&] {
-    std::vector<std::string> train_sets, eval_sets;
+    std::vector<std::string> train_sets, eval_sets, tasks;
     for (const auto& d : cfg_.data.train) train_sets.push_back(d.name);
     for (const auto& d : cfg_.data.eval) eval_sets.push_back(d.name);
+    for (const auto& t : cfg_.data.tasks) tasks.push_back(t.name);
     metrics_ = std::make_unique<Metrics>((std::filesystem::path(cfg_.run_dir) / "metrics.h5").string(), config_text,
-                                         run, resumed_step > 0 ? resumed_step : -1, train_sets, eval_sets);
+                                         run, resumed_step > 0 ? resumed_step : -1, train_sets, eval_sets, tasks);
   });
   start_ = std::chrono::steady_clock::now();
 }
@@ -68,6 +69,17 @@ void TrainLog::eval(const std::string& set, const TrainState& s, double loss, do
   if (root_)
     std::printf("eval  step %s | %-12s loss %.9g | ppl %.6g | %.1f s\n", progress_.step_of_total(s.step).c_str(),
                 set.c_str(), loss, std::exp(loss), seconds);
+  std::fflush(stdout);
+}
+
+void TrainLog::task(const std::string& name, const TrainState& s, const TaskScore& score, double seconds) {
+  writes_.writing([&] { metrics_->log_task(name, s.step, s.tokens_seen, score.acc, score.acc_norm); });
+  if (root_) {
+    char norm[32] = "";
+    if (!score.single_choice) std::snprintf(norm, sizeof norm, " | acc_norm %.4f", score.acc_norm);
+    std::printf("task  step %s | %-12s acc %.4f%s | %lld examples | %.1f s\n", progress_.step_of_total(s.step).c_str(),
+                name.c_str(), score.acc, norm, static_cast<long long>(score.examples), seconds);
+  }
   std::fflush(stdout);
 }
 

@@ -11,6 +11,7 @@
 #include "app/checkpoint_manager.hpp"
 #include "app/progress.hpp"
 #include "app/run_config.hpp"
+#include "app/task_evaluation.hpp"
 #include "io/metrics.hpp"
 
 namespace rewarm {
@@ -41,6 +42,7 @@ class TrainLog {
   // Step `state.step` took `seconds`; logged every log_interval steps and where the run stops.
   void step(const TrainState& state, const StepResult& r, double seconds, bool last);
   void eval(const std::string& set, const TrainState& state, double loss, double seconds);
+  void task(const std::string& name, const TrainState& state, const TaskScore& score, double seconds);
   void checkpoint(Index step, const std::string& path, double seconds);
   void stopped_before(Index step);            // a signal while the run started
   void stopped_after(Index step, bool signal);  // --stop-at, or a signal

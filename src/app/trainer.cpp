@@ -54,6 +54,7 @@ Trainer::Trainer(RunConfig cfg, Comm& comm, Purpose purpose, const std::string& 
   auto open_data = [&] {  // the model is known: the data sets, then whether it all fits
     if (purpose != Purpose::eval) open_train_data();
     if (purpose != Purpose::bench) eval_ = std::make_unique<Evaluation>(cfg_);
+    if (purpose != Purpose::bench) tasks_ = std::make_unique<TaskEvaluation>(cfg_);
     attention_ = choose_attention(
         cfg_.precision.attention, gemm_precision(cfg_.precision.gemm, cfg_.source),
         {cfg_.data.micro_batch, cfg_.data.seq_len, cfg_.model.num_attention_heads, cfg_.model.head_dim()}, cfg_.source);
@@ -287,11 +288,24 @@ std::map<std::string, double> Trainer::evaluate() {
   return out;
 }
 
+std::vector<std::pair<std::string, TaskScore>> Trainer::evaluate_tasks() {
+  if (!tasks_) tasks_ = std::make_unique<TaskEvaluation>(cfg_);
+  std::vector<std::pair<std::string, TaskScore>> out;
+  for (std::size_t i = 0; i < tasks_->size(); ++i)
+    out.emplace_back(tasks_->name(i), tasks_->score(i, *model_, *batch_, comm_, dp_->collective_passes()));
+  return out;
+}
+
 void Trainer::run_eval(TrainLog& log) {
   for (std::size_t i = 0; i < eval_->size(); ++i) {
     const auto e0 = std::chrono::steady_clock::now();
     const double loss = eval_->loss(i, *model_, *batch_, comm_, dp_->collective_passes());
     log.eval(eval_->name(i), state_, loss, seconds_since(e0));
+  }
+  for (std::size_t i = 0; i < tasks_->size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto score = tasks_->score(i, *model_, *batch_, comm_, dp_->collective_passes());
+    log.task(tasks_->name(i), state_, score, seconds_since(t0));
   }
 }
 

@@ -53,6 +53,8 @@ class Trainer {
   StepResult step();
   // Mean loss per token of every eval set (first max_sequences windows, in order).
   std::map<std::string, double> evaluate();
+  // Every [[data.tasks]] task's score, in config order.
+  std::vector<std::pair<std::string, TaskScore>> evaluate_tasks();
   const RunConfig& config() const { return cfg_; }
   const TrainState& state() const { return state_; }
   // Bytes of AdamW moments this rank holds (all of them, or its ZeRO slice).
@@ -97,6 +99,7 @@ class Trainer {
   TrainState state_;
   std::unique_ptr<Mixture> mixture_;
   std::unique_ptr<Evaluation> eval_;  // the [[data.eval]] sets, opened once
+  std::unique_ptr<TaskEvaluation> tasks_;  // the [[data.tasks]], read once
   std::unique_ptr<DeviceBatch> batch_;
   std::vector<std::int32_t> windows_;  // this rank's windows of a step (seq_len + 1 tokens each)
 };

@@ -34,4 +34,28 @@ struct DataSet {
   }
 };
 
+// One [[data.tasks]] entry: a multiple-choice task file (rewarm tokenize --task) scored at every
+// evaluation, its first max_examples examples (0 = all).
+struct TaskSet {
+  std::string name, path;
+  Index max_examples = 0;
+
+  template <class F>
+  void for_each_field(const std::string&, F&& f) {
+    fields(*this, f);
+  }
+  template <class F>
+  void for_each_field(const std::string&, F&& f) const {
+    fields(*this, f);
+  }
+
+ private:
+  template <class Self, class F>
+  static void fields(Self& t, F& f) {
+    f("name", t.name);
+    f("path", t.path);
+    f("max_examples", t.max_examples);
+  }
+};
+
 }  // namespace rewarm

@@ -18,6 +18,7 @@ const std::vector<std::string> kTrainSeries = {"lr",      "loss",         "grad_
                                                "tokens_per_second", "seconds", "step_seconds",
                                                "model_flops_per_second"};
 const std::vector<std::string> kEvalSeries = {"loss", "perplexity"};
+const std::vector<std::string> kTaskSeries = {"acc", "acc_norm"};
 constexpr std::int64_t kChunk = 1024;  // records per chunk: 8 KiB a series
 
 std::vector<std::string> group_names(const h5::File& f) {
@@ -55,7 +56,8 @@ struct Metrics::Group {
 };
 
 Metrics::Metrics(const std::string& path, const std::string& config_text, const Run& run, Index keep_through_step,
-                 const std::vector<std::string>& train_sets, const std::vector<std::string>& eval_sets)
+                 const std::vector<std::string>& train_sets, const std::vector<std::string>& eval_sets,
+                 const std::vector<std::string>& tasks)
     : path_(path) {
   std::map<std::string, MetricsGroup> kept;
   if (std::filesystem::exists(path) && keep_through_step >= 0) {
@@ -72,6 +74,7 @@ Metrics::Metrics(const std::string& path, const std::string& config_text, const 
   appended["train"] = kTrainSeries;
   for (const auto& set : train_sets) appended["train"].push_back("samples_" + set);
   for (const auto& set : eval_sets) appended["eval/" + set] = kEvalSeries;
+  for (const auto& task : tasks) appended["tasks/" + task] = kTaskSeries;
   for (const auto& [g, series] : appended) kept[g];  // every appended group exists, if empty
   {  // the kept records and every series this run appends to, in a new file
     AtomicFile out(path);
@@ -147,6 +150,12 @@ void Metrics::log_eval(const std::string& set, Index step, Index tokens, double 
   const auto it = groups_.find("eval/" + set);
   if (it == groups_.end()) fail(path_, "no eval set '" + set + "' was declared when the file was opened");
   append(*it->second, step, tokens, {loss, std::exp(loss)});  // the series in name order: loss, perplexity
+}
+
+void Metrics::log_task(const std::string& task, Index step, Index tokens, double acc, double acc_norm) {
+  const auto it = groups_.find("tasks/" + task);
+  if (it == groups_.end()) fail(path_, "no task '" + task + "' was declared when the file was opened");
+  append(*it->second, step, tokens, {acc, acc_norm});  // in name order
 }
 
 }  // namespace rewarm

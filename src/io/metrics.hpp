@@ -45,13 +45,16 @@ class Metrics {
   // redoes them); keep_through_step < 0 drops all rows (a fresh run). `train_sets` name the
   // series /train/samples_<set>, `eval_sets` the groups /eval/<set> this run appends to.
   Metrics(const std::string& path, const std::string& config_text, const Run& run, Index keep_through_step,
-          const std::vector<std::string>& train_sets, const std::vector<std::string>& eval_sets);
+          const std::vector<std::string>& train_sets, const std::vector<std::string>& eval_sets,
+          const std::vector<std::string>& tasks = {});
   ~Metrics();  // closes the file: from then on any HDF5 reader opens it, SWMR or not
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
   // set_samples: samples drawn so far from each training set (the train_sets, in order).
   void log_train(const TrainRecord& r, const std::vector<std::pair<std::string, Index>>& set_samples = {});
   void log_eval(const std::string& set, Index step, Index tokens, double loss);
+  // A [[data.tasks]] task's score (/tasks/<name>: acc, acc_norm; acc_norm NaN for a single choice).
+  void log_task(const std::string& task, Index step, Index tokens, double acc, double acc_norm);
   const std::string& path() const { return path_; }
 
  private:

@@ -365,6 +365,11 @@ inline double sum_losses(const View1<double>& losses, Index count) {
 }  // namespace
 
 template <class T>
+void Gpt<T>::targets_are_argmax(const View1<int32_t>& targets, const View1<int32_t>& hit) const {
+  target_is_argmax(hit, as_matrix(logits_), targets);
+}
+
+template <class T>
 double Gpt<T>::loss(const View1<int32_t>& ids, const View1<int32_t>& targets, Index count) {
   return run(ids, targets, 0, count, nullptr);
 }

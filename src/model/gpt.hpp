@@ -136,6 +136,10 @@ class Gpt {
   // Logits [batch·seq_len, vocab] of the last forward pass made without gradients (with
   // gradients they are overwritten by the loss gradient).
   const View2<T>& logits() const { return logits_; }
+  // After loss(): each token's −log p(target), in double (rows of the batch, position by position).
+  const View1<double>& token_losses() const { return losses_; }
+  // After loss(): hit[n] = 1 where target n is the argmax of its logits (greedy decoding's choice).
+  void targets_are_argmax(const View1<int32_t>& targets, const View1<int32_t>& hit) const;
 
  private:
   struct LayerActs {

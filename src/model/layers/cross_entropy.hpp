@@ -38,4 +38,24 @@ void cross_entropy(const View1<double>& losses, const Matrix<T>& logits, const V
       });
 }
 
+// hit[n] = 1 where target[n] is the row's argmax (the first of equal maxima, as torch.argmax),
+// else 0: a greedy decoder would have produced the target (lm-eval's single-choice accuracy).
+template <class T>
+void target_is_argmax(const View1<int32_t>& hit, const Matrix<T>& logits, const View1<int32_t>& targets) {
+  const Index V = logits.extent(1);
+  Kokkos::parallel_for(
+      "rewarm::target_is_argmax", team_policy(logits.extent(0)), KOKKOS_LAMBDA(const Team& m) {
+        const Index n = m.league_rank();
+        T mx;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, V), [&](Index v, T& acc) { acc = logits(n, v) > acc ? logits(n, v) : acc; },
+            Kokkos::Max<T>(mx));
+        Index first;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamVectorRange(m, V), [&](Index v, Index& acc) { acc = logits(n, v) == mx && v < acc ? v : acc; },
+            Kokkos::Min<Index>(first));
+        Kokkos::single(Kokkos::PerTeam(m), [&] { hit(n) = first == Index(targets(n)) ? 1 : 0; });
+      });
+}
+
 }  // namespace rewarm::layers
