@@ -75,12 +75,15 @@ class GPTNeoX(torch.nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()
 
-    def forward(self, ids, targets):
+    def logits(self, ids):
         cos, sin = self.rotary(ids.shape[1])
         h = self.gpt_neox.embed_in(ids)
         for layer in self.gpt_neox.layers:
             h = layer(h, cos, sin)
-        logits = self.embed_out(self.gpt_neox.final_layer_norm(h))
+        return self.embed_out(self.gpt_neox.final_layer_norm(h))
+
+    def forward(self, ids, targets):
+        logits = self.logits(ids)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
