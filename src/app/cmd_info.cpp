@@ -7,6 +7,7 @@
 #include "app/run_config.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "data/task_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 #include "io/metrics.hpp"
@@ -71,7 +72,7 @@ static void verify(const h5::File& f, const std::string& format) {
 }
 
 static void info(const std::string& path, const std::vector<Index>& seq_lens, bool check) {
-  const std::string expected = "a rewarm token shard, checkpoint or metrics file";
+  const std::string expected = "a rewarm token shard, task, checkpoint or metrics file";
   std::string format;
   {  // SWMR: a metrics file may be open in a running training, or left so by a killed one
     const h5::File probe(path, h5::File::ReadLive, expected);
@@ -91,6 +92,15 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens, bo
     for (Index T : seq_lens)
       windows += (windows.empty() ? "" : ", ") + std::to_string(n > 0 ? (n - 1) / T : 0) + " at seq_len " + std::to_string(T);
     std::printf("  windows: %s\n", windows.c_str());
+  } else if (format == "rewarm-task") {
+    const auto t = TaskFile::read(path);  // checks its offsets and answers
+    Index single = 0;
+    for (Index e = 0; e < t.examples(); ++e) single += t.choices(e) == 1;
+    std::printf("%s: task, %lld examples (%lld with one choice), %zu choices, vocab_size %lld\n", path.c_str(),
+                static_cast<long long>(t.examples()), static_cast<long long>(single), t.choice_bytes.size(),
+                static_cast<long long>(t.vocab_size));
+    std::printf("  tokens: %zu of contexts, %zu of choices\n  tokenizer: %s\n  source: %s\n", t.context_tokens.size(),
+                t.choice_tokens.size(), t.tokenizer.c_str(), t.source.c_str());
   } else if (format == "rewarm-checkpoint") {
     const CheckpointReader ck(path);  // checks every tensor's presence and shape
     const auto& model = ck.model();
@@ -118,6 +128,14 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens, bo
     if (!series.empty()) std::printf("  /train series:%s\n", series.c_str());
     for (const auto& [group, s] : read_metrics(path)) {  // rows: what every series of the group holds
       if (s.step.empty()) continue;
+      if (group.rfind("tasks/", 0) == 0) {
+        std::printf("  task %s: %zu rows, last step %lld, acc %.4f", group.substr(6).c_str(), s.step.size(),
+                    static_cast<long long>(s.step.back()), s.values.at("acc").back());
+        const double norm = s.values.at("acc_norm").back();
+        if (!std::isnan(norm)) std::printf(", acc_norm %.4f", norm);
+        std::printf("\n");
+        continue;
+      }
       const double loss = s.values.at("loss").back();
       if (group == "train")
         std::printf("  train: %zu rows, last step %lld, loss %.6f\n", s.step.size(),
@@ -133,7 +151,7 @@ static void info(const std::string& path, const std::vector<Index>& seq_lens, bo
 }
 
 void register_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "describe a token shard, checkpoint or metrics file");
+  auto* cmd = app.add_subcommand("info", "describe a token shard, task file, checkpoint or metrics file");
   auto path = std::make_shared<std::string>();
   auto seq_lens = std::make_shared<std::vector<Index>>();
   cmd->add_option("file", *path, "rewarm HDF5 file")->required();

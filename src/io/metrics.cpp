@@ -25,6 +25,8 @@ std::vector<std::string> group_names(const h5::File& f) {
   std::vector<std::string> names;
   if (f.exists("/train")) names.push_back("train");
   for (const auto& set : f.list("/eval")) names.push_back("eval/" + set);
+  if (f.exists("/tasks"))
+    for (const auto& task : f.list("/tasks")) names.push_back("tasks/" + task);
   return names;
 }
 }  // namespace

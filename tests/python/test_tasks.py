@@ -137,16 +137,21 @@ def test_a_trained_model_knows_a_hand_made_task(tmp_path):
     write_task(tmp_path / "mc.h5", known)
     write_task(tmp_path / "next.h5", [([1, 2, 3], [[4, 5, 6]], [6], 0), ([9, 10], [[11, 12]], [4], 0)])
     cfg = tiny_config(tmp_path / "run", tmp_path / "count.h5", optimizer={"lr": 3e-2},
-                      schedule={"total_steps": 60, "warmup_steps": 5}, train={"eval_interval": 60})
+                      schedule={"total_steps": 60, "warmup_steps": 5},
+                      train={"eval_interval": 30, "checkpoint_interval": 30})
     cfg["data"]["tasks"] = [{"name": "mc", "path": str(tmp_path / "mc.h5")},
                             {"name": "next", "path": str(tmp_path / "next.h5"), "max_examples": 2}]
-    p = rewarm("train", write_config(tmp_path / "run.toml", cfg))
+    rewarm("train", write_config(tmp_path / "run.toml", cfg), "--stop-at", "30")
+    p = rewarm("train", tmp_path / "run.toml")  # resumed: the rows of steps 0 and 30 are kept
     assert "| mc           acc 1.0000 | acc_norm 1.0000 | 3 examples" in p.stdout
     assert "| next         acc 1.0000 | 2 examples" in p.stdout
     with h5py.File(tmp_path / "run" / "metrics.h5", "r") as m:
-        assert m["tasks/mc/step"][:].tolist() == [0, 60]
+        assert m["tasks/mc/step"][:].tolist() == [0, 30, 60]
         assert m["tasks/mc/acc"][-1] == 1.0 and m["tasks/next/acc"][-1] == 1.0 and np.isnan(m["tasks/next/acc_norm"][-1])
         assert m["tasks/next/acc"][0] < 1.0  # the random model did not know
+    info = rewarm("info", tmp_path / "run" / "metrics.h5").stdout
+    assert "task mc: 3 rows, last step 60, acc 1.0000, acc_norm 1.0000" in info and "task next: 3 rows" in info
+    assert "task, 2 examples (2 with one choice), 2 choices" in rewarm("info", tmp_path / "next.h5").stdout
 
 
 def test_malformed_task_line_is_named(tmp_path):
