@@ -34,7 +34,8 @@ def report(args):
     columns = [c for c in ["run", "role", *sorted(c for c in table if c.startswith("tag_")), "steps",
                            f"{up}_final", f"{up}_rise", f"{up}_rise_step", f"{down}_final", f"{down}_best",
                            f"{down}_rise", f"{down}_rise_step", "forgetting", "gain", "tokens_to_beat_constant",
-                           "tokens_to_beat_scratch", "stability"] if c in table]
+                           "tokens_to_beat_scratch", *sorted(c for c in table if "_acc" in c and c.endswith("_final")),
+                           "stability"] if c in table]
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(f"# {name or 'runs'}: summary\n\n" + summary.markdown(table, columns))
     found = summary.findings(table, up, down) if up and down else []

@@ -4,7 +4,8 @@ curves_by_<axis>_<set>: validation loss against training tokens on one eval set,
 value of a grid axis (warmup, max LR, start checkpoint, replay fraction...), a column per
 combination of the other axes, the constant-LR and from-scratch baselines dashed, and the
 learning-rate schedule of the same runs underneath. tradeoff: final upstream against final
-downstream loss, one point per run."""
+downstream loss, one point per run. task_<task>: a [[data.tasks]] task's accuracy (acc solid,
+acc_norm dashed) against training tokens, one line per run, beside the loss curves."""
 import itertools
 import os
 
@@ -126,6 +127,28 @@ def tradeoff(table, upstream, downstream, out_dir, study_name=""):
     return _save(fig, out_dir, "tradeoff")
 
 
+def task_curves(runs, task, out_dir, study_name=""):
+    """Figure task_<task>: every run's accuracy on the task against training tokens."""
+    scored = [r for r in runs if len(r.tasks.get(task, []))]
+    if not scored:
+        return []
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(scored), 1)))
+    for r, color in zip(sorted(scored, key=lambda r: r.name), colors):
+        t = r.tasks[task]
+        style = dict(BASELINE_STYLE[r.role]) if r.role in BASELINE_STYLE else dict(color=color, ls="-")
+        style["label"] = r.name
+        ax.plot(t["tokens"], t["acc"], lw=1.5, marker="o", ms=3, **style)
+        if t["acc_norm"].notna().any():
+            ax.plot(t["tokens"], t["acc_norm"], lw=1.0, color=style["color"], ls=":", alpha=0.8)
+    ax.set_ylabel(f"{task} accuracy (acc solid, acc_norm dotted)")
+    ax.grid(alpha=0.3)
+    _tokens_axis(ax)
+    ax.legend(fontsize=7.5, ncol=2, frameon=False)
+    ax.set_title(f"{study_name}: {task}".strip(": "), fontsize=11)
+    return _save(fig, out_dir, f"task_{task}")
+
+
 def all_figures(runs, table, upstream, downstream, out_dir, study_name=""):
     os.makedirs(out_dir, exist_ok=True)
     axes = sorted({k for r in runs if r.role == "rewarm" for k in r.tags})
@@ -134,4 +157,6 @@ def all_figures(runs, table, upstream, downstream, out_dir, study_name=""):
     for axis, s in itertools.product(axes, sets):
         paths += curves(runs, s, axis, out_dir, study_name)
     paths += tradeoff(table, upstream, downstream, out_dir, study_name)
+    for task in sorted({t for r in runs for t in r.tasks}):
+        paths += task_curves(runs, task, out_dir, study_name)
     return paths

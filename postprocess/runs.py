@@ -21,6 +21,7 @@ class Run:
     total_steps: int = 0
     train: pd.DataFrame = field(default_factory=pd.DataFrame)  # step, tokens, lr, loss, ...
     evals: dict = field(default_factory=dict)  # eval set -> DataFrame(step, tokens, loss, perplexity)
+    tasks: dict = field(default_factory=dict)  # [[data.tasks]] task -> DataFrame(step, tokens, acc, acc_norm)
 
     @property
     def steps_done(self):
@@ -35,7 +36,7 @@ class Run:
 
 
 def read_metrics(path):
-    """(train DataFrame, {set: DataFrame}, total_steps or 0) of one metrics.h5."""
+    """(train DataFrame, {set: DataFrame}, {task: DataFrame}, total_steps or 0) of one metrics.h5."""
     with h5py.File(path, "r", swmr=True) as f:
         if f.attrs.get("format") != "rewarm-metrics":
             raise SystemExit(f"{path}: not a rewarm metrics file")
@@ -47,10 +48,13 @@ def read_metrics(path):
 
         train = frame(f["train"]) if "train" in f else pd.DataFrame()
         evals = {name: frame(g) for name, g in f["eval"].items()} if "eval" in f else {}
+        tasks = {name: frame(g) for name, g in f["tasks"].items()} if "tasks" in f else {}
         config = f.attrs.get("config", "")
-        config = config.decode() if isinstance(config, bytes) else config
-        total = tomllib.loads(config).get("schedule", {}).get("total_steps", 0) if config else 0
-    return train, evals, total
+        config = tomllib.loads(config.decode() if isinstance(config, bytes) else config) if config else {}
+        # the run's steps: the moment warmup's, then the schedule's
+        total = (config.get("schedule", {}).get("total_steps", 0) +
+                 config.get("optimizer", {}).get("moment_warmup_steps", 0))
+    return train, evals, tasks, total
 
 
 def load_run(name, run_dir, role="run", tags=None, total_steps=0, path=None):
@@ -58,7 +62,7 @@ def load_run(name, run_dir, role="run", tags=None, total_steps=0, path=None):
     run = Run(name=name, role=role, tags=dict(tags or {}), run_dir=run_dir, total_steps=total_steps)
     path = path or os.path.join(run_dir, "metrics.h5")
     if os.path.exists(path):
-        run.train, run.evals, total = read_metrics(path)
+        run.train, run.evals, run.tasks, total = read_metrics(path)
         run.total_steps = run.total_steps or total
     return run
 
@@ -95,7 +99,8 @@ def long_table(runs):
     """Every logged series of every run as one long table: run, series, step, tokens, values."""
     frames = []
     for r in runs:
-        for series, df in [("train", r.train)] + [(f"eval/{k}", v) for k, v in r.evals.items()]:
+        for series, df in ([("train", r.train)] + [(f"eval/{k}", v) for k, v in r.evals.items()] +
+                           [(f"tasks/{k}", v) for k, v in r.tasks.items()]):
             if len(df):
                 df = df.copy()
                 df.insert(0, "series", series)

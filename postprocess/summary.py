@@ -56,6 +56,11 @@ def summary(runs, upstream, downstream):
             row.update({f"{name}_initial": float(df["loss"].iloc[0]), f"{name}_final": float(df["loss"].iloc[-1]),
                         f"{name}_best": float(df["loss"].iloc[best]), f"{name}_best_step": int(df["step"].iloc[best]),
                         f"{name}_rise": up, f"{name}_rise_step": at})
+        for name, df in sorted(r.tasks.items()):  # downstream tasks: where they start and end
+            if len(df):
+                row.update({f"{name}_acc_initial": float(df["acc"].iloc[0]), f"{name}_acc_final": float(df["acc"].iloc[-1])})
+                if not np.isnan(df["acc_norm"].iloc[-1]):
+                    row[f"{name}_acc_norm_final"] = float(df["acc_norm"].iloc[-1])
         if upstream in r.evals and len(r.evals[upstream]):
             row["forgetting"] = row[f"{upstream}_final"] - row[f"{upstream}_initial"]
         if downstream in r.evals and len(r.evals[downstream]):

@@ -168,3 +168,27 @@ def test_a_rise_or_difference_within_the_margin_is_noise(study):
     postprocess("report", "--study", study / "study.json", "--out", study / "r3")
     f = (study / "r3" / "findings.md").read_text()
     assert "**It ends lower downstream than the constant-LR baseline**: cannot be told from these runs" in f
+
+
+def test_task_scores_are_curves_and_columns(study):
+    """[[data.tasks]] scores (/tasks/<task>): a figure of accuracy against tokens beside the loss
+    curves, and each run's first and last accuracy in the summary."""
+    for name, acc, norm in [("rewarm-lr1-warmup0", [0.25, 0.5, 0.75], [0.25, 0.25, 0.5]),
+                            ("constant", [0.25, 0.25, 0.5], [np.nan] * 3)]:
+        with h5py.File(study / name / "metrics.h5", "a") as f:
+            f["tasks/mc/step"] = np.array([0, 20, 40])
+            f["tasks/mc/tokens"] = np.array([0, 20, 40]) * TOKENS_PER_STEP
+            f["tasks/mc/acc"] = np.array(acc)
+            f["tasks/mc/acc_norm"] = np.array(norm)
+    postprocess("report", "--study", study / "study.json", "--out", study / "report")
+    t = pd.read_csv(study / "report" / "summary.csv").set_index("run")
+    r, c = t.loc["rewarm-lr1-warmup0"], t.loc["constant"]
+    assert r.mc_acc_initial == 0.25 and r.mc_acc_final == 0.75 and r.mc_acc_norm_final == 0.5
+    assert c.mc_acc_final == 0.5 and np.isnan(c.mc_acc_norm_final) and np.isnan(t.loc["scratch"].mc_acc_final)
+    assert "mc_acc_final" in (study / "report" / "summary.md").read_text()
+    for ext in ("png", "pdf"):
+        path = study / "report" / f"task_mc.{ext}"
+        assert path.exists() and path.stat().st_size > 5000, path
+    postprocess("table", study / "rewarm-lr1-warmup0" / "metrics.h5", "--csv", study / "long.csv")
+    table = pd.read_csv(study / "long.csv")
+    assert (table.series == "tasks/mc").sum() == 3

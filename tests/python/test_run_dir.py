@@ -191,7 +191,7 @@ def test_metrics_are_readable_while_written_and_after_kill_9_at_any_moment(d):
         for reader in (live_steps, lambda path: read_metrics(path)[0]["step"].to_numpy()):
             steps = reader(d / "run" / "metrics.h5")
             assert len(steps) > 0 and list(steps) == list(range(1, len(steps) + 1)), (attempt, steps)
-        train, evals, _ = read_metrics(d / "run" / "metrics.h5")
+        train, evals, _, _ = read_metrics(d / "run" / "metrics.h5")
         assert len(set(len(train[c]) for c in train)) == 1 and np.isfinite(train["loss"]).all()
         assert "train:" in rewarm("info", d / "run" / "metrics.h5").stdout
     assert seen_running > 0
