@@ -87,6 +87,8 @@ std::vector<RunStatus> study_status(const Study& s) {
             if (g.values.count("tokens_per_second")) st.tokens_per_second = g.values.at("tokens_per_second").back();
           } else if (group.rfind("eval/", 0) == 0) {
             st.eval_loss[group.substr(5)] = g.values.at("loss").back();
+          } else if (group.rfind("tasks/", 0) == 0) {
+            st.task_acc[group.substr(6)] = g.values.at("acc").back();
           }
         }
       } catch (const Error& e) {
@@ -126,6 +128,10 @@ void print_status(const Study& s, const std::vector<RunStatus>& runs) {
     for (const auto& r : runs)
       for (const auto& [set, loss] : r.eval_loss)
         if (std::find(evals.begin(), evals.end(), set) == evals.end()) evals.push_back(set);
+  std::vector<std::string> tasks;  // every task logged: its accuracy
+  for (const auto& r : runs)
+    for (const auto& [task, acc] : r.task_acc)
+      if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) tasks.push_back(task);
   std::size_t w = 4, ws = 5, wt = 4;  // widths: run, state, step
   auto step_of = [](const RunStatus& r) { return std::to_string(r.step) + "/" + std::to_string(r.total_steps); };
   for (const auto& r : runs) w = std::max(w, r.name.size()), ws = std::max(ws, r.state.size()), wt = std::max(wt, step_of(r).size());
@@ -136,6 +142,7 @@ void print_status(const Study& s, const std::vector<RunStatus>& runs) {
   std::printf("study %s: %zu runs in %s (%s)\n", s.name.c_str(), runs.size(), s.run_root.c_str(), summary.c_str());
   std::printf("%-*s stage  %-*s  %*s  %10s", int(w), "run", int(ws), "state", int(wt), "step", "train loss");
   for (const auto& e : evals) std::printf("  %10.10s", e.c_str());
+  for (const auto& t : tasks) std::printf("  %10.10s", (t + " acc").c_str());
   std::printf("  %8s  %s\n", "tok/s", "detail");
   auto number = [](double v) {
     char b[32];
@@ -146,6 +153,7 @@ void print_status(const Study& s, const std::vector<RunStatus>& runs) {
     std::printf("%-*s %5d  %-*s  %*s  %10s", int(w), r.name.c_str(), r.stage, int(ws), r.state.c_str(), int(wt),
                 step_of(r).c_str(), number(r.train_loss).c_str());
     for (const auto& e : evals) std::printf("  %10s", number(r.eval_loss.count(e) ? r.eval_loss.at(e) : -1).c_str());
+    for (const auto& t : tasks) std::printf("  %10s", number(r.task_acc.count(t) ? r.task_acc.at(t) : -1).c_str());
     std::printf("  %8s  %s\n", r.tokens_per_second < 0 ? "-" : format_si(r.tokens_per_second).c_str(), r.detail.c_str());
   }
 }
@@ -156,6 +164,8 @@ std::string status_json(const Study& s, const std::vector<RunStatus>& runs) {
     auto nullable = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
     nlohmann::json evals = nlohmann::json::object();
     for (const auto& [set, loss] : r.eval_loss) evals[set] = loss;
+    nlohmann::json task_acc = nlohmann::json::object();
+    for (const auto& [task, acc] : r.task_acc) task_acc[task] = acc;
     rows.push_back({{"name", r.name},
                     {"stage", r.stage},
                     {"state", r.state},
@@ -165,6 +175,7 @@ std::string status_json(const Study& s, const std::vector<RunStatus>& runs) {
                     {"checkpoint_step", r.checkpoint_step < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.checkpoint_step)},
                     {"train_loss", nullable(r.train_loss)},
                     {"eval_loss", evals},
+                    {"task_acc", task_acc},
                     {"tokens_per_second", nullable(r.tokens_per_second)}});
   }
   return nlohmann::json({{"format", "rewarm-study-status"}, {"study", s.name}, {"run_root", s.run_root}, {"runs", rows}})

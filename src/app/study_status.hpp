@@ -21,6 +21,7 @@ struct RunStatus {
   Index step = 0, total_steps = 0, checkpoint_step = -1;
   double train_loss = -1, tokens_per_second = -1;  // -1: none logged yet
   std::map<std::string, double> eval_loss;         // last loss of each eval set
+  std::map<std::string, double> task_acc;          // last acc of each [[data.tasks]] task
 };
 
 std::vector<RunStatus> study_status(const Study& s);

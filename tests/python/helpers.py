@@ -118,3 +118,24 @@ def tiny_config(run_dir, train_sets, eval_sets=(), layers=2, **sections):
 def write_config(path, cfg):
     write_toml(path, toml_text(cfg))
     return path
+
+
+def write_task(path, examples, vocab=13):
+    """examples: (context ids, [choice ids...], [choice byte lengths...], answer), as docs/formats.md says."""
+    ctx, ctx_off, ch, ch_off, ex_ch, nbytes, ans = [], [0], [], [0], [0], [], []
+    for context, choices, lengths, answer in examples:
+        ctx += context
+        ctx_off.append(len(ctx))
+        for c, n in zip(choices, lengths):
+            ch += c
+            ch_off.append(len(ch))
+            nbytes.append(n)
+        ex_ch.append(ex_ch[-1] + len(choices))
+        ans.append(answer)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="rewarm-task", format_version=1, vocab_size=vocab, tokenizer="test", source="pytest")
+        for name, v, t in [("context_tokens", ctx, np.uint32), ("context_offsets", ctx_off, np.int64),
+                           ("choice_tokens", ch, np.uint32), ("choice_offsets", ch_off, np.int64),
+                           ("choice_bytes", nbytes, np.int64), ("example_choices", ex_ch, np.int64),
+                           ("answer", ans, np.int64)]:
+            f.create_dataset(name, data=np.array(v, dtype=t))

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from helpers import REWARM, rewarm, tiny_config, write_config, write_shard
+from helpers import REWARM, rewarm, tiny_config, write_config, write_shard, write_task
 
 STUDY = """
 base = "{base}"
@@ -59,8 +59,11 @@ def test_status_at_several_moments(tmp_path):
     rng = np.random.default_rng(0)
     write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
     write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
-    base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
-                                                     train={"eval_interval": 2, "log_interval": 1}))
+    write_task(d / "mc.h5", [([1, 2, 3], [[4], [5]], [2, 2], 0), ([7, 8], [[9, 10], [2]], [4, 2], 1)])
+    cfg = tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
+                      train={"eval_interval": 2, "log_interval": 1})
+    cfg["data"]["tasks"] = [{"name": "mc", "path": str(d / "mc.h5")}]
+    base = write_config(d / "base.toml", cfg)
     (d / "study.toml").write_text(STUDY.format(base=base, root=d / "runs", d=d))
 
     s = status(d)
@@ -88,6 +91,7 @@ def test_status_at_several_moments(tmp_path):
     s = status(d)
     assert s["quick"]["state"] == "done" and s["quick"]["step"] == 4 and s["quick"]["checkpoint_step"] == 4
     assert set(s["quick"]["eval_loss"]) == {"val"} and s["quick"]["eval_loss"]["val"] > 0
+    assert set(s["quick"]["task_acc"]) == {"mc"} and s["quick"]["task_acc"]["mc"] in (0.0, 0.5, 1.0)
     assert s["bad"]["state"] == "failed" and "missing.h5: cannot open" in s["bad"]["detail"]
     assert s["long"]["state"] == "stopped for requeue" and "signal: time limit near" in s["long"]["detail"]
     assert s["long"]["checkpoint_step"] == s["long"]["step"] > 0  # it logs the step it stopped at
@@ -99,6 +103,7 @@ def test_status_at_several_moments(tmp_path):
     assert "failed" in row and "0/8" in row and "missing.h5: cannot open" in row
     header = table.splitlines()[1].split()
     assert header[:5] == ["run", "stage", "state", "step", "train"] and "val" in header and "tok/s" in header
+    assert "mc acc" in table.splitlines()[1]
 
     assert sweep_run(d, "child") == 0
     assert status(d)["child"]["state"] == "done"

@@ -11,34 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REWARM, rewarm, tiny_config, write_config, write_safetensors, write_shard
+from helpers import REWARM, rewarm, tiny_config, write_config, write_safetensors, write_shard, write_task
 from reference import GPTNeoX, hf_config
 
 T = 16
 C = dict(vocab_size=13, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
          rotary_pct=0.25, rotary_emb_base=10000.0, max_position_embeddings=32, layer_norm_eps=1e-5,
          use_parallel_residual=True, hidden_act="gelu")
-
-
-def write_task(path, examples, vocab=13):
-    """examples: (context ids, [choice ids...], [choice byte lengths...], answer), as docs/formats.md says."""
-    ctx, ctx_off, ch, ch_off, ex_ch, nbytes, ans = [], [0], [], [0], [0], [], []
-    for context, choices, lengths, answer in examples:
-        ctx += context
-        ctx_off.append(len(ctx))
-        for c, n in zip(choices, lengths):
-            ch += c
-            ch_off.append(len(ch))
-            nbytes.append(n)
-        ex_ch.append(ex_ch[-1] + len(choices))
-        ans.append(answer)
-    with h5py.File(path, "w") as f:
-        f.attrs.update(format="rewarm-task", format_version=1, vocab_size=vocab, tokenizer="test", source="pytest")
-        for name, v, t in [("context_tokens", ctx, np.uint32), ("context_offsets", ctx_off, np.int64),
-                           ("choice_tokens", ch, np.uint32), ("choice_offsets", ch_off, np.int64),
-                           ("choice_bytes", nbytes, np.int64), ("example_choices", ex_ch, np.int64),
-                           ("answer", ans, np.int64)]:
-            f.create_dataset(name, data=np.array(v, dtype=t))
 
 
 def oracle_scores(model, examples):
