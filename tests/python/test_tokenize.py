@@ -213,3 +213,49 @@ def test_hf_export_is_complete(tmp_path, tokenizer):
     assert "carries no tokenizer" in p.stderr and not (tmp_path / "bare" / "tokenizer_config.json").exists()
     rewarm("convert", "to-hf", tmp_path / "bare.h5", "--out", tmp_path / "given", "--tokenizer", tokenizer)
     assert (tmp_path / "given" / "tokenizer.json").read_bytes() == open(tokenizer, "rb").read()
+
+
+def test_task_pairs_encode_as_the_harness_does(tmp_path, tokenizer):
+    """rewarm tokenize --task: a choice's tokens are what follows the context's own encoding in the
+    encoding of the whole pair, with the context's trailing whitespace moved to the choice
+    (lm-evaluation-harness's _encode_pair), against HF tokenizers' encodings of the same texts."""
+    examples = [("The capital of France is", [" Paris", " Lyon", " Nice"], 0),
+                ("Q: What do bees make?\nA: ", ["honey", "wax paper", "  milk"], 0),  # trailing space moved
+                ("naïve café résumé —", [" 2026", " ½", " 👍🏽 ok"], 2),
+                ("x = [1, 2, 3]\t\n", ["print(x)", "    return x"], 1),
+                ("He said: \"it's", [" fine\"", "'s not\""], 0)]
+    with open(tmp_path / "t.jsonl", "w") as f:
+        for context, choices, answer in examples:
+            f.write(json.dumps({"context": context, "choices": choices, "answer": answer}) + "\n")
+    rewarm("tokenize", "--tokenizer", tokenizer, "--task", tmp_path / "t.jsonl", "--out", tmp_path / "t.h5")
+    texts = []
+    for context, choices, _ in examples:
+        stripped = context.rstrip()
+        texts.append(stripped)
+        texts += [stripped + context[len(stripped):] + c for c in choices]
+    with open(tmp_path / "texts.jsonl", "w") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t}) + "\n")
+    node("encode", tokenizer, tmp_path / "texts.jsonl", tmp_path / "oracle.bin")
+    ids = np.fromfile(tmp_path / "oracle.bin", dtype=np.uint32).tolist()
+    encoded, cur = [], []
+    for i in ids:  # each text's ids, then EOD (0)
+        if i == 0:
+            encoded.append(cur)
+            cur = []
+        else:
+            cur.append(i)
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        ctx, co = f["context_tokens"][:].tolist(), f["context_offsets"][:]
+        ch, cho, ex = f["choice_tokens"][:].tolist(), f["choice_offsets"][:], f["example_choices"][:]
+        nbytes, answers = f["choice_bytes"][:].tolist(), f["answer"][:].tolist()
+    k = 0
+    for e, (context, choices, answer) in enumerate(examples):
+        context_ids = encoded[k]
+        assert ctx[co[e]:co[e + 1]] == context_ids, e
+        for j, c in enumerate(choices):
+            whole = encoded[k + 1 + j]
+            assert ch[cho[ex[e] + j]:cho[ex[e] + j + 1]] == whole[len(context_ids):], (e, j)
+            assert nbytes[ex[e] + j] == len(c.encode())
+        k += 1 + len(choices)
+        assert answers[e] == answer
