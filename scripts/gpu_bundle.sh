@@ -35,11 +35,26 @@ host=build/src/rewarm
 $host synth --out "$stage/ref/train.h5" --vocab 61 --tokens 400000 --stream-seed 2 >/dev/null
 $host synth --out "$stage/ref/val.h5" --vocab 61 --tokens 20000 --stream-seed 3 >/dev/null
 $host synth --out "$stage/ref/bench.h5" --vocab 256 --tokens 300000 --stream-seed 4 >/dev/null
+/usr/bin/python3 - "$stage/ref/task.h5" <<'PY'  # a task file by docs/formats.md: 32 examples, 4 choices each
+import sys, h5py, numpy as np
+rng = np.random.default_rng(5)
+ctx, co, ch, cho, ex, nb, ans = [], [0], [], [0], [0], [], []
+for e in range(32):
+    ctx += rng.integers(0, 61, int(rng.integers(4, 140))).tolist(); co.append(len(ctx))  # some longer than seq_len
+    for c in range(4):
+        ch += rng.integers(0, 61, int(rng.integers(1, 6))).tolist(); cho.append(len(ch)); nb.append(int(rng.integers(1, 20)))
+    ex.append(ex[-1] + 4); ans.append(int(rng.integers(0, 4)))
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs.update(format="rewarm-task", format_version=1, vocab_size=61, tokenizer="none", source="gpu_bundle.sh")
+    for k, v, t in [("context_tokens", ctx, "u4"), ("context_offsets", co, "i8"), ("choice_tokens", ch, "u4"),
+                    ("choice_offsets", cho, "i8"), ("choice_bytes", nb, "i8"), ("example_choices", ex, "i8"), ("answer", ans, "i8")]:
+        f[k] = np.array(v, dtype=t)
+PY
 cp bench/gpu/check.toml "$stage/ref/"
 for p in fp32 bf16; do
   OPENBLAS_NUM_THREADS=1 $host train "$stage/ref/check.toml" --set run_dir="$stage/ref/host-$p" \
     --set precision.gemm="\"$p\"" --set data.train.0.path="$stage/ref/train.h5" \
-    --set data.eval.0.path="$stage/ref/val.h5" >/dev/null
+    --set data.eval.0.path="$stage/ref/val.h5" --set data.tasks.0.path="$stage/ref/task.h5" >/dev/null
 done
 if ((cpu)); then
   tar -C "$out" -cf "$out/rewarm-cpu.tar" rewarm-cpu

@@ -141,7 +141,7 @@ train() {
   local stage=$1 name=$2 p=$3 attention=$4 rc; shift 4
   timed "$stage" 120 "train $name" $rewarm train "$B/ref/check.toml" --set run_dir="$unpacked/gpu-$name" \
     --set precision.gemm="\"$p\"" --set precision.attention="\"$attention\"" --set data.train.0.path="$B/ref/train.h5" \
-    --set data.eval.0.path="$B/ref/val.h5" "$@" >> "$OUT/train-$name.log" 2>&1
+    --set data.eval.0.path="$B/ref/val.h5" --set data.tasks.0.path="$B/ref/task.h5" "$@" >> "$OUT/train-$name.log" 2>&1
   rc=$?
   ((rc == 0)) && return 0
   ((rc == 125)) && return 2

@@ -348,6 +348,34 @@ TEST_CASE("embedding backward accumulates repeated ids", "[layers]") {
   CHECK(max_fd_error(loss, {{E, dE}}) < 1e-7);
 }
 
+TEST_CASE("target_is_argmax: the first of equal maxima, as torch.argmax", "[layers]") {
+  const Index N = 6, V = 11;
+  auto logits = random_view(N * V, 23, -3, 3);
+  auto h = Kokkos::create_mirror_view(logits);
+  Kokkos::deep_copy(h, logits);
+  h(2 * V + 7) = h(2 * V + 4) = 9.0;  // row 2: a tie at 4 and 7 (4 wins)
+  Kokkos::deep_copy(logits, h);
+  View1<int32_t> tg("tg", N), hit("hit", N);
+  auto ht = Kokkos::create_mirror_view(tg);
+  for (Index n = 0; n < N; ++n) {  // rows 0, 2 and 4: the argmax (row 2: the first of the tie); others not
+    Index best = 0;
+    for (Index v = 1; v < V; ++v)
+      if (h(n * V + v) > h(n * V + best)) best = v;
+    ht(n) = int32_t(n % 2 == 0 ? best : (best + 1 + n) % V);
+  }
+  Kokkos::deep_copy(tg, ht);
+  target_is_argmax(hit, mat(logits, N, V), tg);
+  const auto got = to_vec(hit);
+  for (Index n = 0; n < N; ++n) {
+    INFO("row " << n);
+    CHECK(got[std::size_t(n)] == (n % 2 == 0 ? 1 : 0));
+  }
+  ht(2) = 7;  // the second of the tie is not the argmax
+  Kokkos::deep_copy(tg, ht);
+  target_is_argmax(hit, mat(logits, N, V), tg);
+  CHECK(to_vec(hit)[2] == 0);
+}
+
 TEST_CASE("cross entropy and its fused gradient", "[layers]") {
   const Index N = 4, V = 13;
   auto logits = random_view(N * V, 17, -3, 3);
