@@ -30,7 +30,7 @@ def bundle(tmp_path_factory):
 def check_run(ref, run_dir, *extra):
     return rewarm("train", ref / "check.toml", "--set", f"run_dir={run_dir}",
                   "--set", f"data.train.0.path={ref / 'train.h5'}", "--set", f"data.eval.0.path={ref / 'val.h5'}",
-                  "--set", "train.checkpoint_interval=2", *extra)
+                  "--set", f"data.tasks.0.path={ref / 'task.h5'}", "--set", "train.checkpoint_interval=2", *extra)
 
 
 def perturbed_run(ref, run_dir, relative, precision="fp32"):
