@@ -92,15 +92,15 @@ def test_scores_match_pytorch(tmp_path, setup):
 
 
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs OpenMPI's mpirun")
-def test_same_scores_on_1_2_and_4_ranks(tmp_path, setup):
+def test_same_scores_on_1_2_and_4_ranks_and_under_zero_3(tmp_path, setup):
     from test_mpi import MPI_ENV
     _, _, cfg = setup
     scores = []
-    for n in (1, 2, 4):
-        out = tmp_path / f"s{n}.json"
+    for n, zero in ((1, 0), (2, 0), (4, 0), (2, 3)):  # ZeRO-3: every pass gathers collectively, ranks pad theirs
+        out = tmp_path / f"s{n}-{zero}.json"
         subprocess.run(["mpirun", "-n", str(n), "--oversubscribe", REWARM, "eval", str(cfg), "--checkpoint",
-                        str(tmp_path / "model.h5"), "--scores", str(out)], check=True, env=MPI_ENV, capture_output=True,
-                       timeout=120)
+                        str(tmp_path / "model.h5"), "--scores", str(out), "--set", f"parallel.zero={zero}"], check=True,
+                       env=MPI_ENV, capture_output=True, timeout=120)
         scores.append(json.loads(out.read_text())["mc"])
     for s in scores[1:]:
         assert s["acc"] == scores[0]["acc"] and s["acc_norm"] == scores[0]["acc_norm"] and s["greedy"] == scores[0]["greedy"]
