@@ -131,7 +131,10 @@ def test_eval_and_info(tmp_path):
 
 def test_metrics_readable_while_training(tmp_path):
     """The writer appends in HDF5's SWMR mode: every SWMR read while the run goes on succeeds and
-    sees whole rows (a group's rows: its shortest series)."""
+    sees whole rows (a group's rows: its shortest series). HDF5 writes each dataset's new extent
+    when its metadata leaves the writer's cache, in no order across datasets, and the writer goes
+    on between two reads, so either series may be the longer (docs/formats.md); the rows both
+    hold are whole."""
     import subprocess
 
     from helpers import REWARM
@@ -146,9 +149,10 @@ def test_metrics_readable_while_training(tmp_path):
             with h5py.File(tmp_path / "a" / "metrics.h5", "r", swmr=True) as m:
                 if "train" in m:
                     steps = m["train/step"][:]
-                    loss = m["train/loss"][:]  # read after step, which is appended last: never shorter
-                    assert len(loss) >= len(steps)
+                    loss = m["train/loss"][:]
+                    rows = min(len(steps), len(loss))
                     np.testing.assert_array_equal(steps, np.arange(1, len(steps) + 1))
+                    assert np.all(np.isfinite(loss[:rows])) and np.all(loss[:rows] > 0)
                     reads_during_run += proc.poll() is None
     assert proc.returncode == 0
     assert reads_during_run > 0
