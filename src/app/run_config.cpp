@@ -117,10 +117,6 @@ class Section {
   }
   std::string where_of(const std::string& key) const { return where(*t_->get(key), prefix_ + key); }
   void expect(const std::vector<std::string>& tables) { known_.insert(known_.end(), tables.begin(), tables.end()); }
-  void accept(const std::string& key) {  // a key read by other means than get()
-    known_.push_back(key);
-    if (record_) record_->push_back(generic_name(prefix_ + key));
-  }
 
  private:
   [[noreturn]] void type_error(const std::string& key, const char* want, const toml::node& n) const {

@@ -183,15 +183,6 @@ void Trainer::open_train_data() {
                                        cfg_.model.vocab_size);
 }
 
-// The normalised [[data.train]] weights of a config.
-static std::vector<double> shares(const std::vector<DataSet>& sets) {
-  double sum = 0;
-  for (const auto& d : sets) sum += d.weight;
-  std::vector<double> out;
-  for (const auto& d : sets) out.push_back(d.weight / sum);
-  return out;
-}
-
 void Trainer::set_train_position(const std::string& stored_config) {
   auto counts = state_.set_samples, origin = state_.set_samples_origin;
   if (counts.empty()) counts.assign(cfg_.data.train.size(), 0);
@@ -202,8 +193,8 @@ void Trainer::set_train_position(const std::string& stored_config) {
                           " sets but the checkpoint's data position is for " + std::to_string(counts.size()) +
                           ": a resumed run needs the same training sets");
   if (!stored_config.empty()) {  // init.load = "full" (a resume cannot change them): new weights apply from here
-    const auto before = shares(parse_run_config(stored_config, "the checkpoint's stored config", {}).data.train);
-    if (before != shares(cfg_.data.train)) {
+    const auto before = Mixture::shares(parse_run_config(stored_config, "the checkpoint's stored config", {}).data.train);
+    if (before != Mixture::shares(cfg_.data.train)) {
       origin = counts;
       if (comm_.root())
         std::fprintf(stderr,

@@ -6,17 +6,22 @@
 namespace rewarm {
 
 Mixture::Mixture(const std::vector<DataSet>& sets, Index seq_len, bool shuffle, std::uint64_t seed, Index model_vocab)
-    : counts_(sets.size(), 0), origin_(sets.size(), 0), seq_len_(seq_len), vocab_(model_vocab) {
-  double total = 0;
-  for (const auto& s : sets) total += s.weight;
+    : weights_(shares(sets)), counts_(sets.size(), 0), origin_(sets.size(), 0), seq_len_(seq_len), vocab_(model_vocab) {
   for (std::size_t i = 0; i < sets.size(); ++i) {
     shards_.push_back(std::make_unique<TokenShard>(sets[i].path));
     shards_.back()->require(seq_len, model_vocab, "data.train[" + std::to_string(i) + "]");
     const Index n = shards_.back()->num_windows(seq_len);
     // each set its own shuffle; set 0 keeps the plain seed
     samplers_.emplace_back(n, shuffle, seed + kGoldenGamma * std::uint64_t(i));
-    weights_.push_back(sets[i].weight / total);
   }
+}
+
+std::vector<double> Mixture::shares(const std::vector<DataSet>& sets) {
+  double total = 0;
+  for (const auto& s : sets) total += s.weight;
+  std::vector<double> out;
+  for (const auto& s : sets) out.push_back(s.weight / total);
+  return out;
 }
 
 std::size_t Mixture::next_set() const {

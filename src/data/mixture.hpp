@@ -36,6 +36,8 @@ class Mixture {
   const std::vector<Index>& origin() const { return origin_; }
   // Restores a checkpointed position; `origin` empty: zeros.
   void set_counts(const std::vector<Index>& counts, const std::vector<Index>& origin = {});
+  // Each set's weight normalised to sum 1: what the stream follows.
+  static std::vector<double> shares(const std::vector<DataSet>& sets);
   // Set that the next sample comes from (pure function of the counts).
   std::size_t next_set() const;
 
