@@ -4,7 +4,7 @@
 # postprocess job (afterany) that draws the figures and tables, also when some runs failed.
 #
 #   jobscripts/submit_study.sh STUDY.toml --target nvidia|amd|local [--budget NAME]
-#                              [--throttle N] [--set key=value]... [--dry-run]
+#                              [--throttle N] [--set key=value]... [--run-root DIR] [--dry-run]
 #
 # Edit the site-settings block of jobscripts/<target>.sbatch once (account, partition, modules,
 # the rewarm binary). A run whose parent failed is cancelled with it, and the postprocess report
@@ -20,7 +20,7 @@ while (($#)); do
     --target) target=$2; shift 2 ;;
     --throttle) throttle=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
-    --budget | --set) args+=("$1" "$2"); shift 2 ;;
+    --budget | --set | --run-root) args+=("$1" "$2"); shift 2 ;;
     *) echo "submit_study: unknown option $1" >&2; exit 2 ;;
   esac
 done

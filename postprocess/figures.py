@@ -57,6 +57,12 @@ def curves(runs, eval_set, axis, out_dir, study_name=""):
     fig, axes = plt.subplots(2, len(columns), figsize=(4.4 * len(columns) + 0.8, 6.4), sharex="col", sharey="row",
                              gridspec_kw={"height_ratios": [3, 1.2]}, squeeze=False, layout="constrained")
     baselines = [r for r in runs if r.role in BASELINE_STYLE and len(r.eval(eval_set))]
+    # The y range holds the pre-trained runs: training from scratch starts far above them and
+    # would flatten their curves (the paper's regime: a bump of hundredths of a nat), so its
+    # curve leaves the top of the axis while it is higher.
+    near = [r.eval(eval_set)["loss"] for r in grid + [b for b in baselines if b.role != "scratch"]]
+    lo, hi = (min(float(np.nanmin(x)) for x in near), max(float(np.nanmax(x)) for x in near))
+    clip = any(b.role == "scratch" and float(np.nanmax(b.eval(eval_set)["loss"])) > hi for b in baselines)
     for j, col in enumerate(columns):
         top, bottom = axes[0][j], axes[1][j]
         for r in sorted(grid, key=lambda r: _sort_key(r.tags[axis])):  # legend in axis order
@@ -69,13 +75,19 @@ def curves(runs, eval_set, axis, out_dir, study_name=""):
                 bottom.plot(r.train["tokens"], r.train["lr"], lw=1.3, color=style["color"])
         for b in baselines:
             e = b.eval(eval_set)
-            top.plot(e["tokens"], e["loss"], lw=1.3, **BASELINE_STYLE[b.role])
+            style = dict(BASELINE_STYLE[b.role])
+            if clip and b.role == "scratch":
+                style["label"] += " (above the axis at first)"
+            top.plot(e["tokens"], e["loss"], lw=1.3, **style)
             if len(b.train):
                 bottom.plot(b.train["tokens"], b.train["lr"], lw=1.0, color=BASELINE_STYLE[b.role]["color"],
                             ls=BASELINE_STYLE[b.role]["ls"])
         title = ", ".join(f"{AXIS_LABELS.get(k, k)} {v}" for k, v in zip(others, col))
         top.set_title(title or f"by {AXIS_LABELS.get(axis, axis)}", fontsize=10)
         top.grid(alpha=0.3)
+        if clip and np.isfinite(lo) and np.isfinite(hi):
+            pad = 0.06 * max(hi - lo, 1e-3)
+            top.set_ylim(lo - pad, hi + pad)
         bottom.set_yscale("log")
         bottom.grid(alpha=0.3)
         _tokens_axis(bottom)

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every run of a study on this machine, stage by stage (a run starts when the runs it
 # starts from have ended), N at a time, then draws its figures and tables:
-#   scripts/run_study.sh STUDY.toml [--jobs N] [--budget NAME] [--set key=value]...
+#   scripts/run_study.sh STUDY.toml [--jobs N] [--budget NAME] [--set key=value]... [--run-root DIR]
 # Each run's output goes to RUN_ROOT/logs/NAME.log; a line per run says when it starts and ends.
 # Rerunning resumes unfinished runs and skips finished ones. On a cluster, use
 # jobscripts/submit_study.sh instead (job arrays, one task per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: scripts/run_study.sh STUDY.toml [--jobs N] [--budget NAME] [--set key=value]...}
+study=${1:?usage: scripts/run_study.sh STUDY.toml [--jobs N] [--budget NAME] [--set key=value]... [--run-root DIR]}
 shift
 jobs=$(nproc) args=()
 while (($#)); do

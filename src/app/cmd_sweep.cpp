@@ -1,4 +1,4 @@
-// rewarm sweep STUDY [--budget NAME] [--set key=value]... [--list | --print-command NAME | --plan |
+// rewarm sweep STUDY [--budget NAME] [--set key=value]... [--run-root DIR] [--list | --print-command NAME | --plan |
 //   --print-run-root | --manifest FILE | --status [--json] | --run NAME | --task N]
 #include <cstdio>
 #include <algorithm>
@@ -50,6 +50,7 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   auto* cmd = app.add_subcommand("sweep", "list, plan and run the runs of a study (a base config and --set variants)");
   auto study = std::make_shared<std::string>();
   auto budget = std::make_shared<std::string>();
+  auto run_root = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();
   auto print = std::make_shared<std::string>();
   auto manifest = std::make_shared<std::string>();
@@ -59,6 +60,7 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   cmd->add_option("study", *study, "study file (TOML)")->required();
   cmd->add_option("--budget", *budget, "apply this entry of the study's [budgets] to every run");
   cmd->add_option("--set", *sets, "override a config key in every run: section.key=value (repeatable)");
+  cmd->add_option("--run-root", *run_root, "the runs live in DIR instead of the study's run_root (e.g. another seed)");
   cmd->add_flag("--list", (*flags)[0], "the runs, their stages, roles, tags and differences from the base (default)");
   cmd->add_option("--print-command", *print, "the exact `rewarm train` line of run NAME");
   cmd->add_flag("--plan", (*flags)[1],
@@ -73,7 +75,7 @@ void register_sweep(CLI::App& app, const LaunchOptions& launch) {
   cmd->add_option("--run", *run, "train run NAME, as `rewarm train` would (under srun: data-parallel)");
   cmd->add_option("--task", *task, "train the TASK-th run (from 0, in stage order)");
   cmd->callback([=, &launch] {
-    const Study s = load_study(*study, *sets, *budget);
+    const Study s = load_study(*study, *sets, *budget, *run_root);
     if (!manifest->empty()) {
       write_text_file(*manifest, s.manifest_json() + "\n");
     }

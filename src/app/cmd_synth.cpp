@@ -21,15 +21,31 @@ void register_synth(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--shared-seed", spec->shared_seed, "the structure that related corpora share")
       ->capture_default_str();
+  cmd->add_option("--weights", spec->weights,
+                  "a mixture of domains: each one's share of the documents (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--private", spec->private_tokens, "with --weights: tokens of each domain's alphabet that are its own")
+      ->capture_default_str();
+  cmd->add_option("--doc-length", spec->doc_length, "with --weights: mean document length in tokens")
+      ->capture_default_str();
   cmd->callback([out, spec] {
     const double h = synth_entropy_rate(*spec);
-    write_token_shard(*out, synth_tokens(*spec), spec->vocab, -1, "synthetic",
-                      "rewarm synth order-2 vocab=" + std::to_string(spec->vocab) +
-                          " decay=" + std::to_string(spec->decay) + " seed=" + std::to_string(spec->seed) +
-                          " share=" + std::to_string(spec->share) + " shared_seed=" + std::to_string(spec->shared_seed),
-                      h);
-    std::printf("%s: %lld tokens, vocab %lld, entropy rate %.6f nats/token\n", out->c_str(),
-                static_cast<long long>(spec->tokens), static_cast<long long>(spec->vocab), h);
+    const Index vocab = synth_vocab(*spec);
+    std::string source = "rewarm synth order-2 vocab=" + std::to_string(spec->vocab) +
+                         " decay=" + std::to_string(spec->decay) + " seed=" + std::to_string(spec->seed) +
+                         " share=" + std::to_string(spec->share) + " shared_seed=" + std::to_string(spec->shared_seed);
+    if (!spec->weights.empty()) {
+      source += " weights=";
+      for (std::size_t i = 0; i < spec->weights.size(); ++i) source += (i ? "," : "") + std::to_string(spec->weights[i]);
+      source += " private=" + std::to_string(spec->private_tokens) + " doc_length=" + std::to_string(spec->doc_length);
+    }
+    write_token_shard(*out, synth_tokens(*spec), vocab, spec->weights.empty() ? -1 : vocab - 1, "synthetic", source, h);
+    std::printf("%s: %lld tokens, vocab %lld, entropy rate %.6f nats/token", out->c_str(),
+                static_cast<long long>(spec->tokens), static_cast<long long>(vocab), h);
+    if (!spec->weights.empty())
+      std::printf(" given each document's domain (at most %.6f more: the domains' choice)",
+                  synth_domain_choice_bound(*spec));
+    std::printf("\n");
   });
 }
 

@@ -132,7 +132,8 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
-Study load_study(const std::string& path, const std::vector<std::string>& overrides, const std::string& budget) {
+Study load_study(const std::string& path, const std::vector<std::string>& overrides, const std::string& budget,
+                 const std::string& run_root) {
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -149,7 +150,7 @@ Study load_study(const std::string& path, const std::vector<std::string>& overri
   const std::string base = string_value(root, "base", path, "");
   if (base.empty()) fail(path, "base (the run config every run starts from) is required");
   s.base = (fs::path(path).parent_path() / base).lexically_normal().string();
-  s.run_root = string_value(root, "run_root", path, "", "runs/" + s.name);
+  s.run_root = !run_root.empty() ? run_root : string_value(root, "run_root", path, "", "runs/" + s.name);
   s.upstream = string_value(root, "upstream", path, "");
   s.downstream = string_value(root, "downstream", path, "");
   std::vector<std::string> common = strings(root.get("set"), path, "set");

@@ -41,6 +41,8 @@ struct Study {
 // Reads and resolves a study: every run's config is parsed and validated (one error line naming
 // the study file, the run and the key). `overrides` apply to every run; `budget` selects a
 // [budgets] entry ("" for none), applied after each run's own overrides.
-Study load_study(const std::string& path, const std::vector<std::string>& overrides, const std::string& budget);
+// run_root, when not empty, replaces the study's own (the same study again elsewhere: another seed).
+Study load_study(const std::string& path, const std::vector<std::string>& overrides, const std::string& budget,
+                 const std::string& run_root = "");
 
 }  // namespace rewarm

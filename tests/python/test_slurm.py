@@ -163,9 +163,8 @@ def test_tiny_study_on_slurm(tmp_path, slurm):
         text = text.replace("data/tiny_", f"{tmp_path}/tiny_").replace('run_root = "runs/tiny"', f'run_root = "{tmp_path}/runs"')
         assert "data/" not in text.replace("# ", "")
         (tmp_path / name).write_text(text)
-    for corpus, seed, stream in (("up_train", 1, 11), ("up_val", 1, 12), ("down_train", 2, 21), ("down_val", 2, 22)):
-        rewarm("synth", "--out", tmp_path / f"tiny_{corpus}.h5", "--vocab", 8, "--decay", 0.5, "--share", 0.8,
-               "--shared-seed", 7, "--seed", seed, "--stream-seed", stream, "--tokens", 30000)
+    subprocess.run([os.path.join(ROOT, "scripts", "tiny_corpora.sh"), tmp_path, "30000"], check=True,
+                   capture_output=True, env={**os.environ, "REWARM": REWARM})
     subprocess.run([os.path.join(ROOT, "jobscripts", "submit_study.sh"), tmp_path / "tiny.toml", "--target", "local",
                     "--budget", "ci"], cwd=ROOT, check=True, capture_output=True, env=JOB_ENV)
     root = tmp_path / "runs"

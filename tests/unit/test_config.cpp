@@ -268,7 +268,7 @@ TEST_CASE("the shipped studies resolve: every run's config parses", "[config][st
   CHECK(r.config.data.global_batch == 1104);
   CHECK(r.tags.at("start") == "27k");
   const auto t = load_study(source_dir() + "/inputs/studies/tiny.toml", {}, "");
-  CHECK(t.run("constant").config.init.from == "runs/tiny/pretrain/checkpoints/step_00000800.h5");  // @pretrain
+  CHECK(t.run("constant").config.init.from == "runs/tiny/pretrain/checkpoints/step_00001200.h5");  // @pretrain
   CHECK(t.run("constant").after == std::vector<std::string>{"pretrain"});
   CHECK(t.run("constant").stage == 1);
   CHECK_THROWS_WITH(t.run("pretrian"), Catch::EndsWith("tiny.toml: no run named pretrian (did you mean pretrain?)"));

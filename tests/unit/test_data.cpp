@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "data/mixture.hpp"
 #include "data/sampler.hpp"
@@ -146,6 +147,80 @@ TEST_CASE("new replay weights over carried counts: every set continues its own w
     REQUIRE(changed[i].size() <= reference[i].size());
     CHECK(std::equal(changed[i].begin(), changed[i].end(), reference[i].begin()));
   }
+}
+
+TEST_CASE("a synthetic domain mixture: documents by weight, each in its domain's alphabet, the stated rate", "[data]") {
+  SynthSpec s;
+  s.vocab = 8, s.private_tokens = 2, s.decay = 0.5, s.share = 0.65, s.shared_seed = 7;
+  s.weights = {0.5, 0.1, 0.4, 0.0};
+  s.doc_length = 64;
+  s.tokens = 600000;
+  const Index S = 6, V = synth_vocab(s), eot = V - 1;
+  REQUIRE(V == S + 4 * 2 + 1);
+  const double q = 1 / s.doc_length, h = [&] {
+    double e = 0;
+    for (double x : synth_distribution(s)) e -= x * std::log(x);
+    return e;
+  }();
+  CHECK(synth_entropy_rate(s) == Approx(-q * std::log(q) - (1 - q) * std::log(1 - q) + (1 - q) * h));
+  const auto tok = synth_tokens(s);
+  // documents: the tokens between two EOTs; each uses one domain's private tokens only
+  std::vector<double> docs(4, 0);
+  double ndocs = 0, in_docs = 0;
+  std::map<std::tuple<int, int, int>, std::map<int, double>> next;  // (domain, a, b) -> next-token counts
+  std::vector<std::uint32_t> doc;
+  const auto end_doc = [&] {
+    int domain = -1;
+    for (auto t : doc)
+      if (Index(t) >= S) {
+        const int d = int((Index(t) - S) / 2);
+        if (domain >= 0) REQUIRE(d == domain);  // one domain per document
+        domain = d;
+      }
+    if (domain >= 0 && doc.size() >= 2) {
+      docs[std::size_t(domain)] += 1, ndocs += 1;
+      for (std::size_t i = 0; i < doc.size(); ++i) {
+        const int a = i >= 2 ? int(doc[i - 2]) : int(eot), b = i >= 1 ? int(doc[i - 1]) : int(eot);
+        next[{domain, a, b}][int(doc[i])] += 1;
+        in_docs += 1;
+      }
+    }
+    doc.clear();
+  };
+  for (auto t : tok) {
+    REQUIRE(Index(t) < V);
+    if (Index(t) == eot) end_doc();
+    else doc.push_back(t);
+  }
+  CHECK(docs[3] == 0);  // a domain of weight 0 never appears
+  for (int d : {0, 1, 2}) CHECK(docs[std::size_t(d)] / ndocs == Approx(s.weights[std::size_t(d)]).margin(0.04));
+  CHECK(double(tok.size()) / (ndocs + 1) == Approx(s.doc_length).epsilon(0.1));  // geometric lengths, mean L
+  double H = 0;  // conditional entropy given the domain and the two tokens before
+  for (auto& [ctx, counts] : next) {
+    double n = 0;
+    for (auto& [t, c] : counts) n += c;
+    for (auto& [t, c] : counts) H -= c / in_docs * std::log(c / n);
+  }
+  CHECK(H == Approx(h).epsilon(0.02));
+  // a context of common tokens is the same in every domain (its private slots renamed) with
+  // probability `share`; a context holding a domain's own token is that domain's alone
+  int same = 0, common = 0;
+  const auto slots = [&](std::vector<std::uint32_t> v) {
+    for (auto& t : v) t = Index(t) >= S ? std::uint32_t(S + (Index(t) - S) % 2) : t;
+    return v;
+  };
+  for (Index a = 0; a < V; ++a)
+    for (Index b = 0; b < V; ++b) {
+      const bool is_common = (a < S || a == eot) && (b < S || b == eot);
+      if (!is_common) continue;
+      ++common;
+      same += slots(synth_domain_permutation(s, 0, a, b)) == slots(synth_domain_permutation(s, 2, a, b));
+    }
+  CHECK(std::abs(double(same) / common - s.share) < 0.15);  // 49 contexts: sd ≈ 0.07
+  auto own = synth_domain_permutation(s, 2, S + 4, 0);  // a context holding domain 2's first token
+  CHECK(slots(own) != slots(synth_domain_permutation(s, 0, S, 0)));
+  std::sort(own.begin(), own.end());
+  CHECK(own == std::vector<std::uint32_t>{0, 1, 2, 3, 4, 5, 10, 11});  // its alphabet: common tokens, its own two
 }
 
 TEST_CASE("related synthetic corpora share the chosen fraction of contexts", "[data]") {
