@@ -21,13 +21,15 @@ void register_synth(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--shared-seed", spec->shared_seed, "the structure that related corpora share")
       ->capture_default_str();
-  cmd->add_option("--weights", spec->weights,
-                  "a mixture of domains: each one's share of the documents (comma-separated)")
-      ->delimiter(',');
+  auto* weights = cmd->add_option("--weights", spec->weights,
+                                  "a mixture of domains: each one's share of the documents (comma-separated)")
+                      ->delimiter(',');
   cmd->add_option("--private", spec->private_tokens, "with --weights: tokens of each domain's alphabet that are its own")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(weights);
   cmd->add_option("--doc-length", spec->doc_length, "with --weights: mean document length in tokens")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(weights);
   cmd->callback([out, spec] {
     const double h = synth_entropy_rate(*spec);
     const Index vocab = synth_vocab(*spec);

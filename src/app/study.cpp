@@ -273,6 +273,8 @@ std::string Study::manifest_json() const {
                          {"after", r.after},
                          {"run_dir", r.config.run_dir},
                          {"total_steps", r.config.total_steps()},
+                         {"global_batch", r.config.data.global_batch},
+                         {"micro_batch", r.config.data.micro_batch},
                          {"command", command(r)}});
   const nlohmann::json j = {{"format", "rewarm-study"}, {"study", name},       {"description", description},
                             {"study_file", path},       {"base", base},       {"run_root", run_root},

@@ -239,6 +239,11 @@ def test_help_is_rewarms_own():
     (["convert", "to_hf", "c.h5"], "unknown command 'to_hf' (did you mean to-hf?); `rewarm convert --help`"),
     (["sweep", "s.toml", "--lsit"], "unknown option --lsit (did you mean --list?)"),
     (["info"], "file is required; `rewarm info --help` says more"),
+    (["synth", "--out", "x.h5", "--weights", "0.5,-1"], "synth: every --weights entry must be finite and >= 0"),
+    (["synth", "--out", "x.h5", "--weights", "0,0"], "synth: --weights must not all be 0"),
+    (["synth", "--out", "x.h5", "--weights", "1", "--private", "8"], "synth: --private must lie in [0, vocab)"),
+    (["synth", "--out", "x.h5", "--weights", "1", "--doc-length", "0.5"], "synth: --doc-length must be >= 1"),
+    (["synth", "--out", "x.h5", "--private", "2"], "--private requires --weights"),
 ])
 def test_command_line_mistakes_are_one_line_with_status_1(args, expect):
     p = rewarm(*args, check=False)

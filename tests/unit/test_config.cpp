@@ -249,7 +249,7 @@ TEST_CASE("the shipped studies resolve: every run's config parses", "[config][st
     std::size_t runs;
     int stages;
   };
-  for (const auto& e : {Expect{"tiny.toml", 16, 2}, Expect{"pythia-410m-rewarm.toml", 39, 1},
+  for (const auto& e : {Expect{"tiny.toml", 13, 2}, Expect{"pythia-410m-rewarm.toml", 39, 1},
                         Expect{"pythia-410m-replay.toml", 9, 1}}) {
     INFO(e.name);
     const auto s = load_study(source_dir() + "/inputs/studies/" + e.name, {}, "");
@@ -273,6 +273,12 @@ TEST_CASE("the shipped studies resolve: every run's config parses", "[config][st
   CHECK(t.run("constant").stage == 1);
   CHECK_THROWS_WITH(t.run("pretrian"), Catch::EndsWith("tiny.toml: no run named pretrian (did you mean pretrain?)"));
   CHECK_THROWS_WITH(t.run("zzz"), Catch::EndsWith("tiny.toml: no run named zzz"));
+  // --run-root: the same study elsewhere (another seed), its run dirs and @run paths there
+  const auto seed2 = load_study(source_dir() + "/inputs/studies/tiny.toml", {"init.seed=2"}, "", "runs/tiny-seed2");
+  CHECK(seed2.run_root == "runs/tiny-seed2");
+  CHECK(seed2.run("constant").config.run_dir == "runs/tiny-seed2/constant");
+  CHECK(seed2.run("constant").config.init.from == "runs/tiny-seed2/pretrain/checkpoints/step_00001200.h5");
+  CHECK(seed2.run("pretrain").config.init.seed == 2);
   CHECK_THROWS_WITH(load_study(source_dir() + "/inputs/studies/tiny.toml", {}, "shrot"),
                     Catch::Contains("no budget \"shrot\" in [budgets] (did you mean \"short\"?)"));
 }
