@@ -56,15 +56,16 @@ wanted = {p for r in runs for p in r["after"]}
 last = max(r["stage"] for r in runs)
 stage = {r["name"]: r["stage"] if r["name"] in wanted else last for r in runs}
 for k in range(last + 1):
-    group = [r for r in runs if stage[r["name"]] == k]
+    group = sorted((r for r in runs if stage[r["name"]] == k), key=lambda r: r["stage"] != k)  # deferred last
     for r in group:
         share = jobs // len(group) if mpi else 1
         ranks = max(n for n in range(1, max(share, 1) + 1) if r["global_batch"] % (n * r["micro_batch"]) == 0)
         print(k, ranks, r["name"], ",".join(r["after"]) or "-")
 PY
 }
-stage=0 names=()
+stage=0 names=() seen=0
 while read -r k ranks name parents; do
+  seen=$((seen + 1))
   if ((k != stage)); then  # a stage starts when every run of the one before has ended
     end_stage
     stage=$k
@@ -74,10 +75,14 @@ while read -r k ranks name parents; do
   if ((blocked)); then echo "  [$(date +%T)] skip   $name (a run it starts from failed)"; failed+=("$name"); continue; fi
   while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
   rm -f "$root/logs/$name.status"
-  run_one "$name" "$ranks" &
+  run_one "$name" "$ranks" </dev/null &  # mpirun reads its stdin: not the schedule
   names+=("$name")
 done < <(schedule)
 end_stage
+if ((seen != total)); then  # every run is started or skipped, or the schedule was cut short
+  echo "run_study: only $seen of the $total runs were scheduled" >&2
+  exit 1
+fi
 echo "runs ended after $((SECONDS - start)) s"
 /usr/bin/python3 -m postprocess report --study "$root/study.json"
 ((${#failed[@]} == 0))
