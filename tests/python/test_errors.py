@@ -241,7 +241,7 @@ def test_help_is_rewarms_own():
     (["info"], "file is required; `rewarm info --help` says more"),
     (["synth", "--out", "x.h5", "--weights", "0.5,-1"], "synth: every --weights entry must be finite and >= 0"),
     (["synth", "--out", "x.h5", "--weights", "0,0"], "synth: --weights must not all be 0"),
-    (["synth", "--out", "x.h5", "--weights", "1", "--private", "8"], "synth: --private must lie in [0, vocab)"),
+    (["synth", "--out", "x.h5", "--vocab", "8", "--weights", "1", "--private", "8"], "synth: --private must lie in [0, vocab)"),
     (["synth", "--out", "x.h5", "--weights", "1", "--doc-length", "0.5"], "synth: --doc-length must be >= 1"),
     (["synth", "--out", "x.h5", "--private", "2"], "--private requires --weights"),
 ])

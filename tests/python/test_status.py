@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import h5py
 import numpy as np
 
 from helpers import REWARM, rewarm, tiny_config, write_config, write_shard, write_task
@@ -138,3 +139,30 @@ def test_run_study_runs_stage_by_stage_and_reports(tmp_path):
     assert (d / "runs" / "report" / "summary.csv").exists()
     s = status(d)
     assert s["second"]["state"] == "done" and s["broken"]["state"] == "failed" and s["orphan"]["state"] == "not started"
+
+
+def test_run_study_gives_the_run_others_wait_for_the_spare_cores(tmp_path):
+    """scripts/run_study.sh: a run no other run starts from waits for the last stage, so the run
+    the others start from is alone in its stage and runs on both job slots as MPI ranks; it is
+    the same run as on one rank (its losses bit for bit, as `sweep --run-root` elsewhere gives)."""
+    from helpers import ROOT
+
+    d = tmp_path
+    rng = np.random.default_rng(1)
+    write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
+    write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
+    base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
+                                                     schedule={"total_steps": 6}, train={"eval_interval": 3}))
+    (d / "study.toml").write_text(f'base = "{base}"\nrun_root = "{d}/runs"\nupstream = "val"\ndownstream = "val"\n'
+                                  '[runs.pre]\n[runs.leaf]\n[runs.child]\nset = ["init.from=@pre"]\n')
+    p = subprocess.run([os.path.join(ROOT, "scripts", "run_study.sh"), d / "study.toml", "--jobs", "2"], cwd=ROOT,
+                       capture_output=True, text=True, env=dict(os.environ, REWARM=REWARM))
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout
+    assert "start  pre on 2 ranks" in out and "start  leaf on" not in out and "start  child on" not in out
+    assert out.index("done   pre") < out.index("start  leaf") and out.index("start  child") < out.index("start  leaf")
+    assert "world_size 2" in rewarm("info", d / "runs" / "pre" / "checkpoints" / "step_00000006.h5").stdout
+    rewarm("sweep", d / "study.toml", "--run-root", d / "one", "--run", "pre")
+    with h5py.File(d / "runs" / "pre" / "metrics.h5", "r") as a, h5py.File(d / "one" / "pre" / "metrics.h5", "r") as b:
+        assert np.array_equal(a["train/loss"][:], b["train/loss"][:]) and len(a["train/loss"]) == 6
+        assert np.array_equal(a["eval/val/loss"][:], b["eval/val/loss"][:])
