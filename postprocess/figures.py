@@ -132,6 +132,18 @@ def tradeoff(table, upstream, downstream, out_dir, study_name=""):
                     for v in shapes if second]
         if handles:
             ax.legend(handles=handles, fontsize=8, title="re-warmed runs", title_fontsize=8)
+    # Training from scratch ends far from the pre-trained runs (tenths of a nat against their
+    # hundredths): the axes hold the others, and the scratch point is named in a corner.
+    near, far = t[t.role != "scratch"], t[t.role == "scratch"]
+    if len(near) >= 2 and len(far):
+        lo, hi = near[[up, down]].min(), near[[up, down]].max()
+        pad = np.maximum((hi - lo) * 0.12, 0.002)
+        if ((far[[up, down]] > hi + 3 * pad) | (far[[up, down]] < lo - 3 * pad)).any(axis=None):
+            ax.set_xlim(lo[up] - pad[up], hi[up] + pad[up])
+            ax.set_ylim(lo[down] - pad[down], hi[down] + pad[down])
+            ax.text(0.98, 0.02, "\n".join(f"{r['run']}: ({r[up]:.4f}, {r[down]:.4f}), off the axes"
+                                          for _, r in far.iterrows()),
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="0.3")
     ax.set_xlabel(f"final {upstream} loss (forgetting: right is worse)")
     ax.set_ylabel(f"final {downstream} loss (gain: down is better)")
     ax.grid(alpha=0.3)
