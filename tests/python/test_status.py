@@ -144,7 +144,7 @@ def test_run_study_runs_stage_by_stage_and_reports(tmp_path):
 def test_run_study_gives_the_run_others_wait_for_the_spare_cores(tmp_path):
     """scripts/run_study.sh: a run no other run starts from waits for the last stage, so the run
     the others start from is alone in its stage and runs on both job slots as MPI ranks; it is
-    the same run as on one rank (its losses bit for bit, as `sweep --run-root` elsewhere gives)."""
+    the same run as on one rank (its train losses bit for bit, as `sweep --run-root` elsewhere gives)."""
     from helpers import ROOT
 
     d = tmp_path
@@ -165,4 +165,6 @@ def test_run_study_gives_the_run_others_wait_for_the_spare_cores(tmp_path):
     rewarm("sweep", d / "study.toml", "--run-root", d / "one", "--run", "pre")
     with h5py.File(d / "runs" / "pre" / "metrics.h5", "r") as a, h5py.File(d / "one" / "pre" / "metrics.h5", "r") as b:
         assert np.array_equal(a["train/loss"][:], b["train/loss"][:]) and len(a["train/loss"]) == 6
-        assert np.array_equal(a["eval/val/loss"][:], b["eval/val/loss"][:])
+        # eval losses: bit for bit in the Serial build; the OpenMP build sums a rank's sequences
+        # in thread teams, so another split over ranks moves the last bits
+        np.testing.assert_allclose(a["eval/val/loss"][:], b["eval/val/loss"][:], rtol=1e-6)
