@@ -69,15 +69,30 @@ double synth_domain_choice_bound(const SynthSpec& s) {
 
 static std::uint64_t next_value(std::uint64_t z) { return splitmix64_next(z); }  // one step from state z
 
-std::vector<std::uint32_t> synth_permutation(const SynthSpec& s, Index a, Index b) {
-  const std::uint64_t context = std::uint64_t(a * s.vocab + b);
-  // whether this context is shared depends on shared_seed alone: the same set in every corpus
-  const double u = double(next_value(s.shared_seed ^ next_value(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
-  std::uint64_t rng = next_value((u < s.share ? s.shared_seed : s.seed) * kGoldenGamma + context);
+// Whether a context is shared depends on shared_seed alone: the same set in every corpus.
+static bool shared_context(const SynthSpec& s, std::uint64_t context) {
+  return double(next_value(s.shared_seed ^ next_value(context + 0x5bd1e995)) >> 11) * 0x1.0p-53 < s.share;
+}
+
+// The permutation of [0, vocab) that `language` gives `context` (Fisher-Yates).
+static std::vector<std::uint32_t> shuffled(const SynthSpec& s, std::uint64_t language, std::uint64_t context) {
+  std::uint64_t rng = next_value(language * kGoldenGamma + context);
   std::vector<std::uint32_t> q(std::size_t(s.vocab));
   std::iota(q.begin(), q.end(), 0u);
-  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[splitmix64_next(rng) % std::uint64_t(i + 1)]);  // Fisher-Yates
+  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[splitmix64_next(rng) % std::uint64_t(i + 1)]);
   return q;
+}
+
+// The index of the first cdf entry above u (the last for u past them all).
+static Index draw(const std::vector<double>& cdf, double u) {
+  Index k = 0;
+  while (k < Index(cdf.size()) - 1 && u >= cdf[std::size_t(k)]) ++k;
+  return k;
+}
+
+std::vector<std::uint32_t> synth_permutation(const SynthSpec& s, Index a, Index b) {
+  const std::uint64_t context = std::uint64_t(a * s.vocab + b);
+  return shuffled(s, shared_context(s, context) ? s.shared_seed : s.seed, context);
 }
 
 // Domain d's permutation of context (a, b): ranks over its alphabet's slots (slot k < vocab − P
@@ -86,13 +101,8 @@ std::vector<std::uint32_t> synth_domain_permutation(const SynthSpec& s, Index d,
   const Index V = synth_vocab(s), S = s.vocab - s.private_tokens, eot = V - 1;
   const auto is_common = [&](Index t) { return t < S || t == eot; };
   const std::uint64_t context = std::uint64_t(a * V + b);
-  const double u = double(next_value(s.shared_seed ^ next_value(context + 0x5bd1e995)) >> 11) * 0x1.0p-53;
-  const bool shared = is_common(a) && is_common(b) && u < s.share;
-  const std::uint64_t language = shared ? s.shared_seed : next_value(s.seed * kGoldenGamma + std::uint64_t(d));
-  std::uint64_t rng = next_value(language * kGoldenGamma + context);
-  std::vector<std::uint32_t> q(std::size_t(s.vocab));
-  std::iota(q.begin(), q.end(), 0u);
-  for (Index i = s.vocab - 1; i > 0; --i) std::swap(q[i], q[splitmix64_next(rng) % std::uint64_t(i + 1)]);
+  const bool shared = is_common(a) && is_common(b) && shared_context(s, context);
+  auto q = shuffled(s, shared ? s.shared_seed : next_value(s.seed * kGoldenGamma + std::uint64_t(d)), context);
   for (auto& slot : q)
     if (Index(slot) >= S) slot = std::uint32_t(S + d * s.private_tokens + (Index(slot) - S));
   return q;
@@ -117,12 +127,7 @@ static std::vector<std::uint32_t> mixture_tokens(const SynthSpec& s) {
         perm.insert(perm.end(), q.begin(), q.end());
       }
   std::uint64_t r = s.stream_seed;
-  const auto pick = [&](const std::vector<double>& c) {
-    const double u = splitmix64_uniform(r);
-    Index k = 0;
-    while (k < Index(c.size()) - 1 && u >= c[std::size_t(k)]) ++k;
-    return k;
-  };
+  const auto pick = [&](const std::vector<double>& c) { return draw(c, splitmix64_uniform(r)); };
   Index d = pick(domain_cdf);
   std::uint32_t a = eot, b = eot;
   std::vector<std::uint32_t> out(std::size_t(s.tokens));
@@ -157,10 +162,7 @@ std::vector<std::uint32_t> synth_tokens(const SynthSpec& s) {
   std::uint64_t r = s.stream_seed;
   std::uint32_t a = 0, b = 0;
   for (auto& t : out) {
-    const double u = double(splitmix64_next(r) >> 11) * 0x1.0p-53;
-    Index rank = 0;
-    while (rank < V - 1 && u >= cdf[rank]) ++rank;
-    t = perm[std::size_t((a * V + b) * V + rank)];
+    t = perm[std::size_t((a * V + b) * V + draw(cdf, double(splitmix64_next(r) >> 11) * 0x1.0p-53))];
     a = b;
     b = t;
   }
