@@ -112,23 +112,28 @@ def test_status_at_several_moments(tmp_path):
     assert p.returncode == 1 and "--json: goes with --status" in p.stderr
 
 
-def test_run_study_runs_stage_by_stage_and_reports(tmp_path):
-    """scripts/run_study.sh: each run announced with its last eval losses, the dependent run after
-    its parent, a failed run's dependents skipped, the report drawn; exit 1 when a run failed."""
+def run_study(d, runs, seed, steps, eval_interval):
+    """scripts/run_study.sh --jobs 2 on a study of `runs` (its [runs.*] tables) over the tests'
+    tiny config and a random shard, in d; returns the CompletedProcess."""
     from helpers import ROOT
 
-    d = tmp_path
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
     write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
     base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
-                                                     schedule={"total_steps": 4}, train={"eval_interval": 2}))
-    (d / "study.toml").write_text(f'base = "{base}"\nrun_root = "{d}/runs"\nupstream = "val"\ndownstream = "val"\n'
-                                  '[runs.first]\n[runs.second]\nset = ["init.from=@first"]\n'
-                                  f'[runs.broken]\nset = ["data.train.0.path={d}/missing.h5"]\n'
-                                  '[runs.orphan]\nset = ["init.from=@broken"]\n')
-    p = subprocess.run([os.path.join(ROOT, "scripts", "run_study.sh"), d / "study.toml", "--jobs", "2"], cwd=ROOT,
-                       capture_output=True, text=True, env=dict(os.environ, REWARM=REWARM))
+                                                     schedule={"total_steps": steps}, train={"eval_interval": eval_interval}))
+    (d / "study.toml").write_text(f'base = "{base}"\nrun_root = "{d}/runs"\nupstream = "val"\ndownstream = "val"\n' + runs)
+    return subprocess.run([os.path.join(ROOT, "scripts", "run_study.sh"), d / "study.toml", "--jobs", "2"], cwd=ROOT,
+                          capture_output=True, text=True, env=dict(os.environ, REWARM=REWARM))
+
+
+def test_run_study_runs_stage_by_stage_and_reports(tmp_path):
+    """scripts/run_study.sh: each run announced with its last eval losses, the dependent run after
+    its parent, a failed run's dependents skipped, the report drawn; exit 1 when a run failed."""
+    d = tmp_path
+    p = run_study(d, '[runs.first]\n[runs.second]\nset = ["init.from=@first"]\n'
+                     f'[runs.broken]\nset = ["data.train.0.path={d}/missing.h5"]\n'
+                     '[runs.orphan]\nset = ["init.from=@broken"]\n', seed=0, steps=4, eval_interval=2)
     assert p.returncode == 1, p.stdout + p.stderr
     out = p.stdout
     assert "study " in out and "4 runs in" in out and "2 at a time" in out
@@ -145,18 +150,8 @@ def test_run_study_gives_the_run_others_wait_for_the_spare_cores(tmp_path):
     """scripts/run_study.sh: a run no other run starts from waits for the last stage, so the run
     the others start from is alone in its stage and runs on both job slots as MPI ranks; it is
     the same run as on one rank (its train losses bit for bit, as `sweep --run-root` elsewhere gives)."""
-    from helpers import ROOT
-
     d = tmp_path
-    rng = np.random.default_rng(1)
-    write_shard(d / "train.h5", rng.integers(0, 13, 4000), 13)
-    write_shard(d / "val.h5", rng.integers(0, 13, 400), 13)
-    base = write_config(d / "base.toml", tiny_config(d / "unused", d / "train.h5", [{"name": "val", "path": str(d / "val.h5")}],
-                                                     schedule={"total_steps": 6}, train={"eval_interval": 3}))
-    (d / "study.toml").write_text(f'base = "{base}"\nrun_root = "{d}/runs"\nupstream = "val"\ndownstream = "val"\n'
-                                  '[runs.pre]\n[runs.leaf]\n[runs.child]\nset = ["init.from=@pre"]\n')
-    p = subprocess.run([os.path.join(ROOT, "scripts", "run_study.sh"), d / "study.toml", "--jobs", "2"], cwd=ROOT,
-                       capture_output=True, text=True, env=dict(os.environ, REWARM=REWARM))
+    p = run_study(d, '[runs.pre]\n[runs.leaf]\n[runs.child]\nset = ["init.from=@pre"]\n', seed=1, steps=6, eval_interval=3)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
     assert "start  pre on 2 ranks" in out and "start  leaf on" not in out and "start  child on" not in out
