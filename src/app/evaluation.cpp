@@ -25,28 +25,42 @@ Evaluation::Evaluation(const RunConfig& cfg)
   }
 }
 
-double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes) {
+double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Comm& comm, bool same_passes) {
   const auto& shard = *shards_.at(i);
   const Index T = seq_len_, B = micro_batch_, N = comm.size(), r = comm.rank();
   const Index windows = shard.num_windows(T);
   const Index n = sets_[i].max_sequences > 0 ? std::min(windows, sets_[i].max_sequences) : windows;
-  const Index begin = r * n / N, end = (r + 1) * n / N;
-  double total = 0;
-  const Index batches = (end - begin + B - 1) / B;
+  const Index K = (n + B - 1) / B, k0 = r * K / N, batches = (r + 1) * K / N - k0;  // this rank's batches
+  View1<double> window_loss("rewarm::window_losses", std::size_t(n));  // zero but this rank's windows
+  auto h_window_loss = Kokkos::create_mirror_view(window_loss);
+  Kokkos::deep_copy(h_window_loss, 0.0);
+  auto h_token_loss = Kokkos::create_mirror_view(model.token_losses());
   const Index passes = same_passes ? -Index(comm.min(-int(batches))) : batches;
   comm.agree([&] {
-    for (Index k = 0; k < passes; ++k) {
-      const Index first = begin + std::min(k, batches - 1) * B;
-      const Index rows = k < batches ? std::min(B, end - first) : 0;
-      for (Index j = 0; j < B; ++j) {  // a short last batch repeats its last window; only `rows` count
-        shard.read_window(std::max<Index>(std::min(first + j, end - 1), 0), T, vocab_, window_.data());
+    for (Index k = 0; k < passes; ++k) {  // passes past this rank's batches repeat one, counting none
+      const Index first = std::max<Index>(k0 + std::min(k, batches - 1), 0) * B;
+      const Index rows = k < batches ? std::min(B, n - first) : 0;
+      for (Index j = 0; j < B; ++j) {  // the last batch repeats the set's last window
+        shard.read_window(std::min(first + j, n - 1), T, vocab_, window_.data());
         batch.stage(j, window_.data());
       }
       batch.upload();
-      total += model.loss(batch.ids(), batch.targets(), rows * T);
+      model.loss(batch.ids(), batch.targets(), rows * T);
+      Kokkos::deep_copy(h_token_loss, model.token_losses());
+      for (Index j = 0; j < rows; ++j) {
+        double sum = 0;
+        for (Index t = 0; t < T; ++t) sum += h_token_loss(j * T + t);
+        h_window_loss(first + j) = sum;
+      }
     }
   });
-  return comm.sum(total) / double(n * T);
+  // each window's sum comes from one rank: the sum over ranks is an exact copy of it
+  Kokkos::deep_copy(window_loss, h_window_loss);
+  comm.allreduce_sum(window_loss);
+  Kokkos::deep_copy(h_window_loss, window_loss);
+  double total = 0;
+  for (Index w = 0; w < n; ++w) total += h_window_loss(w);
+  return total / double(n * T);
 }
 
 }  // namespace rewarm

@@ -1,7 +1,10 @@
 // Validation loss over the ranks: each [[data.eval]] set's first max_sequences windows (all
-// when 0), in order. Rank r evaluates windows [r·n/N, (r+1)·n/N) of a set's n, in batches of
-// micro_batch, and the token losses are summed in double over the ranks: the same mean loss on
-// any rank count.
+// when 0), in order, in batches of micro_batch: batch k holds windows [k·B, k·B + B) (the last
+// one padded with the last window, counting none of it), and rank r evaluates batches
+// [r·K/N, (r+1)·K/N) of the set's K. So every window is computed in the same batch at the same
+// place on any rank count (a multi-threaded BLAS rounds a row by its place in the product). Each
+// window's token losses are summed in double in position order, every rank gets every window's
+// sum, and the sums are added in window order: the same mean loss to the bit on any rank count.
 #pragma once
 #include <memory>
 #include <string>
@@ -25,7 +28,7 @@ class Evaluation {
   // Mean loss per token of set i. Every rank calls it. With same_passes (every forward pass is a
   // collective: DataParallel::collective_passes) every rank makes as many passes: one with fewer
   // windows computes its last batch again, counting none of it.
-  double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes);
+  double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Comm& comm, bool same_passes);
 
  private:
   Index seq_len_, micro_batch_, vocab_;

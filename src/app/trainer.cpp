@@ -227,13 +227,20 @@ StepResult Trainer::step() {
   StepResult r{};
   read_step_windows(r);
   model_->timing.forward = model_->timing.backward = 0;
-  double loss_sum = 0;
-  for (Index u = 0; u < dp_->micro_batches(); ++u) {  // forward and backward, micro-batch by micro-batch
+  // Each micro-batch's loss sum in its place among the step's (this rank's places follow the
+  // ranks before it), summed over the ranks (exact: one rank fills each place), then added in
+  // order: the step's loss to the bit on any rank count (a sum of the ranks' sums groups it otherwise).
+  const Index M = dp_->micro_batches();
+  if (micro_losses_.extent(0) != std::size_t(M * comm_.size()))
+    micro_losses_ = Kokkos::View<double*, Kokkos::HostSpace>("rewarm::micro_losses", std::size_t(M * comm_.size()));
+  Kokkos::deep_copy(micro_losses_, 0.0);
+  for (Index u = 0; u < M; ++u) {  // forward and backward, micro-batch by micro-batch
     for (Index j = 0; j < mb; ++j) batch_->stage(j, windows_.data() + (u * mb + j) * W);
     batch_->upload();
     model_->zero_grads();
     dp_->begin_micro_batch(u);
-    loss_sum += model_->forward_backward(batch_->ids(), batch_->targets(), grad_scale, batch_->host_ids());
+    micro_losses_(std::size_t(comm_.rank() * M + u)) =
+        model_->forward_backward(batch_->ids(), batch_->targets(), grad_scale, batch_->host_ids());
     const auto g0 = std::chrono::steady_clock::now();
     dp_->end_micro_batch();
     if (profile_) {  // the sum over micro-batches counts as backward
@@ -244,7 +251,10 @@ StepResult Trainer::step() {
   r.forward_seconds = model_->timing.forward, r.backward_seconds += model_->timing.backward;
   const auto a0 = std::chrono::steady_clock::now();
   const auto g = dp_->reduce();  // Σ over micro-batches and ranks: this rank's part of the gradient
-  r.loss = comm_.sum(loss_sum) * grad_scale;
+  comm_.allreduce_sum(micro_losses_);
+  double loss_sum = 0;
+  for (std::size_t i = 0; i < micro_losses_.extent(0); ++i) loss_sum += micro_losses_(i);
+  r.loss = loss_sum * grad_scale;
   r.grad_norm = dp_->grad_norm(g);
   if (profile_) kx::fence("rewarm::profile");
   r.allreduce_seconds = seconds_since(a0);
