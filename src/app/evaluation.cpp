@@ -31,9 +31,7 @@ double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Co
   const Index windows = shard.num_windows(T);
   const Index n = sets_[i].max_sequences > 0 ? std::min(windows, sets_[i].max_sequences) : windows;
   const Index K = (n + B - 1) / B, k0 = r * K / N, batches = (r + 1) * K / N - k0;  // this rank's batches
-  View1<double> window_loss("rewarm::window_losses", std::size_t(n));  // zero but this rank's windows
-  auto h_window_loss = Kokkos::create_mirror_view(window_loss);
-  Kokkos::deep_copy(h_window_loss, 0.0);
+  Kokkos::View<double*, Kokkos::HostSpace> window_loss("rewarm::window_losses", std::size_t(n));  // zero but this rank's
   auto h_token_loss = Kokkos::create_mirror_view(model.token_losses());
   const Index passes = same_passes ? -Index(comm.min(-int(batches))) : batches;
   comm.agree([&] {
@@ -50,16 +48,14 @@ double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Co
       for (Index j = 0; j < rows; ++j) {
         double sum = 0;
         for (Index t = 0; t < T; ++t) sum += h_token_loss(j * T + t);
-        h_window_loss(first + j) = sum;
+        window_loss(first + j) = sum;
       }
     }
   });
   // each window's sum comes from one rank: the sum over ranks is an exact copy of it
-  Kokkos::deep_copy(window_loss, h_window_loss);
   comm.allreduce_sum(window_loss);
-  Kokkos::deep_copy(h_window_loss, window_loss);
   double total = 0;
-  for (Index w = 0; w < n; ++w) total += h_window_loss(w);
+  for (Index w = 0; w < n; ++w) total += window_loss(w);
   return total / double(n * T);
 }
 
