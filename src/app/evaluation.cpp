@@ -25,13 +25,13 @@ Evaluation::Evaluation(const RunConfig& cfg)
   }
 }
 
-double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Comm& comm, bool same_passes) {
+double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes) {
   const auto& shard = *shards_.at(i);
   const Index T = seq_len_, B = micro_batch_, N = comm.size(), r = comm.rank();
   const Index windows = shard.num_windows(T);
   const Index n = sets_[i].max_sequences > 0 ? std::min(windows, sets_[i].max_sequences) : windows;
   const Index K = (n + B - 1) / B, k0 = r * K / N, batches = (r + 1) * K / N - k0;  // this rank's batches
-  Kokkos::View<double*, Kokkos::HostSpace> window_loss("rewarm::window_losses", std::size_t(n));  // zero but this rank's
+  std::vector<double> window_loss(std::size_t(n), 0.0);  // zero but this rank's windows
   auto h_token_loss = Kokkos::create_mirror_view(model.token_losses());
   const Index passes = same_passes ? -Index(comm.min(-int(batches))) : batches;
   comm.agree([&] {
@@ -48,14 +48,14 @@ double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Co
       for (Index j = 0; j < rows; ++j) {
         double sum = 0;
         for (Index t = 0; t < T; ++t) sum += h_token_loss(j * T + t);
-        window_loss(first + j) = sum;
+        window_loss[std::size_t(first + j)] = sum;
       }
     }
   });
   // each window's sum comes from one rank: the sum over ranks is an exact copy of it
-  comm.allreduce_sum(window_loss);
+  comm.sum(window_loss);
   double total = 0;
-  for (Index w = 0; w < n; ++w) total += window_loss(w);
+  for (const double x : window_loss) total += x;
   return total / double(n * T);
 }
 

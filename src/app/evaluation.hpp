@@ -28,7 +28,7 @@ class Evaluation {
   // Mean loss per token of set i. Every rank calls it. With same_passes (every forward pass is a
   // collective: DataParallel::collective_passes) every rank makes as many passes: one with fewer
   // windows computes its last batch again, counting none of it.
-  double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Comm& comm, bool same_passes);
+  double loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes);
 
  private:
   Index seq_len_, micro_batch_, vocab_;

@@ -231,15 +231,13 @@ StepResult Trainer::step() {
   // ranks before it), summed over the ranks (exact: one rank fills each place), then added in
   // order: the step's loss to the bit on any rank count (a sum of the ranks' sums groups it otherwise).
   const Index M = dp_->micro_batches();
-  if (micro_losses_.extent(0) != std::size_t(M * comm_.size()))
-    micro_losses_ = Kokkos::View<double*, Kokkos::HostSpace>("rewarm::micro_losses", std::size_t(M * comm_.size()));
-  Kokkos::deep_copy(micro_losses_, 0.0);
+  micro_losses_.assign(std::size_t(M * comm_.size()), 0.0);
   for (Index u = 0; u < M; ++u) {  // forward and backward, micro-batch by micro-batch
     for (Index j = 0; j < mb; ++j) batch_->stage(j, windows_.data() + (u * mb + j) * W);
     batch_->upload();
     model_->zero_grads();
     dp_->begin_micro_batch(u);
-    micro_losses_(std::size_t(comm_.rank() * M + u)) =
+    micro_losses_[std::size_t(comm_.rank() * M + u)] =
         model_->forward_backward(batch_->ids(), batch_->targets(), grad_scale, batch_->host_ids());
     const auto g0 = std::chrono::steady_clock::now();
     dp_->end_micro_batch();
@@ -251,9 +249,9 @@ StepResult Trainer::step() {
   r.forward_seconds = model_->timing.forward, r.backward_seconds += model_->timing.backward;
   const auto a0 = std::chrono::steady_clock::now();
   const auto g = dp_->reduce();  // Σ over micro-batches and ranks: this rank's part of the gradient
-  comm_.allreduce_sum(micro_losses_);
+  comm_.sum(micro_losses_);
   double loss_sum = 0;
-  for (std::size_t i = 0; i < micro_losses_.extent(0); ++i) loss_sum += micro_losses_(i);
+  for (const double x : micro_losses_) loss_sum += x;
   r.loss = loss_sum * grad_scale;
   r.grad_norm = dp_->grad_norm(g);
   if (profile_) kx::fence("rewarm::profile");

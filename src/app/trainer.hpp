@@ -102,7 +102,7 @@ class Trainer {
   std::unique_ptr<TaskEvaluation> tasks_;  // the [[data.tasks]], read once
   std::unique_ptr<DeviceBatch> batch_;
   std::vector<std::int32_t> windows_;  // this rank's windows of a step (seq_len + 1 tokens each)
-  Kokkos::View<double*, Kokkos::HostSpace> micro_losses_;  // the step's micro-batches' loss sums, all ranks'
+  std::vector<double> micro_losses_;  // the step's micro-batches' loss sums, every rank's
 };
 
 std::string device_description();

@@ -120,6 +120,11 @@ double Comm::sum(double x) const {
   return x;
 }
 
+void Comm::sum(std::vector<double>& v) const {
+  if (size_ > 1 && !v.empty())
+    check(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, comm_), "Allreduce");
+}
+
 bool Comm::any(bool flag) const {
   int v = flag;
   if (size_ > 1) check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LOR, comm_), "Allreduce");

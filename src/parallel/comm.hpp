@@ -46,8 +46,10 @@ class Comm {
   bool gpu_aware() const { return gpu_aware_; }
   void set_gpu_aware(bool on) { gpu_aware_ = on; }
 
-  // Scalars, every rank the same result.
+  // Scalars and small host vectors (bookkeeping, not counted in payload_bytes()), every rank
+  // the same result.
   double sum(double x) const;
+  void sum(std::vector<double>& v) const;  // each element summed over the ranks, in place
   bool any(bool flag) const;
   int min(int x) const;
   std::string broadcast_string(const std::string& s, int from) const;

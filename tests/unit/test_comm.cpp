@@ -111,6 +111,11 @@ TEST_CASE("all-reduce, reduce-scatter, all-gather, gather and broadcast", "[comm
   for (Index i = 0; i < n; ++i) REQUIRE(got[i] == double(i));
 
   CHECK(c.sum(double(r)) == double(N * (N - 1) / 2));
+  std::vector<double> places(std::size_t(2 * N), 0.0), empty;  // each place filled by one rank
+  places[std::size_t(2 * r)] = 0.1 * r, places[std::size_t(2 * r + 1)] = -1.5;
+  c.sum(places);
+  c.sum(empty);
+  for (int q = 0; q < N; ++q) REQUIRE((places[std::size_t(2 * q)] == 0.1 * q && places[std::size_t(2 * q + 1)] == -1.5));
   CHECK(c.any(r == N - 1));
   CHECK_FALSE(c.any(false));
   CHECK(c.min(10 - r) == 10 - (N - 1));
