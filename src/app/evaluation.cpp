@@ -25,19 +25,24 @@ Evaluation::Evaluation(const RunConfig& cfg)
   }
 }
 
+EvalBatches eval_batches(Index rows, Index B, const Comm& comm, bool same_passes) {
+  const Index K = (rows + B - 1) / B, N = comm.size(), r = comm.rank();
+  const Index first = r * K / N, count = (r + 1) * K / N - first;
+  return {first, count, same_passes ? -Index(comm.min(-int(count))) : count};
+}
+
 double Evaluation::loss(std::size_t i, Gpt<float>& model, DeviceBatch& batch, const Comm& comm, bool same_passes) {
   const auto& shard = *shards_.at(i);
-  const Index T = seq_len_, B = micro_batch_, N = comm.size(), r = comm.rank();
+  const Index T = seq_len_, B = micro_batch_;
   const Index windows = shard.num_windows(T);
   const Index n = sets_[i].max_sequences > 0 ? std::min(windows, sets_[i].max_sequences) : windows;
-  const Index K = (n + B - 1) / B, k0 = r * K / N, batches = (r + 1) * K / N - k0;  // this rank's batches
+  const auto mine = eval_batches(n, B, comm, same_passes);
   std::vector<double> window_loss(std::size_t(n), 0.0);  // zero but this rank's windows
   auto h_token_loss = Kokkos::create_mirror_view(model.token_losses());
-  const Index passes = same_passes ? -Index(comm.min(-int(batches))) : batches;
   comm.agree([&] {
-    for (Index k = 0; k < passes; ++k) {  // passes past this rank's batches repeat one, counting none
-      const Index first = std::max<Index>(k0 + std::min(k, batches - 1), 0) * B;
-      const Index rows = k < batches ? std::min(B, n - first) : 0;
+    for (Index k = 0; k < mine.passes; ++k) {  // passes past this rank's batches repeat one, counting none
+      const Index first = std::max<Index>(mine.first + std::min(k, mine.count - 1), 0) * B;
+      const Index rows = k < mine.count ? std::min(B, n - first) : 0;
       for (Index j = 0; j < B; ++j) {  // the last batch repeats the set's last window
         shard.read_window(std::min(first + j, n - 1), T, vocab_, window_.data());
         batch.stage(j, window_.data());

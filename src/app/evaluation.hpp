@@ -1,8 +1,8 @@
 // Validation loss over the ranks: each [[data.eval]] set's first max_sequences windows (all
-// when 0), in order, in batches of micro_batch: batch k holds windows [k·B, k·B + B) (the last
-// one padded with the last window, counting none of it), and rank r evaluates batches
-// [r·K/N, (r+1)·K/N) of the set's K. So every window is computed in the same batch at the same
-// place on any rank count (a multi-threaded BLAS rounds a row by its place in the product). Each
+// when 0), in order, in batches of micro_batch split over the ranks by eval_batches (the last
+// one padded with the last window, counting none of it). So every window is computed in the
+// same batch at the same place on any rank count (a multi-threaded BLAS rounds a row by its
+// place in the product). Each
 // window's token losses are summed in double in position order, every rank gets every window's
 // sum, and the sums are added in window order: the same mean loss to the bit on any rank count.
 #pragma once
@@ -17,6 +17,15 @@
 #include "parallel/comm.hpp"
 
 namespace rewarm {
+
+// The batches of B rows that this rank evaluates out of a set's `rows`: batch k holds rows
+// [k·B, k·B + B) and rank r takes batches [first, first + count) = [r·K/N, (r+1)·K/N) of the
+// K = ⌈rows/B⌉, fixed by the set, not by the ranks. passes: the forward passes it makes (with
+// same_passes, as many as the rank with the most batches: every pass is then a collective).
+struct EvalBatches {
+  Index first, count, passes;
+};
+EvalBatches eval_batches(Index rows, Index B, const Comm& comm, bool same_passes);
 
 class Evaluation {
  public:

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "app/evaluation.hpp"
 #include "core/error.hpp"
 
 namespace rewarm {
@@ -27,10 +28,10 @@ TaskEvaluation::TaskEvaluation(const RunConfig& cfg)
 TaskScore TaskEvaluation::score(std::size_t i, Gpt<float>& model, DeviceBatch& batch, Comm& comm,
                                 bool same_passes) {
   const TaskFile& f = files_.at(i);
-  const Index T = seq_len_, B = micro_batch_, N = comm.size(), r = comm.rank();
+  const Index T = seq_len_, B = micro_batch_;
   const Index n = sets_[i].max_examples > 0 ? sets_[i].max_examples : f.examples();
   const Index choices = f.example_choices[std::size_t(n)];
-  const Index K = (choices + B - 1) / B, k0 = r * K / N, batches = (r + 1) * K / N - k0;  // this rank's batches
+  const auto mine = eval_batches(choices, B, comm, same_passes);
   std::vector<double> loglik(std::size_t(choices), 0.0);
   std::vector<double> greedy(std::size_t(choices), 0.0);
   // choice c's row: context + choice, the last T + 1 tokens; scored: the choice's positions
@@ -48,16 +49,15 @@ TaskScore TaskEvaluation::score(std::size_t i, Gpt<float>& model, DeviceBatch& b
     const Index scored = std::min(cont, len - 1);  // the positions that predict the choice's tokens
     return {len - 1 - scored, len - 1};
   };
-  const Index passes = same_passes ? -Index(comm.min(-int(batches))) : batches;
   View1<std::int32_t> hit("rewarm::task_hits", std::size_t(B * T));
   auto h_hit = Kokkos::create_mirror_view(hit);
   auto h_loss = Kokkos::create_mirror_view(model.token_losses());
   std::vector<std::int32_t> window(std::size_t(T + 1));
   std::vector<std::pair<Index, Index>> spans(static_cast<std::size_t>(B));
   comm.agree([&] {
-    for (Index k = 0; k < passes; ++k) {
-      const Index first = (k0 + k) * B;  // passes past this rank's batches are all padding
-      const Index count = k < batches ? std::min(B, choices - first) : 0;
+    for (Index k = 0; k < mine.passes; ++k) {
+      const Index first = (mine.first + k) * B;  // passes past this rank's batches are all padding
+      const Index count = k < mine.count ? std::min(B, choices - first) : 0;
       for (Index j = 0; j < B; ++j) {  // rows past `count` are padding: scored by no one
         spans[std::size_t(j)] = j < count ? row_of(first + j, window) : std::pair<Index, Index>{0, 0};
         if (j >= count) std::fill(window.begin(), window.end(), 0);

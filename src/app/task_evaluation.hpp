@@ -5,9 +5,8 @@
 // choice token is the model's greedy choice. Context and choice that exceed seq_len + 1 tokens
 // lose the context's first tokens (the harness truncates on the left too).
 //
-// One (context, choice) pair per row of a micro-batch: batch k holds choices [k·B, k·B + B) of
-// the examples' C (the last one padded), and rank r scores batches [r·K/N, (r+1)·K/N) of the K.
-// So every choice is computed in the same batch at the same place on any rank count (a
+// One (context, choice) pair per row of a micro-batch, the examples' choices in batches split
+// over the ranks by eval_batches (app/evaluation.hpp; the last one padded). So every choice is computed in the same batch at the same place on any rank count (a
 // multi-threaded BLAS rounds a row by its place in the product); the per-choice scores are
 // summed over the ranks (each comes from one rank: exact copies), then counted: the same scores
 // and accuracy to the bit on any rank count.
